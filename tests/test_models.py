@@ -1,0 +1,50 @@
+"""The model registry: names resolve offline, prompts are always present, errors are clear."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybridir.errors import ModelError
+from hybridir.models import fingerprint, load_encoder
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ModelError, match="unknown model name 'e5-smal'.*e5-small"):
+        load_encoder("e5-smal")
+
+
+def test_hub_id_offline_gives_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="could not load 'nobody/no-such-model'"):
+        load_encoder("nobody/no-such-model")
+
+
+def test_local_checkpoint_keeps_prompts(tiny_model_dir):
+    model = load_encoder(str(tiny_model_dir))
+    assert model.prompts["query"] == "query: " and model.prompts["passage"] == "passage: "
+    assert model.prompts["document"] == "passage: "  # encode_document uses the passage prompt
+
+
+def test_default_model_prompts_and_shape(e5_small):
+    assert e5_small.prompts["query"] == "query: " and e5_small.prompts["passage"] == "passage: "
+    emb = e5_small.encode(["hallo"], prompt_name="query")
+    assert emb.shape == (1, 384)
+
+
+def test_truncated_size_ladder():
+    model = load_encoder("e5-small-l4")
+    assert model[0].auto_model.config.num_hidden_layers == 4 and len(model[0].auto_model.encoder.layer) == 4
+    assert model.encode(["x"]).shape == (1, 384)
+    with pytest.raises(ModelError, match="cannot keep 40"):
+        load_encoder("e5-small-l40")
+
+
+def test_fingerprint_changes_with_weights(tiny_model_dir):
+    import torch
+
+    model = load_encoder(str(tiny_model_dir))
+    before = fingerprint(model)
+    assert fingerprint(load_encoder(str(tiny_model_dir))) == before
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-3
+    assert fingerprint(model) != before
