@@ -146,8 +146,18 @@ def read_e5_file(path: str | os.PathLike) -> E5File:
         else:
             tensors[name] = np.frombuffer(raw, dtype="<f4").reshape(n // cols, cols).copy()
     return E5File(
-        hidden, layers, heads, ffn, vocab, maxp, tvs, float(eps), pieces,
-        {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, norm_map, tensors,
+        hidden,
+        layers,
+        heads,
+        ffn,
+        vocab,
+        maxp,
+        tvs,
+        float(eps),
+        pieces,
+        {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
+        norm_map,
+        tensors,
     )
 
 

@@ -1,0 +1,512 @@
+"""Training data: parallel items (one id, a query/passage pair per language) and monolingual pairs.
+
+One data model serves every source, so samplers and the training loop never care where text came from:
+
+- NTREX-128 (or any folder of line-aligned sentence files) turned into parallel pseudo query/passage pairs by the
+  inverse cloze task (ICT, Lee et al. 2019): the query is one sentence, the passage a window of neighbouring
+  sentences of the same document; the query sentence is removed from its window with probability
+  ``remove_prob``. Windows never cross documents and the same window is used in every language, so the item id
+  is shared and X-Y pairs exist.
+- SQuAD-format QA (monolingual: question -> paragraph).
+- The JSONL/TSV format of ``docs/data_formats.md`` for users' own data (parallel when ids repeat across languages).
+- Hub data sets through ``datasets`` (``hf:<name>``, online only), e.g. mMARCO, which is parallel.
+
+Example::
+
+    data = load_ntrex(languages=["en", "de", "th"])
+    train, dev = data.split(dev_fraction=0.1, seed=0)   # whole documents held out
+    train.pools()["xy:en-de"]                           # item indices that have both en and de
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from . import resolve_data_dir
+
+XQUAD_LANGUAGES = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
+
+# hybridir's short codes (ISO 639-1 where one exists) -> NTREX-128 file suffix. "en" is the original English
+# source; NTREX's own codes (e.g. "eng-GB", "spa-MX", "zho-TW") are accepted as they are.
+NTREX_CODES = {
+    "af": "afr", "am": "amh", "ar": "arb", "az": "aze-Latn", "ba": "bak", "be": "bel", "bem": "bem", "bg": "bul",
+    "bn": "ben", "bo": "bod", "bs": "bos", "ca": "cat", "ckb": "ckb-Arab", "cs": "ces", "cy": "cym", "da": "dan",
+    "de": "deu", "dv": "div", "dz": "dzo", "ee": "ewe", "el": "ell", "en": "eng", "es": "spa", "et": "est",
+    "eu": "eus", "fa": "fas", "ff": "fuc", "fi": "fin", "fil": "fil", "fj": "fij", "fo": "fao", "fr": "fra",
+    "ga": "gle", "gl": "glg", "gu": "guj", "ha": "hau", "he": "heb", "hi": "hin", "hmn": "hmn", "hr": "hrv",
+    "hu": "hun", "hy": "hye", "id": "ind", "ig": "ibo", "is": "isl", "it": "ita", "ja": "jpn", "ka": "kat",
+    "kk": "kaz", "km": "khm", "kn": "kan", "ko": "kor", "ku": "kmr", "ky": "kir", "lb": "ltz", "lo": "lao",
+    "lt": "lit", "lv": "lav", "mey": "mey", "mg": "mlg", "mi": "mri", "mk": "mkd", "ml": "mal", "mn": "mon",
+    "mr": "mar", "ms": "msa", "mt": "mlt", "my": "mya", "nb": "nob", "nd": "nde", "ne": "nep", "nl": "nld",
+    "nn": "nno", "no": "nob", "nso": "nso", "ny": "nya", "om": "orm", "pa": "pan", "pl": "pol", "prs": "prs",
+    "ps": "pus", "pt": "por", "ro": "ron", "ru": "rus", "rw": "kin", "sd": "snd-Arab", "shi": "shi", "si": "sin",
+    "sk": "slk", "sl": "slv", "sm": "smo", "sn": "sna-Latn", "so": "som", "sq": "sqi", "sr": "srp-Cyrl",
+    "ss": "ssw", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "tg": "tgk-Cyrl", "th": "tha", "ti": "tir",
+    "tk": "tuk", "tn": "tsn", "to": "ton", "tr": "tur", "tt": "tat", "ty": "tah", "ug": "uig", "uk": "ukr",
+    "ur": "urd", "uz": "uzb", "ve": "ven", "vi": "vie", "wo": "wol", "xh": "xho", "yo": "yor", "yue": "yue",
+    "zh": "zho-CN", "zu": "zul",
+}  # fmt: skip
+# Scripts written without spaces between sentences.
+_NO_SPACE = {"zh", "ja", "yue", "zho-CN", "zho-TW", "jpn"}
+_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+def check_language(code: str, where: str) -> str:
+    """Reject strings that cannot be a language code (``English``, ``EN_us``, ``""``), naming ``where``."""
+    if not isinstance(code, str) or not _LANG_RE.match(code):
+        raise DataError(f"{where}: unknown language code {code!r} (expected e.g. 'de', 'zh', 'fil' or 'zho-TW')")
+    return code
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example in one language. ``negative`` is an optional hard-negative passage."""
+
+    query: str
+    passage: str
+    negative: str | None = None
+
+
+@dataclass
+class ParallelItem:
+    """One id with a query/passage pair per language (one language for monolingual data).
+
+    ``group`` is the document (NTREX) or paragraph (SQuAD) the item comes from: the held-out split never cuts a
+    group, and the sampler never puts two items of one paragraph in a batch (``dedup_key``). ``position`` and
+    ``span`` place the query sentence and its passage window inside the group, for ICT hard negatives.
+    """
+
+    id: str
+    pairs: dict[str, Pair]
+    group: str
+    position: int = 0
+    span: tuple[int, int] = (0, 1)
+    dedup_key: str = ""
+
+    def __post_init__(self) -> None:
+        self.dedup_key = self.dedup_key or self.id
+
+
+@dataclass
+class TrainingData:
+    """A list of items plus where they came from; pools, language selection and the held-out split.
+
+    Example::
+
+        data = load_pairs("my_pairs.jsonl")
+        data.languages, data.parallel, data.pools()
+    """
+
+    items: list[ParallelItem]
+    source: str
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise DataError(f"{self.source}: no training items")
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({lang for it in self.items for lang in it.pairs})
+
+    @property
+    def parallel(self) -> bool:
+        """True when some item has two or more languages, i.e. X-Y batches are possible."""
+        return any(len(it.pairs) > 1 for it in self.items)
+
+    def counts(self) -> dict[str, int]:
+        """Items per language."""
+        out: dict[str, int] = {}
+        for it in self.items:
+            for lang in it.pairs:
+                out[lang] = out.get(lang, 0) + 1
+        return dict(sorted(out.items()))
+
+    def pools(self, kinds: Iterable[str] = ("xx", "xy")) -> dict[str, list[int]]:
+        """Item indices per sampler key: ``xx:<lang>`` for every language, ``xy:<q>-<p>`` for every ordered pair
+        of different languages that share items. Sizes drive the sampler's proportional choice."""
+        kinds = set(kinds)
+        pools: dict[str, list[int]] = {}
+        langs = self.languages
+        for i, it in enumerate(self.items):
+            for q in langs:
+                if q not in it.pairs:
+                    continue
+                if "xx" in kinds:
+                    pools.setdefault(f"xx:{q}", []).append(i)
+                if "xy" in kinds:
+                    for p in langs:
+                        if p != q and p in it.pairs:
+                            pools.setdefault(f"xy:{q}-{p}", []).append(i)
+        return dict(sorted(pools.items()))
+
+    def sampler_inputs(self, kinds: Iterable[str] = ("xx", "xy")) -> tuple[list[str], list[list[int]], list[list[str]]]:
+        """(keys, item indices per key, dedup ids per key): what ``HybridBatchSampler`` needs beside the rows."""
+        pools = self.pools(kinds)
+        ids = [[self.items[i].dedup_key for i in pool] for pool in pools.values()]
+        return list(pools), list(pools.values()), ids
+
+    def to_dataset_dict(self, kinds: Iterable[str] = ("xx", "xy"), hard_negatives: bool = False):
+        """A ``datasets.DatasetDict`` keyed ``xx:<lang>`` / ``xy:<q>-<p>`` with columns query, passage (and
+        negative) for sentence-transformers' trainer, plus the dedup ids to give ``HybridBatchSampler``."""
+        from datasets import Dataset, DatasetDict
+
+        from ..sampling import parse_key
+
+        keys, pools, ids = self.sampler_inputs(kinds)
+        parts = {}
+        for key, pool in zip(keys, pools, strict=True):
+            _, q, p = parse_key(key)
+            cols: dict[str, list[str]] = {"query": [], "passage": []}
+            if hard_negatives:
+                cols["negative"] = []
+            for i in pool:
+                ex = self.example(i, q, p)
+                cols["query"].append(ex.query)
+                cols["passage"].append(ex.passage)
+                if hard_negatives:
+                    cols["negative"].append(self.hard_negative(i, p, {i}))
+            parts[key] = Dataset.from_dict(cols)
+        return DatasetDict(parts), ids
+
+    def select(self, languages: Sequence[str]) -> TrainingData:
+        """Keep only ``languages``; a requested language absent from the data is an error, not a silent skip."""
+        have = set(self.languages)
+        missing = [lang for lang in languages if lang not in have]
+        if missing:
+            raise DataError(
+                f"{self.source}: requested language(s) {', '.join(missing)} not in the data "
+                f"(it has: {', '.join(sorted(have))})"
+            )
+        keep = set(languages)
+        items = []
+        for it in self.items:
+            pairs = {lang: p for lang, p in it.pairs.items() if lang in keep}
+            if pairs:
+                items.append(ParallelItem(it.id, pairs, it.group, it.position, it.span, it.dedup_key))
+        return TrainingData(items, self.source, dict(self.info))
+
+    def split(self, dev_fraction: float, seed: int = 0) -> tuple[TrainingData, TrainingData | None]:
+        """Hold out ``dev_fraction`` of the groups (whole documents), chosen by ``seed``; returns (train, dev)."""
+        if not 0 <= dev_fraction < 1:
+            raise ConfigError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
+        groups = sorted({it.group for it in self.items})
+        n_dev = math.ceil(dev_fraction * len(groups)) if dev_fraction > 0 else 0
+        if n_dev >= len(groups):
+            raise DataError(f"{self.source}: only {len(groups)} group(s); cannot hold out {dev_fraction:.0%}")
+        if n_dev == 0:
+            return self, None
+        dev_groups = set(np.random.default_rng(seed).permutation(groups)[:n_dev].tolist())
+        train = [it for it in self.items if it.group not in dev_groups]
+        dev = [it for it in self.items if it.group in dev_groups]
+        info = dict(self.info, dev_groups=sorted(dev_groups))
+        return TrainingData(train, self.source, info), TrainingData(dev, f"{self.source} (dev)", info)
+
+    def example(self, item: int, query_lang: str, passage_lang: str) -> Pair:
+        """The (query in ``query_lang``, passage in ``passage_lang``) pair of one item."""
+        it = self.items[item]
+        q, p = it.pairs[query_lang], it.pairs[passage_lang]
+        return Pair(q.query, p.passage, p.negative)
+
+    def hard_negative(self, item: int, lang: str, exclude: set[int]) -> str:
+        """A hard negative passage in ``lang`` for ``item``: its own one if the data has it, else (ICT) the window
+        nearest to the query sentence in the same document that does not contain it, else the next item's passage.
+        Items in ``exclude`` (the batch) are skipped so a negative is never another example's positive.
+        Deterministic: no randomness beyond the sampler's."""
+        it = self.items[item]
+        if it.pairs[lang].negative:
+            return it.pairs[lang].negative
+        # Windows of neighbouring items can be identical texts: ban the batch's passages by text, not by index.
+        banned = {self.items[j].pairs[lang].passage for j in exclude if lang in self.items[j].pairs}
+        best, best_d = None, None
+        for j in self._by_group.get(it.group, []):
+            other = self.items[j]
+            if (
+                lang not in other.pairs
+                or other.pairs[lang].passage in banned
+                or other.span[0] <= it.position < other.span[1]
+            ):
+                continue
+            d = abs(other.position - it.position)
+            if best_d is None or d < best_d:
+                best, best_d = j, d
+        if best is None:
+            n = len(self.items)
+            best = next((j % n for j in range(item + 1, item + n) if lang in self.items[j % n].pairs
+                         and self.items[j % n].pairs[lang].passage not in banned
+                         and self.items[j % n].dedup_key != it.dedup_key), None)  # fmt: skip
+            if best is None:
+                raise DataError(f"{self.source}: no possible hard negative for item {it.id!r} in {lang}")
+        return self.items[best].pairs[lang].passage
+
+    @cached_property
+    def _by_group(self) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        for i, it in enumerate(self.items):
+            groups.setdefault(it.group, []).append(i)
+        return groups
+
+
+# ---------------------------------------------------------------------------------------------- line-aligned / ICT
+def ntrex_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """NTREX code -> file, for every language of the shared NTREX-128 folder (plus the English source as 'eng')."""
+    root = resolve_data_dir(data_dir) / "ntrex-128"
+    if not root.is_dir():
+        raise DataError(f"{root}: NTREX-128 folder not found")
+    files = {"eng": root / "newstest2019-src.eng.txt"}
+    for f in sorted(root.glob("newstest2019-ref.*.txt")):
+        files[f.name[len("newstest2019-ref.") : -len(".txt")]] = f
+    return files
+
+
+def load_ntrex(
+    languages: Sequence[str] = XQUAD_LANGUAGES,
+    data_dir: str | os.PathLike | None = None,
+    window: int = 4,
+    remove_prob: float = 0.9,
+    seed: int = 0,
+) -> TrainingData:
+    """NTREX-128 as parallel ICT items in ``languages`` (short codes such as 'de', or NTREX codes such as 'deu')."""
+    files = ntrex_files(data_dir)
+    chosen: dict[str, Path] = {}
+    for lang in languages:
+        code = NTREX_CODES.get(lang, lang)
+        if code not in files:
+            raise DataError(
+                f"NTREX-128 ({files['eng'].parent}): unknown language code {lang!r}; use a short code "
+                f"({', '.join(sorted(NTREX_CODES))}) or an NTREX code ({', '.join(sorted(files))})"
+            )
+        chosen[lang] = files[code]
+    return load_aligned(chosen, files["eng"].parent / "DOCUMENT_IDS.tsv", window, remove_prob, seed, "ntrex")
+
+
+def load_aligned(
+    files: Mapping[str, str | os.PathLike],
+    doc_ids: str | os.PathLike | None = None,
+    window: int = 4,
+    remove_prob: float = 0.9,
+    seed: int = 0,
+    name: str = "aligned",
+) -> TrainingData:
+    """Line-aligned sentence files (line i of every file is the same sentence) -> parallel ICT items.
+
+    ``doc_ids`` has one document id per line (first tab-separated field); without it the whole file is one
+    document. The window (``window`` sentences around the query, placed at a seeded random offset) and the
+    removal of the query sentence are drawn once per item, so every language gets the same passage.
+    """
+    if window < 1:
+        raise ConfigError(f"ICT window must be >= 1 sentence, got {window}")
+    if not 0 <= remove_prob <= 1:
+        raise ConfigError(f"ICT remove_prob must be in [0, 1], got {remove_prob}")
+    if not files:
+        raise ConfigError(f"{name}: no languages requested")
+    lines: dict[str, list[str]] = {}
+    for lang, path in files.items():
+        check_language(lang, str(path))
+        lines[lang] = _read_lines(Path(path))
+    n = {len(v) for v in lines.values()}
+    if len(n) > 1:
+        sizes = ", ".join(f"{files[lang]}: {len(v)}" for lang, v in lines.items())
+        raise DataError(f"{name}: parallel files have different line counts ({sizes})")
+    n_lines = n.pop()
+    docs = [line.split("\t")[0] for line in _read_lines(Path(doc_ids))] if doc_ids else ["doc"] * n_lines
+    if len(docs) != n_lines:
+        raise DataError(f"{doc_ids}: {len(docs)} document ids for {n_lines} sentence lines")
+    rng = np.random.default_rng(seed)
+    items = []
+    bounds = _runs(docs)
+    for start, end in bounds:
+        for i in range(start, end):
+            size = min(window, end - start)
+            lo, hi = max(start, i - size + 1), min(i, end - size)
+            w0 = int(rng.integers(lo, hi + 1))
+            remove = size > 1 and rng.random() < remove_prob
+            pairs = {}
+            for lang, text in lines.items():
+                sents = [text[k] for k in range(w0, w0 + size) if not (remove and k == i)]
+                sep = "" if lang in _NO_SPACE else " "
+                pairs[lang] = Pair(text[i], sep.join(sents))
+            items.append(ParallelItem(f"{name}:{i}", pairs, docs[i], i, (w0, w0 + size)))
+    info = {"window": window, "remove_prob": remove_prob, "lines": n_lines, "documents": len(bounds)}
+    return TrainingData(items, name, info)
+
+
+def _runs(docs: list[str]) -> list[tuple[int, int]]:
+    """Contiguous [start, end) runs of equal document ids; a document split into two runs is an error."""
+    runs, seen = [], set()
+    start = 0
+    for i in range(1, len(docs) + 1):
+        if i == len(docs) or docs[i] != docs[start]:
+            if docs[start] in seen:
+                raise DataError(f"document id {docs[start]!r} appears in two separate runs of lines")
+            seen.add(docs[start])
+            runs.append((start, i))
+            start = i
+    return runs
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    if not lines:
+        raise DataError(f"{path}: file is empty (a language with no data)")
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            raise DataError(f"{path}, line {k}: empty text")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ user JSONL / TSV
+def load_pairs(path: str | os.PathLike) -> TrainingData:
+    """The JSONL/TSV training format (``docs/data_formats.md``): one record per (id, language) with ``id``,
+    ``lang``, ``query``, ``passage`` and optional ``group`` and ``negative``; records sharing an id are one
+    parallel item."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: training file not found")
+    records = _read_jsonl(path) if path.suffix == ".jsonl" else _read_tsv(path)
+    items: dict[str, ParallelItem] = {}
+    for where, rec in records:
+        for key in ("id", "lang", "query", "passage"):
+            if not isinstance(rec.get(key), str) or not rec[key].strip():
+                raise DataError(f"{where}: field {key!r} is missing or empty")
+        neg = rec.get("negative") or None
+        if neg is not None and (not isinstance(neg, str) or not neg.strip()):
+            raise DataError(f"{where}: field 'negative' must be a non-empty string")
+        lang = check_language(rec["lang"], where)
+        item = items.setdefault(rec["id"], ParallelItem(rec["id"], {}, str(rec.get("group") or rec["id"])))
+        if lang in item.pairs:
+            raise DataError(f"{where}: id {rec['id']!r} already has a record in {lang!r}")
+        item.pairs[lang] = Pair(rec["query"], rec["passage"], neg)
+    return TrainingData(list(items.values()), str(path))
+
+
+def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for k, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {k}: not valid JSON ({e.msg})") from e
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}, line {k}: expected a JSON object")
+            out.append((f"{path}, line {k}", rec))
+    return out
+
+
+def _read_tsv(path: Path) -> list[tuple[str, dict]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = {"id", "lang", "query", "passage"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"{path}, line 1: header lacks column(s) {', '.join(sorted(missing))}")
+        return [(f"{path}, line {k}", dict(row)) for k, row in enumerate(reader, 2)]
+
+
+# ---------------------------------------------------------------------------------------------------- SQuAD
+def load_squad(path: str | os.PathLike, lang: str) -> TrainingData:
+    """SQuAD-format QA (v1 or v2; unanswerable questions skipped) as monolingual question -> paragraph pairs.
+    Questions of one paragraph share a ``dedup_key`` so they never meet in a batch (false negatives)."""
+    path = Path(path)
+    check_language(lang, str(path))
+    try:
+        articles = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a readable SQuAD-format file ({e})") from e
+    items = []
+    for a, art in enumerate(articles):
+        for p, para in enumerate(art.get("paragraphs", [])):
+            context = para.get("context", "")
+            pid = f"{a}.{p}"
+            if not context.strip():
+                raise DataError(f"{path}: article {a} paragraph {p}: empty context")
+            for q in para.get("qas", []):
+                if q.get("is_impossible"):
+                    continue
+                if not str(q.get("question", "")).strip():
+                    raise DataError(f"{path}: question {q.get('id')!r}: empty text")
+                items.append(ParallelItem(str(q["id"]), {lang: Pair(q["question"], context)},
+                                          str(art.get("title") or a), dedup_key=pid))  # fmt: skip
+    return TrainingData(items, str(path))
+
+
+# ------------------------------------------------------------------------------------------------------ hub
+def load_hub(name: str, languages: Sequence[str], split: str = "train", limit: int | None = 10000) -> TrainingData:
+    """A hub data set with one config per language whose rows are aligned across languages (mMARCO:
+    ``unicamp-dl/mmarco``, configs named by language). Online only. Columns: the first of query/anchor/question
+    and of positive/passage/answer; a negative column becomes the hard negative."""
+    from datasets import load_dataset
+
+    items: dict[str, ParallelItem] = {}
+    for lang in languages:
+        try:
+            ds = load_dataset(name, MMARCO_CONFIGS.get(lang, lang), split=split, streaming=True)
+        except Exception as e:  # datasets raises many types for offline / missing configs
+            raise DataError(f"hf:{name} ({lang}): cannot load from the hub ({type(e).__name__}: {e})") from e
+        for k, row in enumerate(ds):
+            if limit is not None and k >= limit:
+                break
+            q = next((row[c] for c in ("query", "anchor", "question") if c in row), None)
+            p = next((row[c] for c in ("positive", "passage", "answer") if c in row), None)
+            if not q or not p:
+                raise DataError(f"hf:{name} ({lang}), row {k}: no query/passage columns or empty text")
+            item = items.setdefault(str(k), ParallelItem(str(k), {}, str(k)))
+            item.pairs[lang] = Pair(q, p, row.get("negative") or None)
+    return TrainingData(list(items.values()), f"hf:{name}")
+
+
+# mMARCO names its configs by English language name.
+MMARCO_CONFIGS = {
+    "ar": "arabic", "de": "german", "en": "english", "es": "spanish", "fr": "french", "hi": "hindi",
+    "id": "indonesian", "it": "italian", "ja": "japanese", "nl": "dutch", "pt": "portuguese", "ru": "russian",
+    "vi": "vietnamese", "zh": "chinese",
+}  # fmt: skip
+
+
+def load_training_data(
+    spec: str,
+    languages: Sequence[str] = XQUAD_LANGUAGES,
+    data_dir: str | os.PathLike | None = None,
+    window: int = 4,
+    remove_prob: float = 0.9,
+    seed: int = 0,
+) -> TrainingData:
+    """Resolve a ``--data`` value: ``ntrex``; a folder of ``<lang>.txt`` line-aligned files (optional
+    ``DOCUMENT_IDS.tsv``); a ``.jsonl``/``.tsv`` file; a SQuAD ``.json`` file (exactly one language); or
+    ``hf:<dataset>``. Returns the items restricted to ``languages``."""
+    if spec == "ntrex":
+        return load_ntrex(languages, data_dir, window, remove_prob, seed)
+    if spec.startswith("hf:"):
+        return load_hub(spec[3:], languages)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = {f.stem: f for f in sorted(path.glob("*.txt"))}
+        missing = [lang for lang in languages if lang not in found]
+        if missing:
+            raise DataError(f"{path}: no <lang>.txt file for requested language(s) {', '.join(missing)}")
+        docs = path / "DOCUMENT_IDS.tsv"
+        chosen = {lang: found[lang] for lang in languages}
+        return load_aligned(chosen, docs if docs.exists() else None, window, remove_prob, seed, path.name)
+    if path.suffix == ".json":
+        if len(languages) != 1:
+            raise ConfigError(f"{path}: a SQuAD file is monolingual; pass exactly one language, got {languages}")
+        return load_squad(path, languages[0])
+    if path.suffix in (".jsonl", ".tsv"):
+        return load_pairs(path).select(languages)
+    raise ConfigError(f"unknown training data {spec!r}: use 'ntrex', 'hf:<name>', a folder, .jsonl, .tsv or .json")

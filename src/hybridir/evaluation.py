@@ -1,0 +1,393 @@
+"""Evaluation harness: the LAReQA protocol (XQuAD-R, MLQA-R) and monolingual / BEIR / MIRACL retrieval.
+
+Every unique text is encoded once per model (queries with the "query" prompt, candidates with "passage"),
+optionally through an on-disk cache, and all settings reuse those embeddings: monolingual X->X, cross-lingual
+X->Y and multilingual X->all are filters over the candidate languages of one score pass (see ``metrics``).
+
+Example::
+
+    from hybridir.evaluation import evaluate
+    res = evaluate("e5-small", "xquad-r", languages=["en", "de"], max_questions=100, out_dir=Path("runs/x"))
+    res["summary"]["multi_map"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import resolve_data_dir
+from .data.beir import load_beir, load_miracl
+from .data.evalset import EvalSet
+from .data.lareqa import LAREQA_DIRS, lareqa_dir, load_lareqa
+from .data.monoqa import MONOQA_SETS, load_monoqa
+from .errors import ConfigError
+from .files import atomic_write_bytes
+from .metrics import RANK_METRICS, rank_distance, rank_metrics, rank_relevant, tie_key, trec_eval_per_query
+
+#: retrieval depth of truncated runs (monolingual QA, BEIR, MIRACL): enough for Recall@100
+RUN_DEPTH = 100
+#: corpora larger than this are encoded in shards into a faiss index instead of one in-memory matrix
+FAISS_THRESHOLD = 200_000
+SHARD_SIZE = 50_000
+
+
+class Encoder:
+    """Encodes each unique text once, timing the model and counting texts; optional on-disk cache.
+
+    The cache lives in ``cache_dir/<model fingerprint>/<prompt, length, normalisation hash>/`` as ``.npz``
+    shards of (text hash, embedding) rows written atomically, so any later call (another subset, another
+    setting, another run) reuses every text it has seen.
+
+    Example::
+
+        enc = Encoder(model, cache_dir=Path("~/.cache/hybridir/emb"))
+        q = enc(["what is x?"], "query")
+    """
+
+    def __init__(self, model: Any, batch_size: int = 64, cache_dir: Path | None = None,
+                 show_progress: bool = True) -> None:  # fmt: skip
+        from .models import fingerprint
+
+        self.model = model
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.fingerprint = fingerprint(model)
+        # cosine models are scored by dot products of unit vectors; "dot" models keep their norms
+        self.normalize = model.similarity_fn_name != "dot"
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.seconds = 0.0
+        self.encoded = 0
+        self.from_cache = 0
+
+    def _cache_folder(self, prompt_name: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        prompt = (self.model.prompts or {}).get(prompt_name, "")
+        key = hashlib.sha1(f"{prompt}|{self.model.max_seq_length}|{self.normalize}".encode()).hexdigest()[:12]
+        return self.cache_dir / self.fingerprint / key
+
+    def __call__(self, texts: list[str], prompt_name: str) -> np.ndarray:
+        """float32 embeddings of ``texts`` (duplicates encoded once)."""
+        unique = list(dict.fromkeys(texts))
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in unique]
+        folder = self._cache_folder(prompt_name)
+        known: dict[str, np.ndarray] = {}
+        if folder is not None and folder.is_dir():
+            wanted = set(keys)
+            for shard in sorted(folder.glob("*.npz")):
+                with np.load(shard) as z:
+                    for k, row in zip(z["keys"].tolist(), z["emb"], strict=True):
+                        if k in wanted:
+                            known[k] = row
+        missing = [i for i, k in enumerate(keys) if k not in known]
+        self.from_cache += len(unique) - len(missing)
+        if missing:
+            start = time.perf_counter()
+            emb = self.model.encode([unique[i] for i in missing], prompt_name=prompt_name,
+                                    batch_size=self.batch_size, show_progress_bar=self.show_progress,
+                                    convert_to_numpy=True, normalize_embeddings=self.normalize)  # fmt: skip
+            self.seconds += time.perf_counter() - start
+            self.encoded += len(missing)
+            new_keys = [keys[i] for i in missing]
+            known.update(zip(new_keys, emb, strict=True))
+            if folder is not None:
+                import io
+
+                buf = io.BytesIO()
+                np.savez(buf, keys=np.array(new_keys), emb=emb.astype(np.float32))
+                name = hashlib.sha1("".join(new_keys).encode()).hexdigest()[:16]
+                atomic_write_bytes(folder / f"{name}.npz", buf.getvalue())
+        row = {t: known[k] for t, k in zip(unique, keys, strict=True)}
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+        return np.stack([row[t] for t in texts]).astype(np.float32, copy=False)
+
+
+# ----------------------------------------------------------------------------------------------- LAReQA
+def _mean(values: list[float] | np.ndarray) -> float | None:
+    """NaN-ignoring mean as a JSON-friendly float (None when nothing is defined)."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else None
+
+
+def _table(per_query: dict[str, np.ndarray]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {m: _mean(v) for m, v in per_query.items()}
+    out["queries"] = int((~np.isnan(per_query["map"])).sum())
+    return out
+
+
+def evaluate_lareqa(enc: Encoder, es: EvalSet, *, with_context: bool = False,
+                    show_progress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
+    """All three LAReQA settings and the language-bias figures from one encoding and one scoring pass."""
+    perm = np.argsort(np.asarray(es.cand_langs), kind="stable")  # candidates contiguous by language
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(len(perm))
+    langs = sorted(set(es.cand_langs))
+    cand_lang = np.asarray(es.cand_langs)[perm]
+    seg_of = np.searchsorted(langs, cand_lang)
+    bounds = [int(np.searchsorted(seg_of, s)) for s in range(len(langs))] + [len(perm)]
+    texts = es.cand_texts
+    if with_context:  # LAReQA encodes each sentence with its paragraph; one-tower models read them joined
+        texts = [f"{s} {c}" for s, c in zip(es.cand_texts, es.cand_contexts or es.cand_texts, strict=True)]
+    q = enc(es.query_texts, "query")
+    c = enc(texts, "passage")[perm]
+    t0 = time.perf_counter()
+    res = rank_relevant(torch.from_numpy(q), torch.from_numpy(c), [inv[r] for r in es.qrels], bounds=bounds,
+                        tie_keys=tie_key([es.cand_ids[i] for i in perm]), show_progress=show_progress)  # fmt: skip
+    rel_seg = np.where(res.rel >= 0, seg_of[res.rel.clip(0)], -1)
+    multi_ranks = res.ranks()
+    tied = np.where(res.rel >= 0, 1.0 + res.higher, np.inf)
+    pool_share = {lang: (bounds[i + 1] - bounds[i]) / len(perm) for i, lang in enumerate(langs)}
+
+    mono, cross, multi, bias, per_query = {}, {}, {}, {}, {}
+    distances = []
+    for x in sorted(set(es.query_langs)):
+        qi = es.queries_of(x)
+        per_query[f"qids/{x}"] = np.array([es.query_groups[i] for i in qi])
+        pair_ap = []
+        cross[x] = {}
+        for s, y in enumerate(langs):
+            mask = rel_seg[qi] == s
+            m = rank_metrics(np.where(mask, 1.0 + res.above[qi, :, s], np.inf), mask.sum(1))
+            if y == x:
+                mono[x] = _table(m)
+                per_query[f"mono/{x}"] = m["map"]
+            else:
+                cross[x][y] = _table(m)
+                pair_ap.append(m["map"])
+        if pair_ap:
+            with np.errstate(all="ignore"):
+                stacked = np.vstack(pair_ap)
+                per_query[f"cross/{x}"] = np.where(np.isnan(stacked).all(0), np.nan, np.nanmean(stacked, 0))
+        m = rank_metrics(multi_ranks[qi], (res.rel[qi] >= 0).sum(1))
+        multi[x] = _table(m)
+        per_query[f"multi/{x}"] = m["map"]
+        dist = rank_distance(tied[qi])
+        distances.append(dist)
+        per_query[f"rank_distance/{x}"] = dist
+        top_lang = cand_lang[res.top[qi]]
+        own = (top_lang == x).mean(1)
+        bias[x] = {"rank_distance": _mean(dist), "top10_query_lang_share": _mean(own),
+                   "top10_unbiased_share": pool_share.get(x),
+                   "top10_language_mix": {y: float((top_lang == y).mean()) for y in langs}}  # fmt: skip
+    scoring = time.perf_counter() - t0
+
+    summary: dict[str, float | None] = {}
+    pairs = [cross[x][y] for x in cross for y in cross[x]]
+    for metric in RANK_METRICS:
+        summary[f"mono_{metric}"] = _mean([t[metric] for t in mono.values() if t[metric] is not None])
+        summary[f"cross_{metric}"] = _mean([t[metric] for t in pairs if t[metric] is not None])
+        summary[f"multi_{metric}"] = _mean([t[metric] for t in multi.values() if t[metric] is not None])
+    all_q = np.concatenate([per_query[f"qids/{x}"] for x in bias]) if bias else np.array([])
+    summary["rank_distance"] = _mean(np.concatenate(distances)) if distances else None
+    shares = [(bias[x]["top10_query_lang_share"], len(es.queries_of(x))) for x in bias]
+    unbiased = [(bias[x]["top10_unbiased_share"] or 0.0, len(es.queries_of(x))) for x in bias]
+    summary["top10_query_lang_share"] = float(sum(s * n for s, n in shares) / max(len(all_q), 1))
+    summary["top10_unbiased_share"] = float(sum(s * n for s, n in unbiased) / max(len(all_q), 1))
+    results = {
+        "data": {"languages": langs, "queries": {x: int(len(es.queries_of(x))) for x in bias},
+                 "candidates": {y: bounds[i + 1] - bounds[i] for i, y in enumerate(langs)},
+                 "multilingual_pool": len(perm), "sources": es.source},  # fmt: skip
+        "summary": summary, "mono": mono, "cross": cross, "multi": multi, "bias": bias,
+        "scoring_seconds": scoring,
+    }  # fmt: skip
+    return results, per_query
+
+
+# ------------------------------------------------------------------------------- truncated-run retrieval
+def search(
+    enc: Encoder,
+    queries: np.ndarray,
+    texts: list[str],
+    k: int = RUN_DEPTH,
+    *,
+    faiss_threshold: int = FAISS_THRESHOLD,
+    shard_size: int = SHARD_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` (scores, indices) by inner product. Above ``faiss_threshold`` documents the corpus is
+    encoded shard by shard into a faiss flat index, so only one shard of texts is being embedded at a time."""
+    k = min(k, len(texts))
+    if len(texts) <= faiss_threshold:
+        c = torch.from_numpy(enc(texts, "passage"))
+        scores, idx = [], []
+        for s in range(0, len(queries), 1024):
+            top = torch.topk(torch.from_numpy(queries[s : s + 1024]) @ c.T, k, dim=1)
+            scores.append(top.values.numpy())
+            idx.append(top.indices.numpy())
+        return np.vstack(scores), np.vstack(idx)
+    import faiss
+
+    index = None
+    for s in tqdm(range(0, len(texts), shard_size), desc="corpus shards", disable=not enc.show_progress):
+        emb = np.ascontiguousarray(enc(texts[s : s + shard_size], "passage"))
+        index = index or faiss.IndexFlatIP(emb.shape[1])
+        index.add(emb)
+    scores, idx = index.search(np.ascontiguousarray(queries), k)
+    return scores, idx
+
+
+def evaluate_retrieval(enc: Encoder, sets: list[EvalSet], *, faiss_threshold: int = FAISS_THRESHOLD
+                       ) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
+    """nDCG@10, Recall@100 and MRR@10 (pytrec_eval on top-100 runs) per set, and their means."""
+    tables, per_query, summary = {}, {}, {}
+    t0, encoding = time.perf_counter(), enc.seconds
+    for es in sets:
+        q = enc(es.query_texts, "query")
+        scores, idx = search(enc, q, es.cand_texts, faiss_threshold=faiss_threshold)
+        run = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i], scores[i], strict=True)}
+               for i, qid in enumerate(es.query_ids)}  # fmt: skip
+        run10 = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i][:10], scores[i][:10], strict=True)}
+                 for i, qid in enumerate(es.query_ids)}  # fmt: skip
+        qrels = es.qrels_dict()
+        ev = trec_eval_per_query(qrels, run, {"ndcg_cut_10", "recall_100"})
+        ev10 = trec_eval_per_query(qrels, run10, {"recip_rank"})
+        qids = [qid for qid in es.query_ids if qid in ev]
+        cols = {"ndcg@10": np.array([ev[q]["ndcg_cut_10"] for q in qids]),
+                "recall@100": np.array([ev[q]["recall_100"] for q in qids]),
+                "mrr@10": np.array([ev10[q]["recip_rank"] for q in qids])}  # fmt: skip
+        lang = es.query_langs[0] if es.query_langs else None
+        tables[es.name] = {"language": lang, "queries": len(qids), "corpus": len(es.cand_ids),
+                           **{m: _mean(v) for m, v in cols.items()}}  # fmt: skip
+        for m, v in cols.items():
+            summary[f"{es.name}/{m}"] = _mean(v)
+        per_query[f"monoqa/{es.name}"] = cols["ndcg@10"]
+        per_query[f"qids/{es.name}"] = np.array(qids)
+    for m in ("ndcg@10", "recall@100", "mrr@10"):
+        summary[m] = _mean([t[m] for t in tables.values() if t[m] is not None])
+    scoring = time.perf_counter() - t0 - (enc.seconds - encoding)  # search() encodes the corpus inside the loop
+    return {"summary": summary, "sets": tables, "scoring_seconds": scoring}, per_query
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def load_eval_data(dataset: str, data_dir: Path | None = None, languages: list[str] | None = None,
+                   max_questions: int | None = None) -> tuple[str, list[EvalSet]]:  # fmt: skip
+    """(kind, sets) for a dataset name; kind is "lareqa" or "retrieval"."""
+    if dataset in LAREQA_DIRS:
+        folder = Path(data_dir) if data_dir and any(Path(data_dir).glob("*.json")) else None
+        folder = folder or lareqa_dir(dataset, resolve_data_dir(data_dir))
+        return "lareqa", [load_lareqa(folder, languages, max_questions=max_questions, name=dataset)]
+    if dataset == "monoqa" or dataset in MONOQA_SETS:
+        names = list(MONOQA_SETS) if dataset == "monoqa" else [dataset]
+        if languages:
+            names = [n for n in names if MONOQA_SETS[n][2] in languages or n in languages]
+            if not names:
+                raise ConfigError(
+                    f"no monolingual set in languages {languages}; sets: "
+                    + ", ".join(f"{n} ({v[2]})" for n, v in MONOQA_SETS.items())
+                )
+        root = resolve_data_dir(data_dir)
+        return "retrieval", [load_monoqa(n, root, max_questions=max_questions) for n in names]
+    if dataset.startswith("beir:"):
+        folder = Path(dataset[5:]).expanduser()
+        split = "test" if (folder / "qrels" / "test.tsv").is_file() else "dev"
+        return "retrieval", [load_beir(folder, split, max_questions=max_questions)]
+    if dataset.startswith("miracl:"):
+        return "retrieval", [load_miracl(dataset[7:], max_questions=max_questions)]
+    raise ConfigError(
+        f"unknown dataset {dataset!r}: use xquad-r, mlqa-r, monoqa, one of {', '.join(MONOQA_SETS)}, "
+        "beir:<dir> or miracl:<lang>"
+    )
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "sentence-transformers", "hybridir"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout this module runs from, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _model_name(model: Any) -> str:
+    card = getattr(model, "model_card_data", None)
+    return str(getattr(card, "base_model", None) or getattr(model[0], "auto_model", model).name_or_path)
+
+
+def evaluate(
+    model: str | Any = "e5-small",
+    dataset: str = "xquad-r",
+    *,
+    data_dir: Path | None = None,
+    out_dir: Path | None = None,
+    languages: list[str] | None = None,
+    max_questions: int | None = None,
+    batch_size: int = 64,
+    with_context: bool = False,
+    cache_dir: Path | None = None,
+    plots: bool = True,
+    show_progress: bool = True,
+) -> dict:
+    """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
+
+    ``dataset``: "xquad-r", "mlqa-r", "monoqa" (all five sets), one monolingual set by name, "beir:<dir>",
+    "miracl:<lang>" (online only). ``max_questions`` keeps the first N question ids (pools stay complete).
+    """
+    start = time.perf_counter()
+    if isinstance(model, str | Path):
+        from .models import load_encoder
+
+        name, model = str(model), load_encoder(str(model))
+    else:
+        name = _model_name(model)
+    kind, sets = load_eval_data(dataset, data_dir, languages, max_questions)
+    enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress)
+    if kind == "lareqa":
+        body, per_query = evaluate_lareqa(enc, sets[0], with_context=with_context, show_progress=show_progress)
+    else:
+        body, per_query = evaluate_retrieval(enc, sets)
+    scoring = body.pop("scoring_seconds")
+    results = {
+        "dataset": dataset,
+        "summary": body.pop("summary"),
+        "config": {
+            "dataset": dataset,
+            "data_dir": str(data_dir) if data_dir else None,
+            "languages": languages,
+            "max_questions": max_questions,
+            "batch_size": batch_size,
+            "with_context": with_context,
+            "cache_dir": str(cache_dir) if cache_dir else None,
+            "max_seq_length": model.max_seq_length,
+            "similarity": model.similarity_fn_name,
+            "normalize": enc.normalize,
+            "torch_threads": torch.get_num_threads(),
+        },  # fmt: skip
+        "model": {"name": name, "fingerprint": enc.fingerprint},
+        "versions": _versions(),
+        "git_commit": git_commit(),
+        "timing": {
+            "encode_seconds": enc.seconds,
+            "scoring_seconds": scoring,
+            "total_seconds": time.perf_counter() - start,
+            "texts_encoded": enc.encoded,
+            "texts_from_cache": enc.from_cache,
+        },  # fmt: skip
+        **body,
+    }
+    if out_dir is not None:
+        from .report import write_run
+
+        write_run(Path(out_dir), results, per_query, plots=plots)
+    return results

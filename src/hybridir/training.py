@@ -1,0 +1,505 @@
+"""Contrastive training with X-X / X-Y / hybrid batches: a readable loop around sentence-transformers' model and losses.
+
+Why not ``SentenceTransformerTrainer``: the samplers in :mod:`hybridir.sampling` plug into it (see that module),
+but the loop here is what ``hybridir train`` runs, because the trainer does not meet these requirements:
+- separate query and passage max lengths with prompts (the trainer's collator has one ``max_length`` unless the
+  model has a Router);
+- hard negatives chosen per batch so that a negative is never another example's positive;
+- checkpoints entirely in safetensors (the trainer pickles optimizer/scheduler/RNG state into ``.pt`` files)
+  that a ``kill -9`` cannot leave half written, and exact resume of the batch sequence and dropout RNG;
+- a per-step log of batch type and languages, and the dev split of the *training* data evaluated at the start
+  and end.
+It still uses sentence-transformers' InfoNCE losses: ``MultipleNegativesRankingLoss`` and, for GradCache,
+``CachedMultipleNegativesRankingLoss``.
+
+Example::
+
+    from hybridir.training import TrainConfig, train
+    final = train(TrainConfig(languages=["en", "de", "th"], steps=100, batch_size=16, out="runs/demo"))
+    SentenceTransformer(str(final)).encode(["wer?"], prompt_name="query")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import resource
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset
+from transformers import get_linear_schedule_with_warmup
+
+from .data.parallel import XQUAD_LANGUAGES, TrainingData, check_language, load_training_data
+from .errors import ConfigError, DataError
+from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
+from .sampling import SAMPLERS, parse_key
+
+# Fields that may change between a run and its resumption; any other change would alter the trajectory.
+_RESUMABLE = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved into every checkpoint and ``train_summary.json``.
+
+    ``mixed_languages=False`` (default): one language (X-X) or one language pair (X-Y) per batch, as in the
+    hybrid-batch paper; in-batch negatives then share the query's language, so language identity cannot be a
+    shortcut. ``freeze_embeddings=True`` (default): the 250k x 384 word embedding is 96M of e5-small's 118M
+    parameters; freezing it saves about 2 GB of AdamW state and ~20% of step time on CPU, and with a few thousand
+    training sentences most of its rows would get no or noisy updates anyway.
+
+    Example::
+
+        TrainConfig(model="e5-small", data="ntrex", languages=["en", "de"], sampler="hybrid", alpha=0.5)
+    """
+
+    model: str = "e5-small"
+    data: str = "ntrex"
+    data_dir: str | None = None
+    languages: list[str] = field(default_factory=lambda: list(XQUAD_LANGUAGES))
+    sampler: str = "hybrid"
+    alpha: float = 0.5
+    mixed_languages: bool = False
+    steps: int = 200
+    batch_size: int = 32
+    mini_batch_size: int | None = None
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    temperature: float = 0.05
+    symmetric: bool = False
+    hard_negatives: bool = False
+    freeze_embeddings: bool = True
+    max_query_length: int = 32
+    max_passage_length: int = 128
+    ict_window: int = 4
+    ict_remove_prob: float = 0.9
+    seed: int = 0
+    out: str = "runs/hybrid"
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    dev_fraction: float = 0.1
+    dev_max_items: int = 200
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.languages, str):
+            self.languages = [x.strip() for x in self.languages.split(",") if x.strip()]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the bad field."""
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not self.languages or len(set(self.languages)) != len(self.languages):
+            raise ConfigError(f"languages must be a non-empty list without repeats, got {self.languages}")
+        for lang in self.languages:
+            try:
+                check_language(lang, "languages")
+            except DataError as e:
+                raise ConfigError(str(e)) from None
+        if self.sampler != "xx" and len(self.languages) < 2:
+            raise ConfigError(f"sampler {self.sampler!r} needs X-Y batches, i.e. at least two languages")
+        positive = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "save_every": self.save_every,
+                    "temperature": self.temperature, "max_query_length": self.max_query_length,
+                    "max_passage_length": self.max_passage_length,
+                    "keep_checkpoints": self.keep_checkpoints}  # fmt: skip
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2: in-batch negatives need a second example")
+        if self.mini_batch_size is not None and not 0 < self.mini_batch_size <= self.batch_size:
+            raise ConfigError(f"mini_batch_size must be in [1, batch_size], got {self.mini_batch_size}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.dev_fraction < 1:
+            raise ConfigError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+
+    @property
+    def effective_alpha(self) -> float:
+        return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)
+
+
+def add_cli_arguments(parser: Any) -> None:
+    """Add one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...) to an argparse
+    parser, so the CLI never drifts from the dataclass. Use with :func:`config_from_args`."""
+    import argparse
+
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+        elif f.name == "languages":
+            parser.add_argument(flag, dest=f.name, default=",".join(default), help="comma-separated codes")
+        else:
+            kind = {"mini_batch_size": int, "data_dir": str}.get(f.name, type(default))
+            parser.add_argument(flag, dest=f.name, type=kind, default=default)
+
+
+def config_from_args(args: Any) -> TrainConfig:
+    """TrainConfig from a namespace filled by :func:`add_cli_arguments` (ConfigError on bad values)."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+# ------------------------------------------------------------------------------------------------- dev metrics
+def dev_metrics(
+    model: Any,
+    data: TrainingData,
+    max_items: int | None = 200,
+    max_query_length: int = 32,
+    max_passage_length: int = 128,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Retrieval on held-out training documents: every dev query against all dev passages, X-X (same language)
+    and X-Y (every ordered pair of languages). Returns accuracy@1 and MRR averaged over queries, per setting.
+
+    Neighbouring ICT items share most of their window, which would make the task ambiguous, so only items whose
+    windows do not overlap are used, then at most ``max_items`` of them spread evenly over the documents."""
+    items, last_end = [], {}
+    for it in data.items:
+        if it.span[0] >= last_end.get(it.group, -1):
+            items.append(it)
+            last_end[it.group] = it.span[1]
+    if max_items and len(items) > max_items:
+        items = [items[i] for i in np.linspace(0, len(items) - 1, max_items).round().astype(int)]
+    langs = sorted({lang for it in items for lang in it.pairs})
+    emb: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    was_training, old_len = model.training, model.max_seq_length
+    try:
+        for lang in langs:
+            idx = np.array([i for i, it in enumerate(items) if lang in it.pairs])
+            model.max_seq_length = max_query_length
+            q = model.encode([items[i].pairs[lang].query for i in idx], prompt_name="query", batch_size=batch_size,
+                             normalize_embeddings=True, convert_to_numpy=True)  # fmt: skip
+            model.max_seq_length = max_passage_length
+            p = model.encode([items[i].pairs[lang].passage for i in idx], prompt_name="passage",
+                             batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)  # fmt: skip
+            emb[lang] = (idx, q, p)
+    finally:
+        model.max_seq_length = old_len
+        model.train(was_training)
+    out: dict[str, Any] = {"n_items": len(items), "languages": langs, "per_setting": {}}
+    for kind in ("xx", "xy"):
+        acc, rr = [], []
+        for ql in langs:
+            for pl in langs:
+                if (kind == "xx") != (ql == pl):
+                    continue
+                qi, q, _ = emb[ql]
+                pi, _, p = emb[pl]
+                common = np.intersect1d(qi, pi)
+                if not len(common):
+                    continue
+                rows, gold = np.searchsorted(qi, common), np.searchsorted(pi, common)
+                scores = q[rows] @ p.T
+                rank = (scores > scores[np.arange(len(rows)), gold][:, None]).sum(1) + 1
+                a, r = float(np.mean(rank == 1)), float(np.mean(1.0 / rank))
+                out["per_setting"][f"{ql}-{pl}"] = {"acc1": a, "mrr": r}
+                acc.append(a)
+                rr.append(r)
+        if acc:
+            out[f"{kind}_acc1"], out[f"{kind}_mrr"] = float(np.mean(acc)), float(np.mean(rr))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def _make_loss(model: Any, config: TrainConfig):
+    from sentence_transformers.sentence_transformer import losses
+
+    kwargs: dict[str, Any] = {"scale": 1.0 / config.temperature}
+    if config.symmetric:  # InfoNCE both ways: query -> passages and passage -> queries, one softmax each
+        kwargs.update(directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction")
+    if config.mini_batch_size:
+        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size, **kwargs)
+    return losses.MultipleNegativesRankingLoss(model, **kwargs)
+
+
+def _freeze_word_embeddings(model: Any) -> int:
+    """Freeze the input word embedding; returns its parameter count."""
+    emb = model[0].auto_model.get_input_embeddings()
+    emb.weight.requires_grad_(False)
+    return emb.weight.numel()
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """AdamW state as flat safetensors-ready tensors plus the JSON-able rest (param groups)."""
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for name, val in st.items():
+            tensors[f"{pid}.{name}"] = val if torch.is_tensor(val) else torch.tensor(val)
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, val in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+class _Run:
+    """State of one training run; split into methods so that train() reads as the loop it is."""
+
+    def __init__(self, config: TrainConfig, model: Any = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        data = load_training_data(config.data, config.languages, config.data_dir, config.ict_window,
+                                  config.ict_remove_prob, config.seed)  # fmt: skip
+        self.train_data, self.dev_data = data.split(config.dev_fraction, config.seed)
+        kinds = ("xx",) if config.effective_alpha == 1 else ("xy",) if config.effective_alpha == 0 else ("xx", "xy")
+        keys, pools, ids = self.train_data.sampler_inputs(kinds)
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        self.is_main = rank == 0
+        self.sampler = SAMPLERS[config.sampler](
+            ConcatDataset(pools),
+            keys=keys,
+            item_ids=ids,
+            alpha=config.alpha,
+            mixed_languages=config.mixed_languages,
+            num_batches=config.steps,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            world_size=world,
+            rank=rank,
+        )
+        self.pools = pools
+        self.ckpts = _checkpoints(self.out)
+        torch.manual_seed(config.seed)  # dropout; a resumed run restores the saved RNG state instead
+        self.model = model if model is not None else self._load_model(self.ckpts[-1] if self.ckpts else None)
+        self.frozen = _freeze_word_embeddings(self.model) if config.freeze_embeddings else 0
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.sched = get_linear_schedule_with_warmup(self.opt, int(config.warmup_ratio * config.steps), config.steps)
+        self.loss_fn = _make_loss(self.model, config)
+        self.log: list[dict] = []
+        self.state: dict[str, Any] = {"step": 0, "seconds": 0.0}
+
+    def _load_model(self, ckpt: Path | None):
+        from .models import load_encoder
+
+        return load_encoder(str(ckpt / "model") if ckpt else self.config.model)  # GPU when there is one
+
+    # --- checkpoints --------------------------------------------------------------------------------------
+    def resume(self) -> None:
+        """Restore optimizer, scheduler, RNG, log and counters from the newest checkpoint (model already loaded)."""
+        if not self.ckpts:
+            return
+        from safetensors.torch import load_file
+
+        ck = self.ckpts[-1]
+        meta = json.loads((ck / "state.json").read_text())
+        saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
+        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _RESUMABLE}
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
+                              "use another --out or the same options")  # fmt: skip
+        tensors = load_file(str(ck / "optimizer.safetensors"))
+        torch.set_rng_state(tensors.pop("__torch_rng_state__"))
+        _load_optimizer(self.opt, tensors, meta["optimizer"])
+        self.sched.load_state_dict(meta["scheduler"])
+        self.state = meta["state"]
+        log_path = self.out / "train_log.jsonl"
+        if log_path.exists():
+            lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
+            self.log = [r for r in lines if r["step"] <= self.state["step"]]
+
+    def save_checkpoint(self) -> None:
+        from safetensors.torch import save_file
+
+        step = self.state["step"]
+        tensors, opt_meta = _optimizer_tensors(self.opt)
+        tensors["__torch_rng_state__"] = torch.get_rng_state()
+        meta = {"config": dataclasses.asdict(self.config), "optimizer": opt_meta,
+                "scheduler": self.sched.state_dict(), "state": self.state}  # fmt: skip
+        with atomic_dir(self.out / "checkpoints" / f"step-{step:06d}") as tmp:
+            self.model.save(str(tmp / "model"))
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
+            atomic_write_json(tmp / "state.json", meta)
+        for old in _checkpoints(self.out)[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # --- one step -----------------------------------------------------------------------------------------
+    def batch_texts(self, rows: list[int]) -> tuple[list[list[str]], str, list[str]]:
+        """Global row indices -> text columns [queries, passages(, negatives)], batch type and keys."""
+        cols: list[list[str]] = [[], []] + ([[]] if self.config.hard_negatives else [])
+        located = [self.sampler.locate(r) for r in rows]
+        items = {self.pools[self.sampler.keys.index(k)][r] for k, r in located}
+        keys = []
+        for key, r in located:
+            _, ql, pl = parse_key(key)
+            item = self.pools[self.sampler.keys.index(key)][r]
+            ex = self.train_data.example(item, ql, pl)
+            cols[0].append(ex.query)
+            cols[1].append(ex.passage)
+            if self.config.hard_negatives:
+                cols[2].append(self.train_data.hard_negative(item, pl, items))
+            keys.append(key)
+        return cols, keys[0].split(":")[0], keys
+
+    def features(self, cols: list[list[str]]) -> list[dict[str, torch.Tensor]]:
+        prompts = self.model.prompts
+        out = [self.model.preprocess(cols[0], prompt=prompts.get("query") or None,
+                                     max_length=self.config.max_query_length)]  # fmt: skip
+        for col in cols[1:]:
+            out.append(self.model.preprocess(col, prompt=prompts.get("passage") or None,
+                                             max_length=self.config.max_passage_length))  # fmt: skip
+        return [{k: v.to(self.model.device) if torch.is_tensor(v) else v for k, v in f.items()} for f in out]
+
+    def step(self, rows: list[int]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        cols, kind, keys = self.batch_texts(rows)
+        feats = self.features(cols)
+        self.model.train()
+        loss = self.loss_fn(feats, None)
+        loss.backward()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for p in self.params:  # plain DDP: average gradients over ranks (every rank has the same batch type)
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= torch.distributed.get_world_size()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm))
+        lr = self.opt.param_groups[0]["lr"]
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - t0
+        self.state["step"] += 1
+        self.state["seconds"] += seconds
+        tokens = int(sum(int(f["attention_mask"].sum()) for f in feats))
+        langs = sorted({lang for k in set(keys) for lang in parse_key(k)[1:]})
+        return {"step": self.state["step"], "loss": float(loss.detach()), "type": kind,
+                "key": keys[0] if len(set(keys)) == 1 else "mixed", "languages": langs,
+                "keys": dict(Counter(keys)), "lr": lr, "grad_norm": grad_norm,
+                "seconds": seconds, "tokens": tokens}  # fmt: skip
+
+
+def train(config: TrainConfig, model: Any = None) -> Path:
+    """Train (or resume) the run in ``config.out`` and return the final model directory ``<out>/final``.
+
+    Resumes from the newest checkpoint in ``<out>/checkpoints`` with the same batch sequence. ``model`` may be an
+    already loaded SentenceTransformer (ignored when resuming, where the checkpoint's weights are loaded).
+    """
+    from itertools import islice
+
+    from tqdm.auto import tqdm
+
+    config.validate()
+    run = _Run(config, model if not _checkpoints(Path(config.out)) else None)
+    run.resume()
+    out = run.out
+    if "dev_start" not in run.state and run.dev_data is not None:
+        run.state["dev_start"] = dev_metrics(run.model, run.dev_data, config.dev_max_items,
+                                             config.max_query_length, config.max_passage_length)  # fmt: skip
+    start = run.state["step"]
+    bar = tqdm(total=config.steps, initial=start, desc="train", disable=not (config.show_progress and run.is_main))
+    for rows in islice(iter(run.sampler), start, config.steps):
+        rec = run.step(rows)
+        run.log.append(rec)
+        if run.is_main:
+            atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in run.log))
+            if rec["step"] % config.save_every == 0 or rec["step"] == config.steps:
+                run.save_checkpoint()
+        bar.set_postfix(loss=f"{rec['loss']:.3f}", type=rec["type"])
+        bar.update(1)
+    bar.close()
+    final = out / "final"
+    if run.is_main:
+        if run.dev_data is not None:
+            run.state["dev_end"] = dev_metrics(run.model, run.dev_data, config.dev_max_items,
+                                               config.max_query_length, config.max_passage_length)  # fmt: skip
+        with atomic_dir(final) as tmp:
+            run.model.save(str(tmp))
+        _write_summary(run)
+    return final
+
+
+def _write_summary(run: _Run) -> None:
+    """train_summary.json (config, histograms, speed, memory, dev metrics) and the two plots."""
+    cfg, log = run.config, run.log
+    langs: Counter = Counter()
+    for r in log:
+        for k, n in r["keys"].items():
+            _, q, p = parse_key(k)
+            langs[f"q:{q}"] += n
+            langs[f"p:{p}"] += n
+    timed = [r["seconds"] for r in log[1:]] or [r["seconds"] for r in log]
+    sec = float(np.mean(timed)) if timed else math.nan
+    summary = {
+        "config": dataclasses.asdict(cfg),
+        "data": {"source": run.train_data.source, "train_items": len(run.train_data.items),
+                 "dev_items": len(run.dev_data.items) if run.dev_data else 0,
+                 "dev_groups": run.train_data.info.get("dev_groups", []), "per_language": run.train_data.counts()},
+        "steps": len(log),
+        "batch_types": dict(Counter(r["type"] for r in log)),
+        "batch_keys": dict(Counter(r["key"] for r in log)),
+        "languages": dict(sorted(langs.items())),
+        "loss_first": log[0]["loss"] if log else None,
+        "loss_last10_mean": float(np.mean([r["loss"] for r in log[-10:]])) if log else None,
+        "seconds_per_step": sec,
+        "pairs_per_second": cfg.batch_size * run.sampler.world_size / sec if sec else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "frozen_parameters": run.frozen,
+        "trainable_parameters": sum(p.numel() for p in run.params),
+        "dev_start": run.state.get("dev_start"),
+        "dev_end": run.state.get("dev_end"),
+    }  # fmt: skip
+    atomic_write_json(run.out / "train_summary.json", summary)
+    _plots(run.out, log, summary)
+
+
+def _plots(out: Path, log: list[dict], summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = np.array([r["step"] for r in log])
+    loss = np.array([r["loss"] for r in log])
+    for kind, color in (("xx", "tab:blue"), ("xy", "tab:orange")):
+        m = np.array([r["type"] == kind for r in log], dtype=bool)
+        if m.any():
+            ax.scatter(steps[m], loss[m], s=8, color=color, label=f"{kind.upper()} batch")
+    if len(loss) >= 5:
+        k = max(5, len(loss) // 20)
+        ax.plot(steps[k - 1 :], np.convolve(loss, np.ones(k) / k, mode="valid"), color="black", label=f"mean of {k}")
+    ax.set(xlabel="step", ylabel="InfoNCE loss", title="training loss")
+    ax.legend()
+    atomic_savefig(fig, out / "loss.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 3]})
+    types = summary["batch_types"]
+    a1.bar(list(types), list(types.values()), color=["tab:blue" if t == "xx" else "tab:orange" for t in types])
+    a1.set(title="batch types", ylabel="batches")
+    langs = sorted({k[2:] for k in summary["languages"]})
+    x = np.arange(len(langs))
+    a2.bar(x - 0.2, [summary["languages"].get(f"q:{lang}", 0) for lang in langs], 0.4, label="queries")
+    a2.bar(x + 0.2, [summary["languages"].get(f"p:{lang}", 0) for lang in langs], 0.4, label="passages")
+    a2.set_xticks(x, langs)
+    a2.set(title="examples per language", ylabel="examples")
+    a2.legend()
+    atomic_savefig(fig, out / "batches.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)

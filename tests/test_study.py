@@ -1,0 +1,299 @@
+"""The study runner on tiny grids: grid expansion, validation errors, skip-finished, resume, tables and plots.
+
+Training and evaluation are replaced by fakes that write the same files as the real ones (``final/`` +
+``train_summary.json``; ``results.json`` + ``per_query.npz``), with hybrid better than X-X by construction, so the
+runner's bookkeeping and statistics are tested in seconds. One slow test runs the real functions end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridir import study
+from hybridir.errors import ConfigError
+
+LANGS = ["ar", "de", "en", "zh"]
+QUALITY = {"xx": 0.40, "xy": 0.45, "hybrid": 0.55}  # fake per-query AP levels; zero-shot is 0.30
+
+
+def write_yaml(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+BASE = """
+name: tiny
+grid:
+  models: [e5-small]
+  samplers: [zero-shot, xx, xy, hybrid]
+  alpha: [0.25, 0.75]
+  languages: [ar, de]
+  seeds: [0]
+  steps: [3]
+seeds_override:
+  xx: [0, 1]
+  hybrid-0.25: [0, 1]
+train:
+  batch_size: 4
+eval:
+  datasets: [xquad-r]
+  max_questions: 5
+  languages: [ar, de, en, zh]
+"""
+
+
+class Fakes:
+    """Stand-ins for ``train`` and ``evaluate`` that count their calls and can be told to crash."""
+
+    def __init__(self) -> None:
+        self.train_calls: list[str] = []
+        self.eval_calls: list[str] = []
+        self.crash_eval_at: int | None = None
+
+    def train(self, config) -> Path:
+        self.train_calls.append(config.out)
+        final = Path(config.out) / "final"
+        final.mkdir(parents=True, exist_ok=True)
+        quality = QUALITY[config.sampler] + 0.01 * config.seed
+        (final / "quality.json").write_text(json.dumps({"q": quality}))
+        summary = {"steps": 3, "dev_end": {"n_items": 10, "xx_mrr": quality, "per_setting": {"ar-de": {"mrr": 1}}}}
+        (Path(config.out) / "train_summary.json").write_text(json.dumps(summary))
+        return final
+
+    def evaluate(self, model, dataset, *, out_dir, languages=None, **kwargs) -> dict:
+        self.eval_calls.append(str(model))
+        if self.crash_eval_at is not None and len(self.eval_calls) == self.crash_eval_at:
+            raise KeyboardInterrupt("killed")
+        qfile = Path(model) / "quality.json"
+        q = json.loads(qfile.read_text())["q"] if qfile.is_file() else 0.30
+        rng = np.random.default_rng(len(str(model)))
+        n = 40
+        # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
+        # distance per query, query ids under qids/<x>; tables mono[x], multi[x], cross[x][y]
+        arrays, tables = {}, {"mono": {}, "multi": {}, "cross": {}}
+        for i, lang in enumerate(languages):
+            arrays[f"qids/{lang}"] = np.array([f"q{j}" for j in range(n)])
+            arrays[f"rank_distance/{lang}"] = np.clip(1 - q + rng.normal(0, 0.05, n), 0, None)
+            for setting in ("mono", "multi", "cross"):
+                ap = np.clip(q + 0.02 * i + rng.normal(0, 0.05, n), 0, 1)
+                arrays[f"{setting}/{lang}"] = ap
+                if setting != "cross":
+                    tables[setting][lang] = {"map": float(ap.mean()), "mrr": 0.5}
+            tables["cross"][lang] = {tgt: {"map": q + 0.01 * i} for tgt in languages if tgt != lang}
+        pairs = [m["map"] for by_tgt in tables["cross"].values() for m in by_tgt.values()]
+        summary = {f"{s}_map": float(np.mean([v["map"] for v in tables[s].values()])) for s in ("mono", "multi")}
+        summary |= {"cross_map": float(np.mean(pairs)), "rank_distance": 1.0 - q, "top10_query_lang_share": 0.5}
+        out_dir = Path(out_dir)
+        np.savez(out_dir / "per_query.npz", **arrays)
+        (out_dir / "results.json").write_text(json.dumps({"summary": summary, **tables}))
+        return {"summary": summary}
+
+
+@pytest.fixture
+def fakes(monkeypatch) -> Fakes:
+    import hybridir.evaluation
+    import hybridir.training
+
+    f = Fakes()
+    monkeypatch.setattr(hybridir.training, "train", f.train)
+    monkeypatch.setattr(hybridir.evaluation, "evaluate", f.evaluate)
+    return f
+
+
+def test_expand_grid_counts_zero_shot_once_alpha_only_for_hybrid_and_seed_overrides(tmp_path):
+    cfg = study.load_study_config(write_yaml(tmp_path, BASE))
+    cells = study.expand_grid(cfg)
+    arms = [c.arm for c in cells]
+    assert arms.count("zero-shot") == 1
+    assert arms.count("xx") == 2 and arms.count("xy") == 1  # override vs default seeds
+    assert arms.count("hybrid-0.25") == 2 and arms.count("hybrid-0.75") == 1
+    assert all(c.alpha is None for c in cells if c.sampler != "hybrid")
+    assert len({c.cell_id for c in cells}) == len(cells)
+
+
+def test_nested_language_sets_give_first_k_languages(tmp_path):
+    text = BASE.replace("languages: [ar, de]", "languages: {nested: [2, 3], order: [en, de, zh, ar]}")
+    cfg = study.load_study_config(write_yaml(tmp_path, text))
+    assert cfg.language_sets == {"k2": ["en", "de"], "k3": ["en", "de", "zh"]}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("samplers: [zero-shot, xx, xy, hybrid]", "samplers: [xx, yy]", "grid.samplers"),
+        ("alpha: [0.25, 0.75]", "alpha: [0.25, 1.5]", "grid.alpha"),
+        ("languages: [ar, de]", "languages: [ar, klingon]", "grid.languages"),
+        ("batch_size: 4", "batch_sise: 4", "train"),
+        ("batch_size: 4", "batch_size: four", "train.batch_size"),
+        ("batch_size: 4", "sampler: xx", "train.sampler"),
+        ("  xx: [0, 1]", "  hybrid-0.5: [0, 1]", "seeds_override.hybrid-0.5"),
+        ("max_questions: 5", "max_questions: 0", "eval.max_questions"),
+        ("datasets: [xquad-r]", "datasets: [squad]", "eval.datasets"),
+        ("languages: [ar, de, en, zh]", "languages: [ar, ja]", "eval.xquad-r.languages"),
+        (
+            "datasets: [xquad-r]\n  max_questions: 5\n  languages: [ar, de, en, zh]",
+            "datasets: {monoqa: {languages: [de]}}",
+            "eval.monoqa.languages",
+        ),
+        ("name: tiny", "name: tiny\nsteps: 3", "(top level)"),
+        ("languages: [ar, de]", "languages: [ar]", "cell e5-small__xy"),  # X-Y needs two languages
+        ("languages: [ar, de]", "languages: [ar, de, ar]", "grid.languages"),
+        ("seeds: [0]", "seeds: [0, 0]", "grid.seeds"),
+    ],
+)
+def test_config_errors_name_the_file_and_key(tmp_path, old, new, key):
+    assert old in BASE
+    path = write_yaml(tmp_path, BASE.replace(old, new))
+    with pytest.raises(ConfigError) as err:
+        study.load_study_config(path)
+    assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_ntrex_codes_are_accepted_when_the_data_is_there(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv("HYBRIDIR_DATA", str(data_root))
+    cfg = study.load_study_config(write_yaml(tmp_path, BASE.replace("[ar, de]", "[arb, zho-CN, swa]")))
+    assert cfg.language_sets == {"3langs": ["arb", "zho-CN", "swa"]}
+
+
+def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fakes):
+    out = study.run_study(write_yaml(tmp_path, BASE), tmp_path / "out", show_progress=False)
+    n_cells = len(study.expand_grid(study.load_study_config(tmp_path / "study.yaml")))
+    assert len(fakes.eval_calls) == n_cells and len(fakes.train_calls) == n_cells - 1
+    assert all((d / "done.json").is_file() for d in (out / "cells").iterdir())
+
+    result = json.loads((out / "study.json").read_text())
+    assert result["cells_finished"] == n_cells and not result["missing"]
+    rows = {r["arm"]: r for r in result["rows"]}
+    assert rows["xx"]["seeds"] == [0, 1] and not np.isnan(rows["xx"]["std"]["xquad-r/mono_map"])
+    assert rows["hybrid-0.25"]["mean"]["xquad-r/mono_map"] > rows["xx"]["mean"]["xquad-r/mono_map"]
+    assert rows["xx"]["mean"]["dev/xx_mrr"] == pytest.approx(0.405)
+    # hybrid is better than every baseline by construction: the paired tests must say so and mark the table
+    tests = [t for t in result["significance"] if t["arm"] == "hybrid-0.25"]
+    assert {t["baseline"] for t in tests} == {"zero-shot", "xx", "xy"}
+    assert {t["setting"] for t in tests} == {"mono", "cross", "multi", "rank_distance"}
+    assert all(t["p_value"] < 0.05 and t["mean_diff"] * (-1 if t["setting"] == "rank_distance" else 1) > 0
+               for t in tests)  # fmt: skip
+    assert "▲xx" in rows["hybrid-0.25"]["marks"]["xquad-r/cross_map"]
+    assert "▲xx" in rows["hybrid-0.25"]["marks"]["xquad-r/rank_distance"]  # lower distance = better
+    md = (out / "study.md").read_text()
+    printed = study.format_results(out)
+    assert printed.count("| e5-small |") == len(rows) and printed.splitlines()[4] in md
+    assert "▲xx" in md and "## Timing" in md and "## High-resource check" in md
+    assert "XQuAD-R languages seen vs unseen" in md  # trained on ar, de; evaluated on 4 languages
+    seen = rows["xx"]["seen_unseen"]
+    assert seen["mono/seen"] < seen["mono/unseen"]  # the fake scores later languages higher
+    csv_lines = (out / "study.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + len(rows) and "xquad-r/mono_map_sig" in csv_lines[0]
+    plots = set(result["plots"])
+    assert {"bars_e5-small_2langs_3.png", "alpha_e5-small_2langs_3.png", "heatmap_e5-small_2langs_3.png"} <= plots
+    assert all((out / "plots" / p).stat().st_size > 0 for p in plots)
+    assert not any(p.startswith(("languages_", "model_size_")) for p in plots)  # the grid has no such axis
+
+    fakes.train_calls.clear()
+    fakes.eval_calls.clear()
+    study.run_study(tmp_path / "study.yaml", out, show_progress=False)
+    assert fakes.train_calls == [] and fakes.eval_calls == []
+
+
+def test_killed_study_resumes_without_redoing_finished_work(tmp_path, fakes):
+    path = write_yaml(tmp_path, BASE)
+    fakes.crash_eval_at = 3  # zero-shot, xx seed 0 finish; xx seed 1 trains, then dies in evaluation
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(path, tmp_path / "out", show_progress=False)
+    done = sorted(p.parent.name for p in (tmp_path / "out" / "cells").glob("*/done.json"))
+    assert len(done) == 2
+    interrupted = tmp_path / "out" / "cells" / "e5-small__xx__2langs__3steps__seed1"
+    assert (interrupted / "train_done.json").is_file() and not (interrupted / "done.json").exists()
+    assert not (interrupted / "eval" / "xquad-r").exists()  # a half-written evaluation never appears
+
+    fakes.crash_eval_at = None
+    fakes.train_calls.clear()
+    fakes.eval_calls.clear()
+    out = study.run_study(path, tmp_path / "out", show_progress=False)
+    n_cells = json.loads((out / "study.json").read_text())["cells_total"]
+    assert len(fakes.eval_calls) == n_cells - 2
+    assert str(interrupted / "train") not in fakes.train_calls  # its training was finished: not repeated
+    assert len(fakes.train_calls) == n_cells - 3
+
+
+def test_changed_settings_for_an_existing_cell_are_refused(tmp_path, fakes):
+    study.run_study(write_yaml(tmp_path, BASE), tmp_path / "out", show_progress=False)
+    changed = write_yaml(tmp_path, BASE.replace("batch_size: 4", "batch_size: 8"), "changed.yaml")
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        study.run_study(changed, tmp_path / "out", show_progress=False)
+
+
+def test_only_summary_reports_missing_cells_and_runs_nothing(tmp_path, fakes):
+    path = write_yaml(tmp_path, BASE)
+    out = study.run_study(path, tmp_path / "out", only_summary=True, show_progress=False)
+    result = json.loads((out / "study.json").read_text())
+    n_cells = len(study.expand_grid(study.load_study_config(path)))
+    assert fakes.eval_calls == [] and result["cells_finished"] == 0 and len(result["missing"]) == n_cells
+    assert "Cells finished: 0 of" in (out / "study.md").read_text()
+
+
+def test_language_and_model_axes_get_their_curves(tmp_path, fakes):
+    text = (
+        BASE.replace("models: [e5-small]", "models: [e5-small-l4, e5-small]")
+        .replace("languages: [ar, de]", "languages: {nested: [2, 3], order: [ar, de, en]}")
+        .replace("alpha: [0.25, 0.75]", "alpha: [0.5]")
+        .replace("  hybrid-0.25: [0, 1]\n", "")
+    )
+    out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    plots = json.loads((out / "study.json").read_text())["plots"]
+    assert {"languages_e5-small_3steps.png", "languages_e5-small-l4_3steps.png"} <= set(plots)
+    assert {"model_size_k2_3steps.png", "model_size_k3_3steps.png"} <= set(plots)
+    assert not any(p.startswith("alpha_") for p in plots)  # one alpha: no alpha curve
+
+
+def test_real_train_and_evaluate_end_to_end(tmp_path, tiny_model_dir, data_root):
+    """The real training and harness on the tiny encoder: two NTREX steps, an XQuAD-R and a monoqa slice."""
+    import torch
+
+    torch.set_num_threads(1)
+    path = write_yaml(tmp_path, f"""
+        name: e2e
+        data_dir: "{data_root}"
+        grid:
+          models: ["{tiny_model_dir}"]
+          samplers: [zero-shot, xx, hybrid]
+          languages: [de, en]
+          steps: [2]
+        train: {{batch_size: 4, save_every: 1, dev_max_items: 20, max_passage_length: 64}}
+        eval:
+          datasets:
+            xquad-r: {{languages: [de, en, zh], max_questions: 8}}
+            monoqa: {{languages: [fa], max_questions: 8}}
+        """)  # fmt: skip
+    out = study.run_study(path, tmp_path / "out", show_progress=False)
+    result = json.loads((out / "study.json").read_text())
+    assert result["cells_finished"] == 3
+    rows = {r["arm"]: r for r in result["rows"]}
+    for arm in ("zero-shot", "xx", "hybrid-0.5"):
+        assert 0 <= rows[arm]["mean"]["xquad-r/multi_map"] <= 1 and "monoqa/ndcg@10" in rows[arm]["mean"]
+    assert "dev/xx_mrr" in rows["xx"]["mean"]
+    assert sum((d / "train" / "final").is_dir() for d in (out / "cells").iterdir()) == 2
+    assert {t["setting"] for t in result["significance"]} >= {"mono", "cross", "multi", "monoqa"}
+    assert rows["xx"]["seen_unseen"].keys() >= {"mono/seen", "mono/unseen"}  # zh was not trained on
+    assert not any(p.startswith("languages_") for p in result["plots"]) and (out / "study.md").is_file()
+
+
+def test_moved_study_directory_still_resumes_and_describe_shows_status(tmp_path, fakes):
+    path = write_yaml(tmp_path, BASE)
+    fakes.crash_eval_at = 2
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(path, tmp_path / "a", show_progress=False)
+    (tmp_path / "a").rename(tmp_path / "b")  # train.out inside cell.json now points elsewhere: still the same cell
+    status = study.describe_study(path, tmp_path / "b").splitlines()[1:]
+    assert [line.split()[0] for line in status[:3]] == ["done", "started", "to"]
+    fakes.crash_eval_at = None
+    fakes.eval_calls.clear()
+    study.run_study(path, tmp_path / "b", show_progress=False)
+    assert len(fakes.eval_calls) == len(status) - 1
+    assert all(line.startswith("done") for line in study.describe_study(path, tmp_path / "b").splitlines()[1:])

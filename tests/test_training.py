@@ -1,0 +1,184 @@
+"""Training loop: config validation, outputs, checkpoints, exact resume after kill -9, GradCache, real NTREX run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hybridir.errors import ConfigError
+from hybridir.training import TrainConfig, dev_metrics, train
+
+LANGS = ["en", "de", "th"]
+WORDS = [
+    "river",
+    "mountain",
+    "city",
+    "paper",
+    "music",
+    "garden",
+    "winter",
+    "market",
+    "train",
+    "doctor",
+    "window",
+    "bread",
+]
+
+
+def synthetic_folder(root: Path, n_docs: int = 8, per_doc: int = 8) -> Path:
+    """Line-aligned '<lang>.txt' files of word sentences, 'translated' by a per-language prefix."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [" ".join(WORDS[(i * 7 + k * 5) % len(WORDS)] for k in range(4 + i % 3)) + f" {i}."
+             for i in range(n_docs * per_doc)]  # fmt: skip
+    for lang in LANGS:
+        (root / f"{lang}.txt").write_text("".join(f"{lang}{s}\n" for s in lines))
+    (root / "DOCUMENT_IDS.tsv").write_text("".join(f"d{i // per_doc}\n" for i in range(len(lines))))
+    return root
+
+
+def tiny_config(model_dir, data, out, **kw) -> TrainConfig:
+    base = dict(model=str(model_dir), data=str(data), languages=LANGS, steps=10, batch_size=6, lr=1e-3,
+                save_every=4, out=str(out), show_progress=False, dev_fraction=0.25, dev_max_items=20,
+                max_passage_length=48)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"alpha": 1.5}, "alpha"), ({"sampler": "mixed"}, "unknown sampler"), ({"languages": ["en", "English"]},
+    "unknown language code"), ({"mini_batch_size": 64}, "mini_batch_size"), ({"batch_size": 1}, "batch_size"),
+    ({"languages": ["en"]}, "two languages"), ({"dev_fraction": 1.0}, "dev_fraction")])  # fmt: skip
+def test_config_validation(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**bad)
+    assert TrainConfig(languages="en,de").languages == ["en", "de"]
+
+
+def test_train_writes_model_log_summary_and_plots(tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    data = synthetic_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    final = train(tiny_config(tiny_model_dir, data, out, hard_negatives=True, symmetric=True))
+    log = read_log(out)
+    assert [r["step"] for r in log] == list(range(1, 11)) and all(r["loss"] > 0 for r in log)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert sum(summary["batch_types"].values()) == 10 and set(summary["batch_types"]) <= {"xx", "xy"}
+    assert sum(v for k, v in summary["languages"].items() if k.startswith("q:")) == 10 * 6
+    assert summary["data"]["dev_items"] == 16 and 0 < summary["dev_start"]["n_items"] <= 16
+    assert {"xx_mrr", "xy_mrr", "xx_acc1"} <= set(summary["dev_end"])
+    assert summary["frozen_parameters"] > 0 and summary["pairs_per_second"] > 0
+    assert (out / "loss.png").stat().st_size > 0 and (out / "batches.png").stat().st_size > 0
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts == ["step-000008", "step-000010"]  # keep_checkpoints=2
+    assert (out / "checkpoints" / "step-000008" / "optimizer.safetensors").exists()
+    assert list((out / "checkpoints" / "step-000008" / "model").glob("*.safetensors"))
+    model = SentenceTransformer(str(final), device="cpu")
+    assert model.prompts["query"] == "query: " and model.prompts["passage"] == "passage: "
+    with pytest.raises(ConfigError, match="different configuration"):
+        train(tiny_config(tiny_model_dir, data, out, alpha=0.2))
+
+
+def test_xx_sampler_on_monolingual_data_and_gradcache(tiny_model_dir, tmp_path):
+    data = synthetic_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    train(tiny_config(tiny_model_dir, data, out, sampler="xx", steps=3, mini_batch_size=2, dev_fraction=0.0))
+    log = read_log(out)
+    assert all(r["type"] == "xx" for r in log) and len(log) == 3
+    assert json.loads((out / "train_summary.json").read_text())["dev_start"] is None
+
+
+_CHILD = """
+import sys, torch
+torch.set_num_threads(1)
+from hybridir.training import TrainConfig, train
+train(TrainConfig(**__import__("json").loads(sys.argv[1])))
+"""
+
+
+def kill_after_checkpoint(config: TrainConfig, step: int, timeout: float = 120) -> int:
+    """Run ``config`` in a child process and SIGKILL it as soon as checkpoint ``step`` exists."""
+    import dataclasses
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(dataclasses.asdict(config))], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    target = Path(config.out) / "checkpoints" / f"step-{step:06d}"
+    deadline = time.time() + timeout
+    while not target.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    return child.wait()
+
+
+def test_resume_after_kill_continues_the_same_batches_and_losses(tiny_model_dir, tmp_path):
+    data = synthetic_folder(tmp_path / "data")
+    whole = tiny_config(tiny_model_dir, data, tmp_path / "whole", steps=16, save_every=4)
+    train(whole)
+    cut = tiny_config(tiny_model_dir, data, tmp_path / "cut", steps=16, save_every=4)
+    assert kill_after_checkpoint(cut, 4) == -signal.SIGKILL
+    done = [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()]
+    assert "step-000016" not in done and not (tmp_path / "cut" / "final").exists()
+    train(cut)
+    a, b = read_log(tmp_path / "whole"), read_log(tmp_path / "cut")
+    assert [r["step"] for r in b] == list(range(1, 17))
+    assert [r["keys"] for r in a] == [r["keys"] for r in b]
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4, abs=1e-5)
+
+
+def test_dev_metrics_rank_identical_texts_first(tiny_model):
+    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+
+    items = [ParallelItem(str(i), {lang: Pair(f"{w} {i}", f"{w} {i}") for lang in ("en", "de")}, str(i))
+             for i, w in enumerate(WORDS)]  # fmt: skip
+    m = dev_metrics(tiny_model, TrainingData(items, "toy"))
+    assert m["n_items"] == len(WORDS) and 0 < m["xx_mrr"] <= 1 and set(m["per_setting"]) >= {"en-en", "en-de"}
+    assert m["xx_acc1"] >= m["xy_acc1"] - 1e-9  # same text with identical prompts: x-x at least as easy
+
+
+@pytest.mark.slow
+def test_real_ntrex_run_loss_goes_down_and_resumes_after_kill(data_root, tmp_path):
+    """e5-small on NTREX en/de/th, batch 8, 16 steps, 32/64 tokens: loss goes down; kill -9 and resume."""
+    import torch
+
+    cfg = TrainConfig(model="e5-small", data="ntrex", data_dir=str(data_root), languages=["en", "de", "th"],
+                      steps=16, batch_size=8, lr=5e-5, max_query_length=32, max_passage_length=64, save_every=6,
+                      out=str(tmp_path / "run"), show_progress=False, dev_max_items=30)  # fmt: skip
+    assert kill_after_checkpoint(cfg, 6, timeout=240) == -signal.SIGKILL
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the child: on a shared 2-core box one thread per process is faster
+    try:
+        train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    log = read_log(tmp_path / "run")
+    assert [r["step"] for r in log] == list(range(1, 17))
+    losses = [r["loss"] for r in log]
+    assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["dev_start"]["n_items"] == 30 and summary["dev_end"]["xy_mrr"] > 0.3  # chance: about 0.13
+
+
+def test_cli_arguments_mirror_the_config():
+    import argparse
+
+    from hybridir.training import add_cli_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--languages", "en,de", "--alpha", "0.3", "--mini-batch-size", "8",
+                                              "--no-freeze-embeddings", "--symmetric"]))  # fmt: skip
+    assert cfg.languages == ["en", "de"] and cfg.alpha == 0.3 and cfg.mini_batch_size == 8
+    assert cfg.freeze_embeddings is False and cfg.symmetric is True and cfg.steps == TrainConfig().steps
+    with pytest.raises(ConfigError):
+        config_from_args(parser.parse_args(["--alpha", "2"]))
