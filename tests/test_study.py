@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir import study
+from hybridir import study, study_report
 from hybridir.errors import ConfigError
 
 LANGS = ["ar", "de", "en", "zh"]
@@ -182,7 +182,7 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     assert "▲xx" in rows["hybrid-0.25"]["marks"]["xquad-r/cross_map"]
     assert "▲xx" in rows["hybrid-0.25"]["marks"]["xquad-r/rank_distance"]  # lower distance = better
     md = (out / "study.md").read_text()
-    printed = study.format_results(out)
+    printed = study_report.format_results(out)
     assert printed.count("| e5-small |") == len(rows) and printed.splitlines()[4] in md
     assert "▲xx" in md and "## Timing" in md and "## High-resource check" in md
     assert "XQuAD-R languages seen vs unseen" in md  # trained on ar, de; evaluated on 4 languages

@@ -11,11 +11,8 @@ Bad input ends with one line naming the file, record and problem (exit code 2), 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import types
-import typing
 from pathlib import Path
 
 from .errors import HybridIRError
@@ -54,39 +51,20 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .training import TrainConfig, train
+    from .training import config_from_args, train
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-    print(f"final model: {train(config)}")
+    print(f"final model: {train(config_from_args(args))}")
 
 
 def _study(args: argparse.Namespace) -> None:
-    from .study import run_study
+    from .study import describe_study, run_study
+    from .study_report import format_results
 
-    out = run_study(args.config, args.out)
-    md = Path(out) / "study.md"
-    if md.exists():
-        print(md.read_text())
-    print(f"\nstudy directory: {out}/")
-
-
-def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--option`` per dataclass field, typed from its annotation, so the CLI never drifts from the API."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        args = [t for t in typing.get_args(hint) if t is not type(None)] if isinstance(hint, types.UnionType) else []
-        base = args[0] if args else hint
-        flag = "--" + f.name.replace("_", "-")
-        doc = (f.metadata or {}).get("help", "")
-        if base is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=doc)
-        elif typing.get_origin(base) in (list, tuple):
-            parser.add_argument(flag, dest=f.name, type=_csv, default=None, help=doc or "comma-separated")
-        else:
-            kind = base if base in (int, float) else str
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=doc)
+    if args.list:
+        print(describe_study(args.config, args.out))
+        return
+    out = run_study(args.config, args.out, only_summary=args.only_summary, show_progress=not args.quiet)
+    print(format_results(out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")
     try:
-        from .training import TrainConfig
+        from .training import add_cli_arguments
 
-        _add_dataclass_options(t, TrainConfig)
+        add_cli_arguments(t)
     except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment
         t.description = f"unavailable: {exc}"
     t.set_defaults(func=_train)
@@ -124,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
     s.add_argument("config", type=Path, help="studies/NAME.yaml")
     s.add_argument("--out", type=Path, default=None, help="study directory (default from the YAML)")
+    s.add_argument("--list", action="store_true", help="show the cells and their status (done / started / to do)")
+    s.add_argument("--only-summary", action="store_true", help="rebuild table and plots from finished cells only")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_study)
     return p
 

@@ -201,6 +201,6 @@ def paired_test(a: np.ndarray, b: np.ndarray, n_resamples: int = 10000, seed: in
         return {"p_value": 1.0, "mean_diff": 0.0, "n": int(len(a))}
     res = permutation_test(
         (a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples", vectorized=True,
-        n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed),
+        n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed), batch=1000,
     )  # fmt: skip
     return {"p_value": float(res.pvalue), "mean_diff": float(diff.mean()), "n": int(len(a))}

@@ -43,7 +43,7 @@ from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_t
 from .sampling import SAMPLERS, parse_key
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
-_RESUMABLE = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints"}
+RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints"}
 
 
 @dataclass
@@ -132,6 +132,25 @@ class TrainConfig:
         return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)
 
 
+_HELP = {
+    "model": "registry name (hybridir models), hub id or local checkpoint",
+    "data": "ntrex | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME (docs/data_formats.md)",
+    "data_dir": "data root (default $HYBRIDIR_DATA or ../shared/data)",
+    "sampler": f"batch sampler: {' | '.join(SAMPLERS)}",
+    "alpha": "hybrid only: probability that a batch is X-X (else X-Y)",
+    "mixed_languages": "mix languages (pairs) within a batch instead of one per batch",
+    "mini_batch_size": "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)",
+    "temperature": "InfoNCE temperature (scale = 1 / temperature)",
+    "symmetric": "add the passage-to-query InfoNCE direction",
+    "hard_negatives": "add one ICT hard negative per pair",
+    "freeze_embeddings": "freeze the word embedding (less memory, faster steps on CPU)",
+    "ict_window": "inverse cloze task: sentences per passage window",
+    "ict_remove_prob": "inverse cloze task: probability that the query sentence is removed from its passage",
+    "save_every": "checkpoint every N steps (resume continues from the last one)",
+    "dev_fraction": "share of training documents held out as a dev split (for choosing hyperparameters)",
+}
+
+
 def add_cli_arguments(parser: Any) -> None:
     """Add one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...) to an argparse
     parser, so the CLI never drifts from the dataclass. Use with :func:`config_from_args`."""
@@ -141,12 +160,17 @@ def add_cli_arguments(parser: Any) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=_HELP.get(f.name, " ")
+            )
         elif f.name == "languages":
-            parser.add_argument(flag, dest=f.name, default=",".join(default), help="comma-separated codes")
+            parser.add_argument(
+                flag, dest=f.name, default=",".join(default), help="comma-separated codes (default: %(default)s)"
+            )
         else:
             kind = {"mini_batch_size": int, "data_dir": str}.get(f.name, type(default))
-            parser.add_argument(flag, dest=f.name, type=kind, default=default)
+            help_ = f"{_HELP.get(f.name, '')} (default: %(default)s)".strip()
+            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_)
 
 
 def config_from_args(args: Any) -> TrainConfig:
@@ -309,8 +333,8 @@ class _Run:
 
         ck = self.ckpts[-1]
         meta = json.loads((ck / "state.json").read_text())
-        saved = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
-        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _RESUMABLE}
+        saved = {k: v for k, v in meta["config"].items() if k not in RESUMABLE_FIELDS}
+        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
         if saved != now:
             diff = sorted(k for k in now if saved.get(k) != now[k])
             raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "

@@ -1,0 +1,613 @@
+"""Study summaries: finished cells -> rows (mean +- std over seeds), paired significance tests of every hybrid arm
+against every baseline, seen/unseen-language and high-resource splits, ``study.md`` / ``study.csv`` /
+``study.json`` and the plots (bars, alpha curve, number-of-languages and model-size curves, X-to-Y heat maps).
+
+:func:`hybridir.study.run_study` calls :func:`write_summary` after the cells; ``hybridir study --only-summary``
+rebuilds it from whatever cells have finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES
+from .files import atomic_savefig, atomic_write_json, atomic_write_text
+from .study import Cell, StudyConfig, is_number, read_results, slug
+
+SIGNIFICANCE_LEVEL = 0.05
+# Settings with per-query scores in per_query.npz, and the summary column each one is tested for.
+_SETTING_COLUMN = {
+    "mono": "xquad-r/mono_map",
+    "cross": "xquad-r/cross_map",
+    "multi": "xquad-r/multi_map",
+    "rank_distance": "xquad-r/rank_distance",
+    "monoqa": "monoqa/ndcg@10",
+}
+_LOWER_IS_BETTER = {"rank_distance"}
+_MAIN_COLUMNS = (
+    ("xquad-r/mono_map", "mono mAP"),
+    ("xquad-r/cross_map", "cross mAP"),
+    ("xquad-r/multi_map", "multi mAP"),
+    ("xquad-r/rank_distance", "rank dist."),
+    ("xquad-r/top10_query_lang_share", "top-10 query-lang share"),
+    ("monoqa/ndcg@10", "monoqa nDCG@10"),
+)
+
+# ----------------------------------------------------------------------------------------------------------------
+# Aggregation
+
+
+@dataclass
+class Row:
+    """One arm of one group, aggregated over its finished seeds."""
+
+    model: str
+    langset: str | None
+    steps: int | None
+    arm: str
+    records: list[dict[str, Any]]
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    marks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r["seed"] for r in self.records]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "languages": self.langset, "steps": self.steps, "arm": self.arm,
+                "seeds": self.seeds, "mean": self.mean, "std": self.std, "marks": dict(self.marks)}  # fmt: skip
+
+
+def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
+    """Finished cells grouped into rows (grid order), plus the cells not finished yet."""
+    rows: dict[tuple[Any, ...], Row] = {}
+    missing: list[Cell] = []
+    for cell in cells:
+        done = out / "cells" / cell.cell_id / "done.json"
+        if not done.is_file():
+            missing.append(cell)
+            continue
+        record = json.loads(done.read_text(encoding="utf-8"))
+        key = (*cell.group, cell.arm)
+        rows.setdefault(key, Row(cell.model, cell.langset, cell.steps, cell.arm, [])).records.append(record)
+    for row in rows.values():
+        names = sorted({k for r in row.records for k in [*r["metrics"], *(f"dev/{d}" for d in r["dev"])]})
+        for name in names:
+            vals = [_record_value(r, name) for r in row.records]
+            vals = [x for x in vals if x is not None]
+            row.mean[name] = float(np.mean(vals))
+            row.std[name] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    return list(rows.values()), missing
+
+
+def _record_value(record: dict[str, Any], name: str) -> float | None:
+    return record["dev"].get(name[4:]) if name.startswith("dev/") else record["metrics"].get(name)
+
+
+def _row_dirs(row: Row, out: Path) -> list[Path]:
+    return [out / "cells" / r["cell_id"] for r in row.records]
+
+
+def _comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """(hybrid row, baseline row) pairs: X-X and X-Y of the same group, zero-shot of the same model."""
+    pairs = []
+    for h in (r for r in rows if r.arm.startswith("hybrid")):
+        for b in rows:
+            same_group = (b.model, b.langset, b.steps) == (h.model, h.langset, h.steps)
+            if (b.arm in ("xx", "xy") and same_group) or (b.arm == "zero-shot" and b.model == h.model):
+                pairs.append((h, b))
+    return pairs
+
+
+def significance(rows: list[Row], out: Path, datasets: Iterable[str]) -> list[dict[str, Any]]:
+    """Paired tests over queries of every hybrid arm against every baseline, per setting.
+
+    Each arm's per-query scores (AP for XQuAD-R, the harness's per-query metric for monoqa) are averaged over its
+    seeds first, so the test asks whether the arm, not one lucky seed, is better on the same queries.
+    Marks the row's table cell: ``▲xx`` = significantly better than X-X at p < 0.05 (uncorrected), ``▼`` worse
+    (for rank distance, the language-bias figure, lower is better).
+    """
+    from .metrics import paired_test
+
+    tests = []
+    for h, b in _comparisons(rows):
+        hq, bq = _seed_mean_per_query(h, out, datasets), _seed_mean_per_query(b, out, datasets)
+        for setting in sorted(set(hq) & set(bq)):
+            a, c = _pair_up(hq[setting], bq[setting])
+            if a.size == 0:
+                continue
+            res = paired_test(a, c)
+            p, diff = float(res["p_value"]), float(res["mean_diff"])
+            tests.append({"model": h.model, "languages": h.langset, "steps": h.steps, "arm": h.arm,
+                          "baseline": b.arm, "setting": setting, "n_queries": int(res.get("n", a.size)),
+                          "mean_diff": diff, "p_value": p})  # fmt: skip
+            if p < SIGNIFICANCE_LEVEL and diff != 0:
+                better = (diff < 0) if setting in _LOWER_IS_BETTER else (diff > 0)
+                h.marks[_SETTING_COLUMN.get(setting, setting)].append(("▲" if better else "▼") + _short(b.arm))
+    return tests
+
+
+def _short(arm: str) -> str:
+    return "zs" if arm == "zero-shot" else arm
+
+
+def _seed_mean_per_query(row: Row, out: Path, datasets: Iterable[str]) -> dict[str, dict[str, tuple]]:
+    """setting -> npz key -> (qids or None, per-query scores averaged over the row's seeds)."""
+    stacks: dict[str, list[np.ndarray]] = defaultdict(list)
+    qids: dict[str, np.ndarray] = {}
+    for cell_dir in _row_dirs(row, out):
+        for ds in datasets:
+            path = cell_dir / "eval" / ds / "per_query.npz"
+            if not path.is_file():
+                continue
+            with np.load(path, allow_pickle=False) as npz:
+                for key in npz.files:
+                    if key.startswith("qids/"):
+                        qids[key[5:]] = npz[key]
+                    else:
+                        stacks[key].append(np.asarray(npz[key], dtype=float))
+    by_setting: dict[str, dict[str, tuple]] = defaultdict(dict)
+    for key, arrays in stacks.items():
+        if len({a.shape for a in arrays}) == 1:
+            scores = np.mean(arrays, axis=0)
+            # One unit per query: a (queries x targets) cross-lingual table is averaged over its targets.
+            scores = scores.reshape(len(scores), -1).mean(axis=1) if scores.ndim > 1 else scores
+            setting, _, unit = key.partition("/")  # e.g. mono/ar, cross/ar, monoqa/jsquad-ja; ids in qids/<unit>
+            by_setting[setting][key] = (qids.get(unit), scores)
+    return by_setting
+
+
+def _pair_up(a: dict[str, tuple], b: dict[str, tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the scores of the keys both sides have, matching queries by id where ids are stored."""
+    xs, ys = [], []
+    for key in sorted(set(a) & set(b)):
+        (qa, va), (qb, vb) = a[key], b[key]
+        if qa is not None and qb is not None and len(qa) == len(va) and len(qb) == len(vb):
+            common = [q for q in qa if q in set(qb.tolist())]
+            pos_a, pos_b = {q: i for i, q in enumerate(qa.tolist())}, {q: i for i, q in enumerate(qb.tolist())}
+            va = va[[pos_a[q] for q in common]]
+            vb = vb[[pos_b[q] for q in common]]
+        if va.shape == vb.shape:
+            keep = np.isfinite(va) & np.isfinite(vb)  # queries without a relevant candidate score NaN or inf
+            xs.append(va[keep])
+            ys.append(vb[keep])
+    return (np.concatenate(xs), np.concatenate(ys)) if xs else (np.array([]), np.array([]))
+
+
+def per_language(row: Row, out: Path, table: str) -> dict[str, float]:
+    """A per-language XQuAD-R table (``mono``, ``multi`` or ``cross``, keyed ``x-y``) of mAP, mean over seeds."""
+    acc: dict[str, list[float]] = defaultdict(list)
+    for cell_dir in _row_dirs(row, out):
+        entries = read_results(cell_dir, "xquad-r").get(table, {})
+        if table == "cross":  # query language -> passage language -> metrics
+            entries = {f"{x}-{y}": m for x, by_y in entries.items() for y, m in by_y.items()}
+        for key, metrics in entries.items():
+            if (m := _map_of(metrics)) is not None:
+                acc[key].append(m)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def _map_of(metrics: Any) -> float | None:
+    if is_number(metrics):
+        return float(metrics)
+    if isinstance(metrics, dict):
+        for key in ("map", "mAP", "MAP"):
+            if is_number(metrics.get(key)):
+                return float(metrics[key])
+    return None
+
+
+def seen_unseen(row: Row, out: Path, train_languages: Sequence[str]) -> dict[str, float]:
+    """mono / cross / multi mAP over XQuAD-R languages seen in training vs unseen.
+
+    mono and multi are split by query language; a cross pair counts as seen only when both its languages are.
+    """
+    seen = {_to_xquad(code) for code in train_languages}
+    res: dict[str, float] = {}
+    for table in ("mono", "multi", "cross"):
+        split: dict[str, list[float]] = defaultdict(list)
+        for key, val in per_language(row, out, table).items():
+            langs = key.split("-", 1) if table == "cross" else [key]
+            split["seen" if all(lang in seen for lang in langs) else "unseen"].append(val)
+        res |= {f"{table}/{part}": float(np.mean(v)) for part, v in split.items()}
+    return res
+
+
+# NTREX-128 codes of the XQuAD-R languages, so a study may name its training languages either way.
+_NTREX_TO_XQUAD = {NTREX_CODES[lang]: lang for lang in XQUAD_LANGUAGES}
+
+
+def _to_xquad(code: str) -> str:
+    return _NTREX_TO_XQUAD.get(code, code)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, Any]:
+    """Write study.json / study.csv / study.md and the plots from the finished cells; returns study.json's dict."""
+    rows, missing = collect_rows(cells, out)
+    tests = significance(rows, out, cfg.datasets) if rows else []
+    langsets = {c.langset: c.languages for c in cells if c.langset}
+    seen = {id(r): seen_unseen(r, out, langsets[r.langset]) for r in rows if r.langset}
+    high = high_resource_check(rows, out, cfg.high_resource)
+    plots = [p.name for p in make_plots(rows, out, langsets, cfg.high_resource, cfg.models)]
+    records = [rec for r in rows for rec in r.records]
+    timing = {
+        "cells": {rec["cell_id"]: rec["timing"] for rec in records},
+        "total_s": float(sum(rec["timing"]["total_s"] for rec in records)),
+    }
+    result = {
+        "name": cfg.name,
+        "description": cfg.description,
+        "config": str(cfg.path),
+        "cells_total": len(cells),
+        "cells_finished": len(cells) - len(missing),
+        "missing": [c.cell_id for c in missing],
+        "rows": [r.as_dict() | {"seen_unseen": seen.get(id(r), {})} for r in rows],
+        "significance": tests,
+        "high_resource": high,
+        "timing": timing,
+        "plots": plots,
+    }
+    atomic_write_json(out / "study.json", result)
+    atomic_write_text(out / "study.csv", _csv(rows, seen))
+    atomic_write_text(out / "study.md", _markdown(cfg, result, rows, seen, out))
+    return result
+
+
+def high_resource_check(rows: list[Row], out: Path, high_resource: Sequence[str]) -> list[dict[str, Any]]:
+    """Per-language monolingual mAP of each hybrid arm against X-X of the same group (the paper's worry that
+    mixing in cross-lingual pairs costs high-resource languages their monolingual quality)."""
+    checks = []
+    for h, b in _comparisons(rows):
+        if b.arm != "xx":
+            continue
+        hm, bm = per_language(h, out, "mono"), per_language(b, out, "mono")
+        for lang in sorted(set(hm) & set(bm)):
+            checks.append({"model": h.model, "languages": h.langset, "steps": h.steps, "arm": h.arm,
+                           "lang": lang, "high_resource": lang in high_resource, "xx": bm[lang],
+                           "hybrid": hm[lang], "diff": hm[lang] - bm[lang]})  # fmt: skip
+    return checks
+
+
+def _fmt(row: dict[str, Any], name: str) -> str:
+    """``mean ± std marks`` of one metric of a row of study.json (std only with two or more seeds)."""
+    if name not in row["mean"]:
+        return ""
+    text = f"{row['mean'][name]:.4f}"
+    if not math.isnan(row["std"].get(name, float("nan"))):
+        text += f" ± {row['std'][name]:.4f}"
+    return " ".join([text, *row["marks"].get(name, [])])
+
+
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """The main Markdown table from study.json's ``rows``: the columns the study has, one line per arm."""
+    cols = [(k, label) for k, label in _MAIN_COLUMNS if any(k in r["mean"] for r in rows)]
+    lines = ["| model | languages | steps | arm | n | " + " | ".join(label for _, label in cols) + " |",
+             "|" + "---|" * (5 + len(cols))]  # fmt: skip
+    for r in rows:
+        cells = [r["model"], r["languages"] or "-", str(r["steps"] or "-"), r["arm"], str(len(r["seeds"]))]
+        lines.append("| " + " | ".join(cells + [_fmt(r, k) for k, _ in cols]) + " |")
+    return "\n".join(lines)
+
+
+def format_results(study_dir: Path) -> str:
+    """What ``hybridir study`` prints at the end: the results table of a study directory's study.json."""
+    result = json.loads((Path(study_dir) / "study.json").read_text(encoding="utf-8"))
+    head = f"{result['name']}: {result['cells_finished']} of {result['cells_total']} cells finished"
+    return f"{head}\n\n{results_table(result['rows'])}\n\nFull report: {Path(study_dir) / 'study.md'}"
+
+
+def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: dict[int, dict], out: Path) -> str:
+    lines = [f"# Study `{cfg.name}`", "", *([cfg.description.strip(), ""] if cfg.description.strip() else []),
+             f"Config `{cfg.path}`, output `{out}`. Rerun or continue: `hybridir study {cfg.path} --out {out}`.",
+             "", f"Cells finished: {result['cells_finished']} of {result['cells_total']}."]  # fmt: skip
+    if result["missing"]:
+        lines.append("Not finished yet (the table below leaves them out): " + ", ".join(result["missing"]))
+    lines += ["", "## Results", "",
+              "Mean ± sample std over seeds (n = seeds). Trained arms are compared within one model, language set "
+              "and step count; zero-shot is the untouched encoder. Marks on hybrid rows: ▲xx / ▼xx = significantly "
+              f"better / worse than X-X (paired test over queries, p < {SIGNIFICANCE_LEVEL}, uncorrected; "
+              "zs = zero-shot). Rank distance: lower means less language bias.", ""]  # fmt: skip
+    lines.append(results_table(result["rows"]))
+    if result["significance"]:
+        lines += [
+            "",
+            "## Significance (hybrid vs each baseline)",
+            "",
+            "| group | arm | baseline | setting | queries | mean diff | p |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in result["significance"]:
+            star = " *" if t["p_value"] < SIGNIFICANCE_LEVEL else ""
+            lines.append(
+                f"| {t['model']} / {t['languages']} / {t['steps']} | {t['arm']} | {t['baseline']} | "
+                f"{t['setting']} | {t['n_queries']} | {t['mean_diff']:+.3g} | {t['p_value']:.4f}{star} |"
+            )
+    lines += _seen_markdown(rows, seen)
+    lines += _high_resource_markdown(result["high_resource"], cfg.high_resource)
+    dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
+    if dev_cols:
+        lines += ["", "## Held-out training-data (dev) metrics", "",
+                  "Computed by training on a held-out split of the training data; the only numbers to choose "
+                  "hyperparameters on.", "", "| model | languages | steps | arm | " + " | ".join(dev_cols) + " |",
+                  "|" + "---|" * (4 + len(dev_cols))]  # fmt: skip
+        for r in rows:
+            if r.arm != "zero-shot":
+                vals = [_fmt(r.as_dict(), k) for k in dev_cols]
+                lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
+    if result["plots"]:
+        lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in result["plots"]]
+    lines += ["", "## Timing", "", f"Total wall time of the finished cells: {result['timing']['total_s'] / 60:.1f} "
+              "min (per cell: training + each evaluation, in seconds).", "",
+              "| cell | train s | eval s | total s |", "|---|---|---|---|"]  # fmt: skip
+    for cell_id, t in result["timing"]["cells"].items():
+        ev = ", ".join(f"{ds} {s:.1f}" for ds, s in t["eval_s"].items())
+        lines.append(f"| {cell_id} | {t.get('train_s', 0.0):.1f} | {ev} | {t['total_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _seen_markdown(rows: list[Row], seen: dict[int, dict]) -> list[str]:
+    if not any(k.endswith("/unseen") for s in seen.values() for k in s):
+        return []
+    keys = [f"{t}/{p}" for t in ("mono", "cross", "multi") for p in ("seen", "unseen")]
+    lines = ["", "## XQuAD-R languages seen vs unseen in training", "",
+             "mAP averaged over the XQuAD-R languages the cell trained on (seen) and the others (unseen); mono / "
+             "multi by query language, cross pairs count as seen only when both languages were trained on.", "",
+             "| model | languages | steps | arm | " + " | ".join(keys) + " |",
+             "|" + "---|" * (4 + len(keys))]  # fmt: skip
+    for r in rows:
+        if id(r) in seen:
+            vals = [f"{seen[id(r)][k]:.4f}" if k in seen[id(r)] else "" for k in keys]
+            lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
+    return lines
+
+
+def _high_resource_markdown(checks: list[dict[str, Any]], high_resource: Sequence[str]) -> list[str]:
+    if not checks:
+        return []
+    lines = ["", "## High-resource check: monolingual mAP per language, hybrid vs X-X", "",
+             f"High-resource languages (configurable `high_resource`): {', '.join(high_resource)}.", "",
+             "| group | arm | lang | high-resource | X-X | hybrid | diff |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in checks:
+        lines.append(f"| {c['model']} / {c['languages']} / {c['steps']} | {c['arm']} | {c['lang']} | "
+                     f"{'yes' if c['high_resource'] else 'no'} | {c['xx']:.4f} | {c['hybrid']:.4f} | "
+                     f"{c['diff']:+.4f} |")  # fmt: skip
+    summary = []
+    for arm in sorted({c["arm"] for c in checks}):
+        for hr in (True, False):
+            diffs = [c["diff"] for c in checks if c["arm"] == arm and c["high_resource"] is hr]
+            if diffs:
+                summary.append(f"- {arm} minus X-X, mean over {'high' if hr else 'other'}-resource languages: "
+                               f"{np.mean(diffs):+.4f} ({len(diffs)} language x group entries)")  # fmt: skip
+    return [*lines, "", *summary]
+
+
+def _csv(rows: list[Row], seen: dict[int, dict]) -> str:
+    names = sorted({k for r in rows for k in r.mean})
+    seen_keys = sorted({k for s in seen.values() for k in s})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["model", "languages", "steps", "arm", "n_seeds", "seeds"]
+               + [f"{n}{suffix}" for n in names for suffix in ("", "_std", "_sig")]
+               + [f"xquad-r/{k}" for k in seen_keys])  # fmt: skip
+    for r in rows:
+        vals = [x for n in names for x in (r.mean.get(n, ""), r.std.get(n, ""), " ".join(r.marks.get(n, [])))]
+        extra = [seen.get(id(r), {}).get(k, "") for k in seen_keys]
+        w.writerow([r.model, r.langset or "", r.steps or "", r.arm, len(r.records),
+                    " ".join(str(s) for s in r.seeds if s is not None), *vals, *extra])  # fmt: skip
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Plots (only for the axes the grid has)
+
+_SETTINGS = (("xquad-r/mono_map", "mono mAP"), ("xquad-r/cross_map", "cross mAP"), ("xquad-r/multi_map", "multi mAP"))
+
+
+def make_plots(
+    rows: list[Row], out: Path, langsets: dict[str, Sequence[str]], high_resource: Sequence[str], models: list[str]
+) -> list[Path]:
+    """Per-group bars, alpha curves, number-of-languages curves, model-size curves, heat maps, high-resource bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plots_dir = out / "plots"
+    made: list[Path] = []
+    zero = {r.model: r for r in rows if r.arm == "zero-shot"}
+    groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.arm != "zero-shot":
+            groups[(r.model, r.langset, r.steps)].append(r)
+    for key, members in groups.items():
+        arms = ([zero[key[0]]] if key[0] in zero else []) + members
+        tag = slug("_".join(str(k) for k in key))
+        made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", _title(key)))
+        if len(hybrids := [r for r in members if r.arm.startswith("hybrid")]) > 1:
+            made.append(_plot_alpha(hybrids, arms, plots_dir / f"alpha_{tag}.png", _title(key)))
+        made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", _title(key)))
+        xx = [r for r in members if r.arm == "xx"]
+        if xx and hybrids:
+            made.append(_plot_high_resource(xx[0], hybrids, out, high_resource, plots_dir / f"high_resource_{tag}.png",
+                                            _title(key)))  # fmt: skip
+    made += _plot_languages(groups, zero, out, langsets, plots_dir)
+    made += _plot_model_size(groups, zero, models, plots_dir)
+    return [p for p in made if p is not None]
+
+
+def _title(key: tuple[Any, ...]) -> str:
+    model, langset, steps = key
+    return f"{model}, languages {langset}, {steps} steps"
+
+
+def _color(arm: str) -> str:
+    """One colour per arm in every plot: zero-shot grey, X-X blue, X-Y orange, hybrid by alpha."""
+    if arm.startswith("hybrid-"):
+        return f"C{2 + min(4, round(float(arm.split('-', 1)[1]) * 4))}"
+    return {"zero-shot": "C7", "xx": "C0", "xy": "C1"}.get(arm, "C9")
+
+
+def _figure(n_panels: int, title: str):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n_panels, figsize=(3.6 * n_panels, 3.4), squeeze=False)
+    fig.suptitle(title, fontsize=10)
+    return fig, axes[0]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:
+    """mono / cross / multi mAP and rank distance per arm (error bars: std over seeds)."""
+    panels = [*_SETTINGS, ("xquad-r/rank_distance", "rank distance (lower = less bias)")]
+    fig, axes = _figure(len(panels), title)
+    for ax, (name, label) in zip(axes, panels, strict=True):
+        means = [r.mean.get(name, np.nan) for r in arms]
+        stds = [0.0 if math.isnan(s := r.std.get(name, np.nan)) else s for r in arms]
+        ax.bar(range(len(arms)), means, yerr=stds, color=[_color(r.arm) for r in arms], capsize=3)
+        ax.set_xticks(range(len(arms)), [r.arm for r in arms], rotation=30, fontsize=8)
+        ax.set_title(label, fontsize=9)
+    return _save(fig, path)
+
+
+def _plot_alpha(hybrids: list[Row], arms: list[Row], path: Path, title: str) -> Path:
+    """Hybrid's mAP against alpha, baselines as horizontal lines."""
+    fig, axes = _figure(len(_SETTINGS), title)
+    hybrids = sorted(hybrids, key=lambda r: float(r.arm.split("-", 1)[1]))
+    alphas = [float(r.arm.split("-", 1)[1]) for r in hybrids]
+    for ax, (name, label) in zip(axes, _SETTINGS, strict=True):
+        ax.errorbar(alphas, [r.mean.get(name, np.nan) for r in hybrids],
+                    yerr=[np.nan_to_num(r.std.get(name, np.nan)) for r in hybrids],
+                    marker="o", color="C3", label="hybrid")  # fmt: skip
+        for b in (r for r in arms if not r.arm.startswith("hybrid")):
+            ax.axhline(b.mean.get(name, np.nan), ls="--", color=_color(b.arm), label=b.arm)
+        ax.set_xlabel("alpha")
+        ax.set_title(label, fontsize=9)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _plot_heatmap(arms: list[Row], out: Path, path: Path, title: str) -> Path | None:
+    """X-to-Y mAP (query language -> passage language; monolingual on the diagonal), mean over seeds, of the arm
+    with the best cross-lingual mAP."""
+    best = max(arms, key=lambda r: r.mean.get("xquad-r/cross_map", -np.inf))
+    pairs = per_language(best, out, "cross") | {f"{x}-{x}": v for x, v in per_language(best, out, "mono").items()}
+    if not pairs:
+        return None
+    langs = sorted({lang for key in pairs for lang in key.split("-", 1)})
+    grid = np.full((len(langs), len(langs)), np.nan)
+    for key, val in pairs.items():
+        src, tgt = key.split("-", 1)
+        grid[langs.index(src), langs.index(tgt)] = val
+    fig, axes = _figure(1, f"{title}\nbest arm by cross mAP: {best.arm}")
+    im = axes[0].imshow(grid, cmap="viridis", vmin=0, vmax=1)
+    for i, j in np.argwhere(~np.isnan(grid)):
+        axes[0].text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                     color="white" if grid[i, j] < 0.5 else "black")  # fmt: skip
+    axes[0].set_xticks(range(len(langs)), langs, fontsize=7)
+    axes[0].set_yticks(range(len(langs)), langs, fontsize=7)
+    axes[0].set_xlabel("passage language")
+    axes[0].set_ylabel("query language")
+    fig.colorbar(im, ax=axes[0], label="mAP")
+    fig.set_size_inches(max(4.0, 0.5 * len(langs) + 2.5), max(3.6, 0.45 * len(langs) + 1.8))
+    return _save(fig, path)
+
+
+def _plot_high_resource(
+    xx: Row, hybrids: list[Row], out: Path, high_resource: Sequence[str], path: Path, title: str
+) -> Path | None:
+    """Per-language monolingual mAP, X-X next to each hybrid arm; high-resource languages starred."""
+    per = [per_language(r, out, "mono") for r in [xx, *hybrids]]
+    langs = sorted(set.intersection(*(set(p) for p in per)))
+    if not langs:
+        return None
+    fig, axes = _figure(1, title)
+    width = 0.8 / len(per)
+    for i, (row, vals) in enumerate(zip([xx, *hybrids], per, strict=True)):
+        axes[0].bar(np.arange(len(langs)) + i * width, [vals[lang] for lang in langs], width, label=row.arm,
+                    color=_color(row.arm))  # fmt: skip
+    axes[0].set_xticks(np.arange(len(langs)) + 0.4 - width / 2,
+                       [f"{lang}*" if lang in high_resource else lang for lang in langs], fontsize=8)  # fmt: skip
+    axes[0].set_ylabel("monolingual mAP (* = high-resource)")
+    axes[0].legend(fontsize=7)
+    fig.set_size_inches(max(5.0, 0.55 * len(langs) * len(per)), 3.6)
+    return _save(fig, path)
+
+
+def _plot_languages(groups: dict, zero: dict[str, Row], out: Path, langsets: dict, plots_dir: Path) -> list[Path]:
+    """mAP against the number of training languages, seen (solid) and unseen (dashed) XQuAD-R languages apart."""
+    made = []
+    by_model_steps: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for (model, _, steps), members in groups.items():
+        by_model_steps[(model, steps)] += members
+    for (model, steps), members in by_model_steps.items():
+        if len({r.langset for r in members}) < 2:
+            continue
+        fig, axes = _figure(3, f"{model}, {steps} steps: number of training languages")
+        ks = sorted({len(langsets[r.langset]) for r in members})
+        for arm in dict.fromkeys(r.arm for r in members):
+            arm_rows = sorted((r for r in members if r.arm == arm), key=lambda r: len(langsets[r.langset]))
+            xs = [len(langsets[r.langset]) for r in arm_rows]
+            split = [seen_unseen(r, out, langsets[r.langset]) for r in arm_rows]
+            for ax, table in zip(axes, ("mono", "cross", "multi"), strict=True):
+                for part, ls in (("seen", "-"), ("unseen", "--")):
+                    ys = [s.get(f"{table}/{part}", np.nan) for s in split]
+                    ax.plot(xs, ys, ls=ls, marker="o", color=_color(arm), label=f"{arm} {part}")
+        for ax, table in zip(axes, ("mono", "cross", "multi"), strict=True):
+            if model in zero:
+                ax.axhline(zero[model].mean.get(f"xquad-r/{table}_map", np.nan), color=_color("zero-shot"), ls=":",
+                           label="zero-shot (all)")  # fmt: skip
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.minorticks_off()
+            ax.set_xlabel("training languages")
+            ax.set_title(f"{table} mAP", fontsize=9)
+        axes[0].legend(fontsize=6)
+        made.append(_save(fig, plots_dir / f"languages_{slug(model)}_{steps}steps.png"))
+    return made
+
+
+def _plot_model_size(groups: dict, zero: dict[str, Row], models: list[str], plots_dir: Path) -> list[Path]:
+    """mAP per model of the grid (in the YAML's order, smallest first by convention), one line per arm."""
+    made = []
+    by_langs_steps: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for (_, langset, steps), members in groups.items():
+        by_langs_steps[(langset, steps)] += members
+    for (langset, steps), members in by_langs_steps.items():
+        present = [m for m in models if any(r.model == m for r in members)]
+        if len(present) < 2:
+            continue
+        fig, axes = _figure(3, f"languages {langset}, {steps} steps: model size")
+        lines = {"zero-shot": [zero.get(m) for m in present]}
+        for arm in dict.fromkeys(r.arm for r in members):
+            lines[arm] = [next((r for r in members if r.arm == arm and r.model == m), None) for m in present]
+        for ax, (name, label) in zip(axes, _SETTINGS, strict=True):
+            for arm, arm_rows in lines.items():
+                ax.plot(range(len(present)), [r.mean.get(name, np.nan) if r else np.nan for r in arm_rows],
+                        marker="o", color=_color(arm), label=arm)  # fmt: skip
+            ax.set_xticks(range(len(present)), present, rotation=30, fontsize=7)
+            ax.set_title(label, fontsize=9)
+        axes[0].legend(fontsize=6)
+        made.append(_save(fig, plots_dir / f"model_size_{slug(str(langset))}_{steps}steps.png"))
+    return made
