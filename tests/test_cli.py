@@ -1,0 +1,57 @@
+"""The ``hybridir`` command: subcommands parse, bad input ends in one line and exit code 2, not a traceback."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from hybridir.cli import build_parser, main
+
+
+def test_every_subcommand_has_help(capsys):
+    for command in ("models", "evaluate", "train", "study"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert f"usage: hybridir {command}" in capsys.readouterr().out
+
+
+def test_models_lists_the_offline_default_and_hub_families(capsys):
+    assert main(["models"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names[0] == "e5-small" and "e5-small-l4" in names and "labse" in names
+
+
+def test_train_options_reach_the_config():
+    from hybridir.training import config_from_args
+
+    args = build_parser().parse_args(["train", "--languages", "en,th", "--sampler", "xy", "--no-freeze-embeddings"])
+    cfg = config_from_args(args)
+    assert (cfg.languages, cfg.sampler, cfg.freeze_embeddings, cfg.steps) == (["en", "th"], "xy", False, 200)
+
+
+def test_bad_train_option_is_one_line_and_exit_2(capsys):
+    assert main(["train", "--alpha", "1.5", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hybridir: error:") and "alpha" in err and "\n" not in err
+
+
+def test_bad_study_file_names_the_file_and_key(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""
+        name: bad
+        grid: {samplers: [zero-shot, hybrid], alpha: [2.0]}
+    """))
+    assert main(["study", str(bad), "--list"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "grid.alpha" in err
+
+
+def test_study_list_shows_every_cell_without_running(tmp_path, capsys):
+    config = tmp_path / "s.yaml"
+    config.write_text("name: s\ngrid: {samplers: [zero-shot, xx], languages: [en, de], seeds: [0, 1], steps: [2]}\n")
+    assert main(["study", str(config), "--list", "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("s: 3 cells") and all(line.startswith("to do") for line in lines[1:])
+    assert not (tmp_path / "out").exists()
