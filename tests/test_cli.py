@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from hybridir.cli import build_parser, main
+from hybridir.cli import main
 
 
 def test_every_subcommand_has_help(capsys):
@@ -21,14 +21,6 @@ def test_models_lists_the_offline_default_and_hub_families(capsys):
     assert main(["models"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names[0] == "e5-small" and "e5-small-l4" in names and "labse" in names
-
-
-def test_train_options_reach_the_config():
-    from hybridir.training import config_from_args
-
-    args = build_parser().parse_args(["train", "--languages", "en,th", "--sampler", "xy", "--no-freeze-embeddings"])
-    cfg = config_from_args(args)
-    assert (cfg.languages, cfg.sampler, cfg.freeze_embeddings, cfg.steps) == (["en", "th"], "xy", False, 200)
 
 
 def test_bad_train_option_is_one_line_and_exit_2(capsys):

@@ -136,6 +136,24 @@ def test_resume_after_kill_continues_the_same_batches_and_losses(tiny_model_dir,
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4, abs=1e-5)
 
 
+def test_two_cpu_processes_on_gloo_share_batches_and_stay_in_sync(tiny_model_dir, tmp_path):
+    """torchrun with 2 CPU processes: the process group is joined (gloo), every step has one batch type and key
+    on both ranks, passages are gathered across ranks, and averaged gradients keep the weights identical."""
+    data, out = synthetic_folder(tmp_path / "data"), tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "hybridir.cli", "train", "--model", str(tiny_model_dir), "--data", str(data), "--languages", "en,de,th",
+           "--steps", "6", "--batch-size", "4", "--lr", "1e-3", "--save-every", "3", "--out", str(out),
+           "--no-show-progress", "--dev-fraction", "0.25", "--dev-max-items", "10"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 6
+    a, b = summary["rank_checksums"]
+    assert a == pytest.approx(b, rel=1e-9)
+    assert [r["step"] for r in read_log(out)] == list(range(1, 7)) and (out / "final" / "model.safetensors").exists()
+
+
 def test_dev_metrics_rank_identical_texts_first(tiny_model):
     from hybridir.data.parallel import Pair, ParallelItem, TrainingData
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import resource
 import shutil
 import time
@@ -240,10 +241,31 @@ def dev_metrics(
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
+def _init_distributed() -> None:
+    """Under torchrun / accelerate launch (WORLD_SIZE > 1) join the process group: NCCL on GPUs, gloo on CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _rank_checksums(params: list[torch.Tensor]) -> list[float]:
+    """Sum of all trainable weights on every rank: equal when gradients were averaged, else the ranks drifted."""
+    mine = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1).to(params[0].device)
+    every = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(every, mine)
+    return [float(x) for x in every]
+
+
 def _make_loss(model: Any, config: TrainConfig):
     from sentence_transformers.sentence_transformer import losses
 
-    kwargs: dict[str, Any] = {"scale": 1.0 / config.temperature}
+    # Across processes, every rank's queries also see the other ranks' passages as negatives.
+    kwargs: dict[str, Any] = {"scale": 1.0 / config.temperature, "gather_across_devices": _distributed()}
     if config.symmetric:  # InfoNCE both ways: query -> passages and passage -> queries, one softmax each
         kwargs.update(directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction")
     if config.mini_batch_size:
@@ -292,7 +314,7 @@ class _Run:
         kinds = ("xx",) if config.effective_alpha == 1 else ("xy",) if config.effective_alpha == 0 else ("xx", "xy")
         keys, pools, ids = self.train_data.sampler_inputs(kinds)
         rank, world = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if _distributed():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         self.is_main = rank == 0
         self.sampler = SAMPLERS[config.sampler](
@@ -398,7 +420,7 @@ class _Run:
         self.model.train()
         loss = self.loss_fn(feats, None)
         loss.backward()
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if _distributed():
             for p in self.params:  # plain DDP: average gradients over ranks (every rank has the same batch type)
                 if p.grad is not None:
                     torch.distributed.all_reduce(p.grad)
@@ -430,6 +452,7 @@ def train(config: TrainConfig, model: Any = None) -> Path:
     from tqdm.auto import tqdm
 
     config.validate()
+    _init_distributed()
     run = _Run(config, model if not _checkpoints(Path(config.out)) else None)
     run.resume()
     out = run.out
@@ -448,6 +471,8 @@ def train(config: TrainConfig, model: Any = None) -> Path:
         bar.set_postfix(loss=f"{rec['loss']:.3f}", type=rec["type"])
         bar.update(1)
     bar.close()
+    if _distributed():
+        run.state["rank_checksums"] = _rank_checksums(run.params)
     final = out / "final"
     if run.is_main:
         if run.dev_data is not None:
@@ -482,6 +507,8 @@ def _write_summary(run: _Run) -> None:
         "loss_first": log[0]["loss"] if log else None,
         "loss_last10_mean": float(np.mean([r["loss"] for r in log[-10:]])) if log else None,
         "seconds_per_step": sec,
+        "world_size": run.sampler.world_size,
+        "rank_checksums": run.state.get("rank_checksums"),
         "pairs_per_second": cfg.batch_size * run.sampler.world_size / sec if sec else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "frozen_parameters": run.frozen,
