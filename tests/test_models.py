@@ -25,6 +25,14 @@ def test_local_checkpoint_keeps_prompts(tiny_model_dir):
     assert model.prompts["document"] == "passage: "  # encode_document uses the passage prompt
 
 
+def test_training_run_directory_means_its_final_model(tiny_model_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "run" / "final")
+    model = load_encoder(str(tmp_path / "run"))
+    assert model.prompts["query"] == "query: " and model.encode(["x"]).shape[1] == 32
+
+
 def test_default_model_prompts_and_shape(e5_small):
     assert e5_small.prompts["query"] == "query: " and e5_small.prompts["passage"] == "passage: "
     emb = e5_small.encode(["hallo"], prompt_name="query")

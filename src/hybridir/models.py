@@ -74,8 +74,10 @@ def load_encoder(
         _check_prompts(model, REGISTRY["multilingual-e5-small"])
         if layers is not None:
             _truncate_layers(model, layers, name)
-    elif Path(name).expanduser().exists():
-        model = _sentence_transformer(str(Path(name).expanduser()), device)
+    elif (path := Path(name).expanduser()).exists():
+        if (path / "final").is_dir() and not (path / "modules.json").exists():
+            path = path / "final"  # a training run directory (hybridir train --out DIR) means its final model
+        model = _sentence_transformer(str(path), device)
         _check_prompts(model, ModelSpec(name))
     else:
         spec = REGISTRY.get(name.lower()) or _BY_HUB_ID.get(name.lower())
