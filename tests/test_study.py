@@ -181,7 +181,10 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
                for t in tests)  # fmt: skip
     assert "▲xx" in rows["hybrid-0.25"]["marks"]["xquad-r/cross_map"]
     assert "▲xx" in rows["hybrid-0.25"]["marks"]["xquad-r/rank_distance"]  # lower distance = better
+    claims = [c for c in result["claims"] if c["arm"] == "hybrid-0.25" and c["baseline"] != "zero-shot"]
+    assert len(claims) == 4 and all(c["holds"] and c["p_value"] < 0.05 for c in claims)
     md = (out / "study.md").read_text()
+    assert "## The paper's claims, checked" in md
     printed = study_report.format_results(out)
     assert printed.count("| e5-small |") == len(rows) and printed.splitlines()[4] in md
     assert "▲xx" in md and "## Timing" in md and "## High-resource check" in md
@@ -297,3 +300,22 @@ def test_moved_study_directory_still_resumes_and_describe_shows_status(tmp_path,
     study.run_study(path, tmp_path / "b", show_progress=False)
     assert len(fakes.eval_calls) == len(status) - 1
     assert all(line.startswith("done") for line in study.describe_study(path, tmp_path / "b").splitlines()[1:])
+
+
+def test_paper_claims_report_a_claim_that_fails():
+    def row(arm, mono, cross, multi, dist):
+        mean = {"xquad-r/mono_map": mono, "xquad-r/cross_map": cross, "xquad-r/multi_map": multi,
+                "xquad-r/rank_distance": dist}  # fmt: skip
+        return {"model": "m", "languages": "l", "steps": 5, "arm": arm, "mean": mean}
+
+    rows = [row("zero-shot", 0.8, 0.6, 0.3, 900), row("xx", 0.82, 0.66, 0.35, 500),
+            row("xy", 0.79, 0.70, 0.40, 300), row("hybrid-0.5", 0.81, 0.65, 0.38, 400)]  # fmt: skip
+    tests = [{"model": "m", "languages": "l", "steps": 5, "arm": "hybrid-0.5", "baseline": "xx", "setting": "cross",
+              "p_value": 0.2}]  # fmt: skip
+    claims = {(c["claim"], c["arm"]): c for c in study_report.paper_claims(rows, tests)}
+    cross = claims[("hybrid >= X-X in cross-lingual mAP", "hybrid-0.5")]
+    assert not cross["holds"] and cross["p_value"] == 0.2 and cross["baseline_value"] == 0.66
+    assert claims[("hybrid >= X-X in multilingual mAP", "hybrid-0.5")]["holds"]
+    assert claims[("hybrid >= X-Y in monolingual mAP", "hybrid-0.5")]["holds"]
+    assert claims[("hybrid has lower language bias (rank distance) than X-X", "hybrid-0.5")]["holds"]
+    assert not claims[("fine-tuning beats zero-shot in xquad-r/mono_map", "xy")]["holds"]
