@@ -345,13 +345,13 @@ def evaluate(
     "miracl:<lang>" (online only). ``max_questions`` keeps the first N question ids (pools stay complete).
     """
     start = time.perf_counter()
+    kind, sets = load_eval_data(dataset, data_dir, languages, max_questions)  # bad data fails before the model loads
     if isinstance(model, str | Path):
         from .models import load_encoder
 
         name, model = str(model), load_encoder(str(model))
     else:
         name = _model_name(model)
-    kind, sets = load_eval_data(dataset, data_dir, languages, max_questions)
     enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress)
     if kind == "lareqa":
         body, per_query = evaluate_lareqa(enc, sets[0], with_context=with_context, show_progress=show_progress)
