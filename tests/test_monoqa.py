@@ -37,10 +37,10 @@ def test_iapp_jsonl_and_its_errors(tmp_path):
     es = load_qa_retrieval(path, "th", "iapp")
     assert es.query_ids == ["a_0"] and len(es.cand_ids) == 2
     path.write_text(json.dumps(rows[0]) + "\n{not json\n")
-    with pytest.raises(DataError, match=r"test\.jsonl:2: malformed JSON"):
+    with pytest.raises(DataError, match=r"test\.jsonl, line 2: not valid JSON"):
         load_qa_retrieval(path, "th", "iapp")
     path.write_text(json.dumps({"question": "q", "context": "c"}) + "\n")
-    with pytest.raises(DataError, match=r"test\.jsonl:1: missing field 'question_id'"):
+    with pytest.raises(DataError, match=r"test\.jsonl, line 1: missing field 'question_id'"):
         load_qa_retrieval(path, "th", "iapp")
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -29,3 +30,20 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     raise DataError(
         f"data directory not found (tried: {', '.join(tried) or 'nothing'}); pass --data-dir or set HYBRIDIR_DATA"
     )
+
+
+def read_jsonl(path: Path) -> list[tuple[str, dict]]:
+    """One JSON object per non-blank line, each with its ``"<file>, line <n>"`` for error messages."""
+    out = []
+    with Path(path).open(encoding="utf-8") as f:
+        for k, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {k}: not valid JSON ({e.msg})") from e
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}, line {k}: expected a JSON object")
+            out.append((f"{path}, line {k}", rec))
+    return out

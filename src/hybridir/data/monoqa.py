@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from . import read_jsonl
 from .evalset import EvalSet
 
 #: name -> (file under the data root's ``monoqa/``, format, language)
@@ -48,20 +49,13 @@ def _squad_records(path: Path) -> Iterator[tuple[str, str, str, bool]]:
 
 def _iapp_records(path: Path) -> Iterator[tuple[str, str, str, bool]]:
     """(question id, question, paragraph, answerable) from iapp-wiki-qa JSONL (one object per line)."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON: {e}") from e
-            for key in ("question_id", "question", "context"):
-                if key not in row:
-                    raise DataError(f"{path}:{lineno}: missing field {key!r}")
-            answers = row.get("answers") or {}
-            texts = answers.get("text") if isinstance(answers, dict) else answers
-            yield str(row["question_id"]), row["question"], row["context"], bool(texts and any(texts))
+    for where, row in read_jsonl(path):
+        for key in ("question_id", "question", "context"):
+            if key not in row:
+                raise DataError(f"{where}: missing field {key!r}")
+        answers = row.get("answers") or {}
+        texts = answers.get("text") if isinstance(answers, dict) else answers
+        yield str(row["question_id"]), row["question"], row["context"], bool(texts and any(texts))
 
 
 def load_qa_retrieval(path: str | Path, lang: str, fmt: str = "squad", *, name: str | None = None,

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from . import resolve_data_dir
+from . import read_jsonl, resolve_data_dir
 
 XQUAD_LANGUAGES = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 
@@ -377,7 +377,7 @@ def load_pairs(path: str | os.PathLike) -> TrainingData:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: training file not found")
-    records = _read_jsonl(path) if path.suffix == ".jsonl" else _read_tsv(path)
+    records = read_jsonl(path) if path.suffix == ".jsonl" else _read_tsv(path)
     items: dict[str, ParallelItem] = {}
     for where, rec in records:
         for key in ("id", "lang", "query", "passage"):
@@ -392,22 +392,6 @@ def load_pairs(path: str | os.PathLike) -> TrainingData:
             raise DataError(f"{where}: id {rec['id']!r} already has a record in {lang!r}")
         item.pairs[lang] = Pair(rec["query"], rec["passage"], neg)
     return TrainingData(list(items.values()), str(path))
-
-
-def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for k, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {k}: not valid JSON ({e.msg})") from e
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}, line {k}: expected a JSON object")
-            out.append((f"{path}, line {k}", rec))
-    return out
 
 
 def _read_tsv(path: Path) -> list[tuple[str, dict]]:
