@@ -14,7 +14,10 @@ def test_unknown_name_lists_choices():
 
 
 def test_hub_id_offline_gives_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set it, no retries
     with pytest.raises(ModelError, match="could not load 'nobody/no-such-model'"):
         load_encoder("nobody/no-such-model")
 
