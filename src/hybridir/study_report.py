@@ -413,8 +413,9 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
     dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
     if dev_cols:
         lines += ["", "## Held-out training-data (dev) metrics", "",
-                  "Computed by training on a held-out split of the training data; the only numbers to choose "
-                  "hyperparameters on.", "", "| model | languages | steps | arm | " + " | ".join(dev_cols) + " |",
+                  "Retrieval on held-out documents of the training data (never trained on; which documents depends on "
+                  "the seed), X-X and X-Y: the only numbers to choose hyperparameters on.", "",
+                  "| model | languages | steps | arm | " + " | ".join(dev_cols) + " |",
                   "|" + "---|" * (4 + len(dev_cols))]  # fmt: skip
         for r in rows:
             if r.arm != "zero-shot":
