@@ -9,6 +9,8 @@ Useful MFU counts real (non-padding) tokens only: 6 x non-embedding parameters x
 against a float32 matmul peak measured in the same run. Times exclude the first (warm-up) step.
 
     .venv/bin/python bench/train_speed.py --steps 6 --batch-size 32            # the issue's setting
+Equal quality: both trained models are then evaluated on an XQuAD-R slice (``--quality-languages``,
+``--quality-questions``; 0 skips it) and the mAP differences printed.
     .venv/bin/python bench/train_speed.py --steps 3 --batch-size 8 --max-passage-length 64 --gc-batch 64
 """
 
@@ -57,6 +59,7 @@ def run_hybridir(args: argparse.Namespace, batch: int, mini: int | None) -> dict
         "pairs_per_second": batch / sec,
         "tokens_per_step": sum(r["tokens"] for r in log) / len(log),
         "loss_last": log[-1]["loss"],
+        "model_dir": str(out / "final"),
     }
 
 
@@ -101,7 +104,19 @@ def run_st(args: argparse.Namespace) -> dict:
     SentenceTransformerTrainer(model=model, args=targs, train_dataset=ds, loss=MultipleNegativesRankingLoss(model),
                                callbacks=[Timer()]).train()  # fmt: skip
     sec = sum(times[1:]) / max(1, len(times) - 1)
-    return {"seconds_per_step": sec, "pairs_per_second": args.batch_size / sec}
+    model_dir = Path(targs.output_dir) / "final"
+    model.save(str(model_dir))
+    return {"seconds_per_step": sec, "pairs_per_second": args.batch_size / sec, "model_dir": str(model_dir)}
+
+
+def quality(model_dir: str, args: argparse.Namespace) -> dict:
+    """XQuAD-R mAP of a trained model on a slice (complete pools of the chosen languages)."""
+    from hybridir.evaluation import evaluate
+
+    langs = args.quality_languages.split(",")
+    res = evaluate(model_dir, "xquad-r", languages=langs, max_questions=args.quality_questions, plots=False,
+                   show_progress=False)  # fmt: skip
+    return {k: res["summary"][k] for k in ("mono_map", "cross_map", "multi_map")}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -144,6 +159,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of configurations to skip: hybridir,st,gradcache")
     ap.add_argument("--out", default="runs/bench_train_speed")
+    ap.add_argument("--quality-languages", default="en,de", help="XQuAD-R languages for the equal-quality check")
+    ap.add_argument("--quality-questions", type=int, default=200, help="questions per language (0: skip the check)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -169,6 +186,10 @@ def main() -> None:
         hyb["useful_mfu"] = flops / hyb["seconds_per_step"] / 1e9 / results["matmul_peak_gflops"]
     if "pairs_per_second" in hyb and "pairs_per_second" in results.get("st", {}):
         results["speedup_vs_st"] = hyb["pairs_per_second"] / results["st"]["pairs_per_second"]
+    if args.quality_questions and "model_dir" in hyb and "model_dir" in results.get("st", {}):
+        for name in ("hybridir", "st"):
+            results[name]["xquad_r"] = quality(results[name]["model_dir"], args)
+        results["map_diff_vs_st"] = {k: hyb["xquad_r"][k] - results["st"]["xquad_r"][k] for k in hyb["xquad_r"]}
     from hybridir.files import atomic_write_json, atomic_write_text
 
     out = Path(args.out)
@@ -181,6 +202,10 @@ def main() -> None:
                 f"| {name} | {r['seconds_per_step']:.2f} | {r['pairs_per_second']:.2f} | {r['peak_rss_mb']:.0f} |"
             )
     nan = float("nan")
+    if "map_diff_vs_st" in results:
+        rows.append(f"\nXQuAD-R mAP after the same steps ({args.quality_languages}, {args.quality_questions} questions "
+                    "per language, complete pools), hybridir - ST: "
+                    + ", ".join(f"{k} {v:+.4f}" for k, v in results["map_diff_vs_st"].items()))  # fmt: skip
     rows.append(
         f"\nmatmul peak {results['matmul_peak_gflops']:.0f} GFLOP/s; useful MFU (hybridir) "
         f"{hyb.get('useful_mfu', nan):.1%}; speed-up vs ST {results.get('speedup_vs_st', nan):.2f}x"
