@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
+import itertools
 import platform
 import subprocess
 import time
@@ -101,8 +103,6 @@ class Encoder:
             new_keys = [keys[i] for i in missing]
             known.update(zip(new_keys, emb, strict=True))
             if folder is not None:
-                import io
-
                 buf = io.BytesIO()
                 np.savez(buf, keys=np.array(new_keys), emb=emb.astype(np.float32))
                 name = hashlib.sha1("".join(new_keys).encode()).hexdigest()[:16]
@@ -247,8 +247,7 @@ def evaluate_retrieval(enc: Encoder, sets: list[EvalSet], *, faiss_threshold: in
         scores, idx = search(enc, q, es.cand_texts, faiss_threshold=faiss_threshold)
         run = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i], scores[i], strict=True)}
                for i, qid in enumerate(es.query_ids)}  # fmt: skip
-        run10 = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i][:10], scores[i][:10], strict=True)}
-                 for i, qid in enumerate(es.query_ids)}  # fmt: skip
+        run10 = {qid: dict(itertools.islice(ranked.items(), 10)) for qid, ranked in run.items()}  # best first
         qrels = es.qrels_dict()
         ev = trec_eval_per_query(qrels, run, {"ndcg_cut_10", "recall_100"})
         ev10 = trec_eval_per_query(qrels, run10, {"recip_rank"})

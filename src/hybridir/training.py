@@ -390,19 +390,17 @@ class _Run:
     def batch_texts(self, rows: list[int]) -> tuple[list[list[str]], str, list[str]]:
         """Global row indices -> text columns [queries, passages(, negatives)], batch type and keys."""
         cols: list[list[str]] = [[], []] + ([[]] if self.config.hard_negatives else [])
-        located = [self.sampler.locate(r) for r in rows]
-        items = {self.pools[self.sampler.keys.index(k)][r] for k, r in located}
-        keys = []
-        for key, r in located:
+        located = [(key, self.pools[self.sampler.keys.index(key)][r]) for key, r in map(self.sampler.locate, rows)]
+        items = {item for _, item in located}
+        for key, item in located:
             _, ql, pl = parse_key(key)
-            item = self.pools[self.sampler.keys.index(key)][r]
             ex = self.train_data.example(item, ql, pl)
             cols[0].append(ex.query)
             cols[1].append(ex.passage)
             if self.config.hard_negatives:
                 cols[2].append(self.train_data.hard_negative(item, pl, items))
-            keys.append(key)
-        return cols, keys[0].split(":")[0], keys
+        keys = [key for key, _ in located]
+        return cols, parse_key(keys[0])[0], keys
 
     def features(self, cols: list[list[str]]) -> list[dict[str, torch.Tensor]]:
         prompts = self.model.prompts
