@@ -11,7 +11,8 @@ from test_lareqa import write_lareqa
 
 from hybridir.data.evalset import EvalSet
 from hybridir.data.lareqa import load_lareqa
-from hybridir.evaluation import Encoder, evaluate, evaluate_lareqa, evaluate_retrieval, search
+from hybridir.encoding import Encoder
+from hybridir.evaluation import evaluate, evaluate_lareqa, evaluate_retrieval, search
 from hybridir.metrics import average_precision
 
 
