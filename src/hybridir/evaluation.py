@@ -265,11 +265,15 @@ def evaluate(
     cache_dir: Path | None = None,
     plots: bool = True,
     show_progress: bool = True,
+    backend: str = "auto",
+    precision: str = "auto",
 ) -> dict:
     """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
 
     ``dataset``: "xquad-r", "mlqa-r", "monoqa" (all five sets), one monolingual set by name, "beir:<dir>",
     "miracl:<lang>" (online only). ``max_questions`` keeps the first N question ids (pools stay complete).
+    ``backend`` / ``precision``: the inference path (:mod:`hybridir.encoding`; ``auto`` = the fast one where it
+    is faithful); results.json records the path used under ``config.encoder``.
     """
     start = time.perf_counter()
     kind, sets = load_eval_data(dataset, data_dir, languages, max_questions)  # bad data fails before the model loads
@@ -279,7 +283,8 @@ def evaluate(
         name, model = str(model), load_encoder(str(model))
     else:
         name = _model_name(model)
-    enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress)
+    enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress, backend=backend,
+                  precision=precision)  # fmt: skip
     if kind == "lareqa":
         body, per_query = evaluate_lareqa(enc, sets[0], with_context=with_context, show_progress=show_progress)
     else:
@@ -300,6 +305,7 @@ def evaluate(
             "similarity": model.similarity_fn_name,
             "normalize": enc.normalize,
             "torch_threads": torch.get_num_threads(),
+            "encoder": enc.describe(),
         },  # fmt: skip
         "model": {"name": name, "fingerprint": enc.fingerprint},
         "versions": _versions(),
