@@ -7,10 +7,17 @@
 (b) full-protocol wall time over the time to encode the unique texts once (target <= 1.15).
 (c) encoding throughput and model FLOPs utilisation on real (non-padding) tokens against a float32 matmul
     peak measured in this run.
+(d) inference paths (``hybridir.encoding``) on the same texts, XQuAD-R candidate sentences and MIRACL-yo
+    passages: texts/s of each path, its ratio to sentence-transformers fp32 (``model.encode``), timed in
+    interleaved rounds (best round kept); faithfulness as cosine to fp32 and as the metric difference on real
+    slices: XQuAD-R mono / cross / multi mAP (``--paths-languages``, complete pools) and MIRACL-yo nDCG@10
+    (every query against a pool of the judged passages plus ``--miracl-sample`` random ones). ONNX Runtime
+    fp32 / dynamic int8 are measured too when onnxruntime is installed (not a hybridir path).
 
 Usage::
 
     .venv/bin/python bench/eval_speed.py --languages th en --max-questions 20 --threads 2
+    .venv/bin/python bench/eval_speed.py --only-paths      # (d) only, prints a table
 """
 
 from __future__ import annotations
@@ -25,10 +32,14 @@ import numpy as np
 import torch
 
 from hybridir.data import resolve_data_dir
+from hybridir.data.beir import _doc_text, _jsonl, build_evalset, read_qrels
 from hybridir.data.lareqa import lareqa_dir, load_lareqa
-from hybridir.evaluation import evaluate
+from hybridir.encoding import Encoder
+from hybridir.evaluation import evaluate, evaluate_lareqa, evaluate_retrieval
 from hybridir.files import atomic_write_json
 from hybridir.models import load_encoder
+
+PATHS = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "torch-int8"]
 
 
 def matmul_peak(seconds: float = 3.0, n: int = 1024) -> float:
@@ -86,6 +97,131 @@ def st_protocol_texts(nq: dict[str, int], npool: dict[str, int]) -> int:
     return sum(nq[x] + npool[y] for x in langs for y in langs) + sum(nq[x] + sum(npool.values()) for x in langs)
 
 
+# ------------------------------------------------------------------------------------------ (d) inference paths
+def miracl_slice(root: Path, sample: int, seed: int = 0):
+    """MIRACL-yo dev: every query against its judged passages plus ``sample`` random others (a bench slice, not
+    MIRACL's full pool)."""
+    base = root / "miracl"
+    qrels_all: dict[str, set[str]] = {}
+    with open(base / "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv", encoding="utf-8") as f:
+        for line in f:
+            qid, _, docid, _ = line.split()
+            qrels_all.setdefault(qid, set()).add(docid)
+    judged = set().union(*qrels_all.values())
+    docs = [(r["docid"], _doc_text(r)) for _, r in _jsonl(base / "miracl-corpus-v1.0-yo/docs-0.jsonl.gz")]
+    rng = np.random.default_rng(seed)
+    others = [i for i, (d, _) in enumerate(docs) if d not in judged]
+    keep = {docs[i][0] for i in rng.choice(len(others), min(sample, len(others)), replace=False)} | judged
+    topics = base / "miracl-v1.0-yo/topics/topics.miracl-v1.0-yo-dev.tsv"
+    with open(topics, encoding="utf-8") as f:
+        queries = [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
+    qrels = read_qrels(base / "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv")
+    corpus = [(d, t) for d, t in docs if d in keep]
+    return build_evalset("miracl-yo-slice", "yo", corpus, queries, qrels, where=str(base)), docs
+
+
+def onnx_paths(model, tmp: Path) -> dict:
+    """ONNX Runtime fp32 and dynamic int8 (per-channel MatMul weights) forward functions, for measurement only."""
+    import copy
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from hybridir.encoding import _TokenEmbeddings
+
+    fp32, int8 = tmp / "model.onnx", tmp / "model-int8.onnx"
+    ex = model.preprocess(["passage: example text", "short"])
+    torch.onnx.export(_TokenEmbeddings(copy.deepcopy(model[0].auto_model)), (ex["input_ids"], ex["attention_mask"]),
+                      str(fp32), input_names=["input_ids", "attention_mask"], output_names=["h"], opset_version=17,
+                      dynamic_axes={k: {0: "b", 1: "s"} for k in ("input_ids", "attention_mask", "h")},
+                      dynamo=False)  # fmt: skip
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"])  # fmt: skip
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = torch.get_num_threads()
+    out = {}
+    for name, path in (("onnxruntime-fp32", fp32), ("onnxruntime-int8", int8)):
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+        def forward(feats, sess=sess):
+            h = sess.run(None, {k: feats[k].numpy() for k in ("input_ids", "attention_mask")})[0]
+            feats["token_embeddings"] = torch.from_numpy(h)
+            for module in list(model)[1:]:
+                feats = module(feats)
+            return feats["sentence_embedding"]
+
+        out[name] = forward
+    return out
+
+
+def compare_paths(model, args, folder: Path, root: Path) -> dict:
+    """Section (d): speed and faithfulness of every inference path, interleaved on the same texts."""
+    rng = np.random.default_rng(0)
+    es = load_lareqa(folder, args.paths_languages, max_questions=args.max_questions_paths)
+    mir, docs = miracl_slice(root, args.miracl_sample)
+    texts = {"xquad-r": [es.cand_texts[i] for i in rng.choice(len(es.cand_texts), args.n_texts, replace=False)],
+             "miracl-yo": [docs[i][1] for i in rng.choice(len(docs), args.n_texts // 2, replace=False)]}  # fmt: skip
+    encoders = {}
+    for path in args.paths:
+        backend, precision = path.split("-")
+        t = time.perf_counter()
+        enc = Encoder(model, backend=backend, precision=precision, show_progress=False)
+        enc.encode(texts["xquad-r"][:8], "passage")  # export / compile / quantise: set-up, not throughput
+        encoders[path] = (enc, time.perf_counter() - t)
+    extra = {}
+    if args.onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            extra = onnx_paths(model, Path(tmp))
+        for name, fwd in extra.items():
+            enc = Encoder(model, backend="torch", precision="bf16", show_progress=False)
+            enc._forward, enc.backend, enc.precision = fwd, *name.split("-")
+            encoders[name] = (enc, 0.0)
+    rows = {name: {"setup_s": setup} for name, (_, setup) in encoders.items()}
+    emb: dict[str, dict[str, np.ndarray]] = {}
+    for r in range(args.rounds):  # interleaved; the order flips every round
+        for name in (list(encoders) if r % 2 == 0 else list(encoders)[::-1]):
+            enc = encoders[name][0]
+            for kind, tx in texts.items():
+                t = time.perf_counter()
+                emb.setdefault(name, {})[kind] = enc.encode(tx, "passage")
+                rate = len(tx) / (time.perf_counter() - t)
+                rows[name][f"{kind}_texts_per_s"] = max(rate, rows[name].get(f"{kind}_texts_per_s", 0.0))
+    ref = "torch-fp32"
+    for name, row in rows.items():
+        for kind in texts:
+            row[f"{kind}_ratio"] = row[f"{kind}_texts_per_s"] / rows[ref][f"{kind}_texts_per_s"]
+            cos = (emb[name][kind] * emb[ref][kind]).sum(1)
+            row[f"{kind}_cos_mean"], row[f"{kind}_cos_min"] = float(cos.mean()), float(cos.min())
+    quality_paths = [p for p in args.quality_paths if p in encoders]
+    for name in quality_paths:  # metrics on real slices, each path from scratch (no cache)
+        enc = Encoder(model, backend=encoders[name][0].backend, precision=encoders[name][0].precision,
+                      show_progress=False)  # fmt: skip
+        res, _ = evaluate_lareqa(enc, es, show_progress=False)
+        rows[name] |= {f"xquad_{k}": res["summary"][f"{k}_map"] for k in ("mono", "cross", "multi")}
+        res, _ = evaluate_retrieval(enc, [mir])
+        rows[name]["miracl_ndcg10"] = res["summary"]["ndcg@10"]
+    for name in quality_paths:
+        for key in ("xquad_mono", "xquad_cross", "xquad_multi", "miracl_ndcg10"):
+            rows[name][f"{key}_diff"] = rows[name][key] - rows[ref][key]
+    return {"texts": {k: len(v) for k, v in texts.items()}, "xquad_slice": {"languages": args.paths_languages,
+            "questions": len(es.query_ids), "candidates": len(es.cand_ids)},
+            "miracl_slice": {"queries": len(mir.query_ids), "passages": len(mir.cand_ids)}, "paths": rows}  # fmt: skip
+
+
+def paths_table(d: dict) -> str:
+    lines = ["| path | XQuAD-R texts/s | ratio | MIRACL texts/s | ratio | cos mean / min | mAP diff mono / cross / "
+             "multi | MIRACL nDCG@10 diff |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in d["paths"].items():
+        rated = "miracl_ndcg10_diff" in r
+        q = " / ".join(f"{r[f'xquad_{k}_diff']:+.4f}" for k in ("mono", "cross", "multi")) if rated else "-"
+        m = f"{r['miracl_ndcg10_diff']:+.4f}" if rated else "-"
+        cos = [f"{min(r[f'xquad-r_cos_{k}'], r[f'miracl-yo_cos_{k}']):.5f}" for k in ("mean", "min")]
+        lines.append(f"| {name} | {r['xquad-r_texts_per_s']:.1f} | {r['xquad-r_ratio']:.2f}x | "
+                     f"{r['miracl-yo_texts_per_s']:.1f} | {r['miracl-yo_ratio']:.2f}x | {' / '.join(cos)} | "
+                     f"{q} | {m} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="e5-small")
@@ -96,11 +232,31 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--out", type=Path, help="write the numbers as JSON here")
+    ap.add_argument("--only-paths", action="store_true", help="run section (d) only")
+    ap.add_argument("--skip-paths", action="store_true", help="skip section (d)")
+    ap.add_argument("--paths", nargs="+", default=PATHS, help="(d) paths to time")
+    ap.add_argument("--quality-paths", nargs="+", default=["torch-fp32", "openvino-bf16", "torch-bf16"],
+                    help="(d) paths whose metrics are computed on the real slices")
+    ap.add_argument("--onnx", action="store_true", help="(d) also time ONNX Runtime fp32 / int8 (needs onnxruntime)")
+    ap.add_argument("--n-texts", type=int, default=600, help="(d) XQuAD-R sentences timed (half as many MIRACL)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--paths-languages", nargs="+", default=["ar", "de", "en", "th", "zh"])
+    ap.add_argument("--max-questions-paths", type=int, default=200)
+    ap.add_argument("--miracl-sample", type=int, default=3000, help="(d) random MIRACL passages beside the judged")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    folder = lareqa_dir("xquad-r", resolve_data_dir(args.data_dir))
+    root = resolve_data_dir(args.data_dir)
+    folder = lareqa_dir("xquad-r", root)
     model = load_encoder(args.model)
+    if not args.skip_paths:
+        paths = compare_paths(model, args, folder, root)
+        print(json.dumps(paths, indent=2))
+        print(paths_table(paths))
+        if args.out:
+            atomic_write_json(args.out.with_name(args.out.stem + "_paths.json"), paths)
+        if args.only_paths:
+            return
     es = load_lareqa(folder, args.languages, max_questions=args.max_questions)
     q_texts, c_texts = list(dict.fromkeys(es.query_texts)), list(dict.fromkeys(es.cand_texts))
     model.encode(c_texts[:64], prompt_name="passage", batch_size=args.batch_size)  # warm-up
@@ -116,7 +272,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         res = evaluate(model, "xquad-r", data_dir=folder, out_dir=Path(tmp), languages=args.languages,
-                       max_questions=args.max_questions, batch_size=args.batch_size, show_progress=False)  # fmt: skip
+                       max_questions=args.max_questions, batch_size=args.batch_size, show_progress=False,
+                       backend="torch", precision="fp32")  # (a)-(c) compare like with like: the fp32 reference
         full = time.perf_counter() - t
     n_texts = len(q_texts) + len(c_texts)
     per_text = encode_once / n_texts
