@@ -9,10 +9,13 @@ import pytest
 from hybridir.data.parallel import (
     NTREX_CODES,
     TrainingData,
+    data_sources,
     load_aligned,
+    load_flores_pairs,
     load_ntrex,
     load_pairs,
     load_squad,
+    load_train_dev,
     load_training_data,
 )
 from hybridir.errors import ConfigError, DataError
@@ -162,3 +165,45 @@ def test_real_ntrex(data_root):
     with pytest.raises(DataError, match="unknown language code 'xx'"):
         load_ntrex(["en", "xx"], data_root)
     assert all(v for v in NTREX_CODES.values())
+
+
+@pytest.mark.parametrize("suffix, header", [(".jsonl", b""), (".tsv", b"id\tlang\tquery\tpassage\n"),
+                                            (".txt", b"")])  # fmt: skip
+def test_text_that_is_not_utf8_names_file_line_and_byte(tmp_path, suffix, header):
+    good = b'{"id": "1", "lang": "en", "query": "q", "passage": "p"}\n' if suffix == ".jsonl" else b"1\ten\tq\tp\n"
+    path = tmp_path / f"data{suffix}"
+    path.write_bytes(header + good + b"caf\xe9 latin-1\n")
+    line = 3 if header else 2
+    with pytest.raises(DataError, match=rf"data{suffix}, line {line}: not UTF-8 text \(byte {len(header + good) + 3}"):
+        load_pairs(path) if suffix != ".txt" else load_aligned({"en": path})
+
+
+def test_flores_items_are_bitext_with_x_y_pools_only(data_root):
+    data = load_flores_pairs(["en", "de", "yor_Latn"], "train", data_dir=data_root)
+    assert len(data.items) == 701 and all(it.bitext for it in data.items) and data.languages == ["de", "en", "yor_Latn"]
+    it = data.items[0]
+    assert it.pairs["de"].query == it.pairs["de"].passage != it.pairs["en"].query
+    ex = data.example(0, "de", "en")
+    assert (ex.query, ex.passage) == (it.pairs["de"].query, it.pairs["en"].query)
+    assert not any(k.startswith("xx:") for k in data.pools()) and len(data.pools()) == 6
+    travel = load_flores_pairs(["en", "de"], "dev", topics=["travel", "sports"], data_dir=data_root)
+    assert 0 < len(travel.items) < 99 and travel.info["topics"] == ["travel", "sports"]
+    with pytest.raises(ConfigError, match="unknown FLORES topic"):
+        load_flores_pairs(["en", "de"], topics=["cooking"], data_dir=data_root)
+
+
+def test_ntrex_plus_flores_keeps_sources_apart(data_root):
+    train, dev = load_train_dev("ntrex+flores", ["en", "de"], data_root, dev_fraction=0.1, seed=0)
+    assert train.info["sources"] == {"ntrex": len(train.items) - 701, "flores-train": 701}
+    assert {it.source for it in dev.items} == {"ntrex", "flores-dev"}
+    assert sum(it.source == "flores-dev" for it in dev.items) == 99
+    assert len({it.id for it in train.items + dev.items}) == len(train.items) + len(dev.items)
+    pools = train.pools()
+    assert len(pools["xx:en"]) == len(train.items) - 701 and len(pools["xy:en-de"]) == len(train.items)
+    same, _ = load_train_dev(["ntrex"], ["en", "de"], data_root, dev_fraction=0.1, seed=0, dev_only="flores")
+    assert len(same.items) == len(train.items) - 701
+    assert data_sources("ntrex+flores") == ["ntrex", "flores"]
+    with pytest.raises(ConfigError, match="each once"):
+        data_sources("ntrex+ntrex")
+    with pytest.raises(ConfigError, match="no FLORES source"):
+        load_train_dev("ntrex", ["en", "de"], data_root, topics=["travel"])

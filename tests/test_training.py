@@ -76,7 +76,7 @@ def test_train_writes_model_log_summary_and_plots(tiny_model_dir, tmp_path):
     assert sum(summary["batch_types"].values()) == 10 and set(summary["batch_types"]) <= {"xx", "xy"}
     assert sum(v for k, v in summary["languages"].items() if k.startswith("q:")) == 10 * 6
     assert summary["data"]["dev_items"] == 16 and 0 < summary["dev_start"]["n_items"] <= 16
-    assert {"xx_mrr", "xy_mrr", "xx_acc1"} <= set(summary["dev_end"])
+    assert {"mono_map", "cross_map", "multi_map", "rank_distance"} <= set(summary["dev_end"])
     assert summary["frozen_parameters"] > 0 and summary["pairs_per_second"] > 0
     assert (out / "loss.png").stat().st_size > 0 and (out / "batches.png").stat().st_size > 0
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
@@ -160,8 +160,9 @@ def test_dev_metrics_rank_identical_texts_first(tiny_model):
     items = [ParallelItem(str(i), {lang: Pair(f"{w} {i}", f"{w} {i}") for lang in ("en", "de")}, str(i))
              for i, w in enumerate(WORDS)]  # fmt: skip
     m = dev_metrics(tiny_model, TrainingData(items, "toy"))
-    assert m["n_items"] == len(WORDS) and 0 < m["xx_mrr"] <= 1 and set(m["per_setting"]) >= {"en-en", "en-de"}
-    assert m["xx_acc1"] >= m["xy_acc1"] - 1e-9  # same text with identical prompts: x-x at least as easy
+    assert m["n_items"] == len(WORDS) and 0 < m["mono_map"] <= 1
+    assert set(m["per_source"]["toy"]["per_pair"]) == {"en>en", "en>de", "de>en", "de>de"}
+    assert m["mono_map"] >= m["cross_map"] - 1e-9  # same text with identical prompts: x-x at least as easy
 
 
 @pytest.mark.slow
@@ -200,3 +201,114 @@ def test_cli_arguments_mirror_the_config():
     assert cfg.freeze_embeddings is False and cfg.symmetric is True and cfg.steps == TrainConfig().steps
     with pytest.raises(ConfigError):
         config_from_args(parser.parse_args(["--alpha", "2"]))
+
+
+class _FixedEncoder:
+    """Stands in for a SentenceTransformer in dev_metrics: each text's vector is looked up, so ranks are known."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors, self.training, self.max_seq_length = vectors, False, 32
+
+    def encode(self, texts, **kw):
+        import numpy as np
+
+        v = np.array([self.vectors[t] for t in texts], dtype=float)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def train(self, mode=True):
+        self.training = mode
+
+
+def test_dev_metrics_mono_cross_multi_and_rank_distance_by_hand():
+    """Two items in en/de. Every query finds its passage in its own language first; the de query of item 0 ranks
+    item 1's en passage (and de passage) above its own en passage: de->en RR 1/2, multilingual ranks 1 and 4."""
+    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+
+    vec = {"qe0": [1, 0, 0], "qe1": [0, 1, 0], "qd0": [0.5, 0.5, 1], "qd1": [0, 1, 0.1],
+           "pe0": [1, 0, 0], "pe1": [0.4, 1, 0], "pd0": [0.9, 0, 1], "pd1": [0, 1, 0.2]}  # fmt: skip
+    items = [ParallelItem(str(i), {"en": Pair(f"qe{i}", f"pe{i}"), "de": Pair(f"qd{i}", f"pd{i}")}, str(i))
+             for i in range(2)]  # fmt: skip
+    m = dev_metrics(_FixedEncoder(vec), TrainingData(items, "toy"))
+    pairs = m["per_source"]["toy"]["per_pair"]
+    assert pairs["en>en"] == pairs["de>de"] == pairs["en>de"] == 1.0
+    assert pairs["de>en"] == pytest.approx(0.75)  # query 0: rank 2, query 1: rank 1
+    assert m["mono_map"] == 1.0 and m["cross_map"] == pytest.approx(0.875)
+    # multi: de query 0 finds pd0, pd1, pe1, pe0: relevant at 1 and 4 (AP 0.75, distance 3); the others 1 and 2
+    assert m["multi_map"] == pytest.approx((1 + (0.75 + 1) / 2) / 2)
+    assert m["rank_distance"] == pytest.approx((1 + (3 + 1) / 2) / 2)
+
+
+def test_bitext_dev_items_have_no_mono_and_never_find_themselves():
+    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+
+    vec = {"e0": [1, 0], "e1": [0, 1], "d0": [1, 0.1], "d1": [0.1, 1]}
+    items = [ParallelItem(str(i), {"en": Pair(f"e{i}", f"e{i}"), "de": Pair(f"d{i}", f"d{i}")}, str(i),
+                          bitext=True) for i in range(2)]  # fmt: skip
+    m = dev_metrics(_FixedEncoder(vec), TrainingData(items, "bi"))
+    assert "mono_map" not in m and m["cross_map"] == 1.0 and m["multi_map"] == 1.0 and m["rank_distance"] == 0
+
+
+def test_out_that_is_an_existing_file_is_a_one_line_error(tiny_model_dir, tmp_path):
+    from hybridir.cli import main
+
+    data, out = synthetic_folder(tmp_path / "data"), tmp_path / "taken"
+    out.write_text("not a run\n")
+    with pytest.raises(ConfigError, match=r"taken must be a run directory, but .*taken is an existing file"):
+        train(tiny_config(tiny_model_dir, data, out))
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(data), "--languages", "en,de",
+                 "--out", str(out / "sub"), "--no-show-progress"]) == 2  # fmt: skip
+
+
+def test_config_rules_for_flores_topics_and_distillation():
+    with pytest.raises(ConfigError, match="FLORES gives translation pairs only"):
+        TrainConfig(data="flores", sampler="xx", languages=["en"])
+    with pytest.raises(ConfigError, match="train_topics"):
+        TrainConfig(data="ntrex", train_topics="travel")
+    with pytest.raises(ConfigError, match="must include 'en'"):
+        TrainConfig(languages=["de", "th"], loss="kd")
+    with pytest.raises(ConfigError, match="distill_weight"):
+        TrainConfig(loss="kd", distill_weight=0.5)
+    assert TrainConfig(data=["ntrex", "flores"], train_topics="travel,health").data == "ntrex+flores"
+
+
+def test_kd_teacher_that_cannot_be_loaded_says_so(tiny_model_dir, tmp_path):
+    from hybridir.errors import ModelError
+
+    data = synthetic_folder(tmp_path / "data")
+    cfg = tiny_config(tiny_model_dir, data, tmp_path / "run", distill_weight=1.0, teacher=str(tmp_path / "nope"))
+    with pytest.raises(ModelError, match="KD teacher .*nope.* cannot be loaded"):
+        train(cfg)
+
+
+def test_kd_with_gradcache_moves_the_student_towards_the_teacher(tiny_model_dir, tmp_path):
+    data = synthetic_folder(tmp_path / "data")
+    out = tmp_path / "kd"
+    train(tiny_config(tiny_model_dir, data, out, loss="kd", sampler="xy", steps=8, mini_batch_size=2,
+                      dev_fraction=0.0))  # fmt: skip
+    log = read_log(out)
+    assert all(r["type"] == "xy" and "infonce" not in r and r["kd"] == r["loss"] > 0 for r in log)
+    assert sum(r["kd"] for r in log[-3:]) < sum(r["kd"] for r in log[:3])
+    assert len(list((out / "cache").glob("*-query-32.npz"))) == 1
+
+
+def test_hybrid_plus_distillation_resumes_exactly_from_the_teacher_cache(tiny_model_dir, tmp_path, monkeypatch):
+    """A killed hybrid + KD run resumes with the same batches and losses, reading the teacher's vectors from its
+    cache: the teacher is never loaded again."""
+    import hybridir.training as training
+
+    data = synthetic_folder(tmp_path / "data")
+    kw = dict(steps=12, save_every=4, distill_weight=2.0, symmetric=True)
+    train(tiny_config(tiny_model_dir, data, tmp_path / "whole", **kw))
+    cut = tiny_config(tiny_model_dir, data, tmp_path / "cut", **kw)
+    assert kill_after_checkpoint(cut, 4) == -signal.SIGKILL
+
+    def no_teacher(name):
+        raise AssertionError("the teacher was loaded although its vectors are cached")
+
+    monkeypatch.setattr(training, "load_teacher", no_teacher)
+    train(cut)
+    a, b = read_log(tmp_path / "whole"), read_log(tmp_path / "cut")
+    assert [r["keys"] for r in a] == [r["keys"] for r in b]
+    for key in ("loss", "infonce", "kd"):
+        assert [r[key] for r in a] == pytest.approx([r[key] for r in b], rel=1e-4, abs=1e-6)
+    assert all(r["loss"] == pytest.approx(r["infonce"] + 2.0 * r["kd"], rel=1e-5) for r in a)

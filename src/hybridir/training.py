@@ -9,8 +9,8 @@ but the loop here is what ``hybridir train`` runs, because the trainer does not 
   that a ``kill -9`` cannot leave half written, and exact resume of the batch sequence and dropout RNG;
 - a per-step log of batch type and languages, and the dev split of the *training* data evaluated at the start
   and end.
-It still uses sentence-transformers' InfoNCE losses: ``MultipleNegativesRankingLoss`` and, for GradCache,
-``CachedMultipleNegativesRankingLoss``.
+It still uses sentence-transformers' losses (InfoNCE ``MultipleNegativesRankingLoss`` / its GradCache twin,
+distillation ``MSELoss``), chosen in :mod:`hybridir.losses`.
 
 Example::
 
@@ -38,13 +38,14 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from .data.parallel import XQUAD_LANGUAGES, TrainingData, check_language, load_training_data
-from .errors import ConfigError, DataError
+from .data.parallel import XQUAD_LANGUAGES, ParallelItem, TrainingData, check_language, data_sources, load_train_dev
+from .errors import ConfigError, DataError, ModelError
 from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
+from .losses import LOSSES, Objective, VectorCache, encode, load_teacher, uses_teacher
 from .sampling import SAMPLERS, parse_key
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
-RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints"}
+RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir"}
 
 
 @dataclass
@@ -66,8 +67,13 @@ class TrainConfig:
     data: str = "ntrex"
     data_dir: str | None = None
     languages: list[str] = field(default_factory=lambda: list(XQUAD_LANGUAGES))
+    train_topics: list[str] = field(default_factory=list)
+    dev_data: str = ""
     sampler: str = "hybrid"
     alpha: float = 0.5
+    loss: str = "infonce"
+    distill_weight: float = 0.0
+    teacher: str | None = None
     mixed_languages: bool = False
     steps: int = 200
     batch_size: int = 32
@@ -90,11 +96,16 @@ class TrainConfig:
     keep_checkpoints: int = 2
     dev_fraction: float = 0.1
     dev_max_items: int = 200
+    cache_dir: str | None = None
     show_progress: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.languages, str):
-            self.languages = [x.strip() for x in self.languages.split(",") if x.strip()]
+        for name in ("languages", "train_topics"):
+            if isinstance(value := getattr(self, name), str):
+                setattr(self, name, [x.strip() for x in value.split(",") if x.strip()])
+        for name in ("data", "dev_data"):
+            if isinstance(value := getattr(self, name), list | tuple):
+                setattr(self, name, "+".join(value))
         self.validate()
 
     def validate(self) -> None:
@@ -112,6 +123,19 @@ class TrainConfig:
                 raise ConfigError(str(e)) from None
         if self.sampler != "xx" and len(self.languages) < 2:
             raise ConfigError(f"sampler {self.sampler!r} needs X-Y batches, i.e. at least two languages")
+        sources = data_sources(self.data)
+        if self.effective_alpha > 0 and sources == ["flores"]:
+            raise ConfigError(f"sampler {self.sampler!r} needs X-X batches, but FLORES gives translation pairs only "
+                              "(X-Y); use --data ntrex+flores or --sampler xy")  # fmt: skip
+        if self.train_topics and "flores" not in sources:
+            raise ConfigError(f"train_topics {self.train_topics} need FLORES in --data (got {self.data!r})")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        if not self.distill_weight >= 0 or (self.loss == "kd" and self.distill_weight):
+            raise ConfigError(f"distill_weight must be >= 0 and adds KD to the infonce loss only, got "
+                              f"{self.distill_weight} with loss {self.loss!r}")  # fmt: skip
+        if uses_teacher(self) and "en" not in self.languages:
+            raise ConfigError("distillation targets the teacher's English vectors: languages must include 'en'")
         positive = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "save_every": self.save_every,
                     "temperature": self.temperature, "max_query_length": self.max_query_length,
                     "max_passage_length": self.max_passage_length,
@@ -135,7 +159,17 @@ class TrainConfig:
 
 _HELP = {
     "model": "registry name (hybridir models), hub id or local checkpoint",
-    "data": "ntrex | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME (docs/data_formats.md)",
+    "data": "ntrex | flores | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME, or several "
+            "joined with + (ntrex+flores) (docs/data_formats.md)",
+    "train_topics": "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
+                    "entertainment, geography); default all",
+    "dev_data": "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
+                "different --data are selected on the same dev set",
+    "loss": f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
+            "vectors (hybridir.losses)",
+    "distill_weight": "infonce only: add this weight times the KD term (mean squared distance to the teacher)",
+    "teacher": "KD teacher model (default: the starting --model, frozen)",
+    "cache_dir": "teacher / starting-model vector cache (default <out>/cache)",
     "data_dir": "data root (default $HYBRIDIR_DATA or ../shared/data)",
     "sampler": f"batch sampler: {' | '.join(SAMPLERS)}",
     "alpha": "hybrid only: probability that a batch is X-X (else X-Y)",
@@ -164,12 +198,11 @@ def add_cli_arguments(parser: Any) -> None:
             parser.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=_HELP.get(f.name, " ")
             )
-        elif f.name == "languages":
-            parser.add_argument(
-                flag, dest=f.name, default=",".join(default), help="comma-separated codes (default: %(default)s)"
-            )
+        elif isinstance(default, list):
+            help_ = _HELP.get(f.name, "comma-separated codes (default: %(default)s)")
+            parser.add_argument(flag, dest=f.name, default=",".join(default), help=help_)
         else:
-            kind = {"mini_batch_size": int, "data_dir": str}.get(f.name, type(default))
+            kind = {"mini_batch_size": int}.get(f.name, str if default is None else type(default))
             help_ = f"{_HELP.get(f.name, '')} (default: %(default)s)".strip()
             parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_)
 
@@ -180,6 +213,9 @@ def config_from_args(args: Any) -> TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------- dev metrics
+DEV_KEYS = ("mono_map", "cross_map", "multi_map", "rank_distance")
+
+
 def dev_metrics(
     model: Any,
     data: TrainingData,
@@ -187,56 +223,105 @@ def dev_metrics(
     max_query_length: int = 32,
     max_passage_length: int = 128,
     batch_size: int = 64,
+    cache: VectorCache | None = None,
 ) -> dict[str, Any]:
-    """Retrieval on held-out training documents: every dev query against all dev passages, X-X (same language)
-    and X-Y (every ordered pair of languages). Returns accuracy@1 and MRR averaged over queries, per setting.
+    """LAReQA-style retrieval on held-out *training* data, the numbers a recipe is chosen on (never XQuAD-R,
+    MIRACL or monoqa). Per source (NTREX held-out documents, FLORES dev), every dev query against the dev passages:
 
-    Neighbouring ICT items share most of their window, which would make the task ambiguous, so only items whose
-    windows do not overlap are used, then at most ``max_items`` of them spread evenly over the documents."""
-    items, last_end = [], {}
+    - ``mono_map``: X -> X, pool = the passages in the query's language (not for bitext: a sentence would find
+      itself);
+    - ``cross_map``: X -> Y for every ordered pair of languages, pool = the passages in Y;
+    - ``multi_map``: X -> every language pooled, relevant = the item's passage in every language (for bitext the
+      query's own sentence is left out of the pool, so its own language's other sentences compete with its
+      translations);
+    - ``rank_distance``: in the multilingual pool, largest minus smallest rank of a query's relevant passages
+      (language bias; docs/metrics.md).
+
+    mAP is averaged over queries, then over query languages (pairs for cross), then over sources. With one
+    relevant passage (mono, cross) AP is the reciprocal rank. Neighbouring ICT items share most of their window,
+    which would make the task ambiguous, so only items whose windows do not overlap are used, then at most
+    ``max_items`` per source spread evenly over it. ``cache`` reuses the vectors of an unchanged model (the
+    starting model's, shared by every run that starts from it)."""
+
+    def embed(texts: list[str], prompt: str, length: int) -> np.ndarray:
+        if cache is not None:
+            return cache.vectors(texts, prompt, length, lambda: model, normalize=True)
+        return encode(model, texts, prompt, length, normalize=True, batch_size=batch_size)
+
+    by_source: dict[str, list[ParallelItem]] = {}
     for it in data.items:
+        by_source.setdefault(it.source, []).append(it)
+    per_source = {src: _dev_source(_dev_items(items, max_items), embed, max_query_length, max_passage_length)
+                  for src, items in by_source.items()}  # fmt: skip
+    out: dict[str, Any] = {"n_items": sum(m["n_items"] for m in per_source.values()), "languages": data.languages}
+    for key in DEV_KEYS:
+        if vals := [m[key] for m in per_source.values() if key in m]:
+            out[key] = float(np.mean(vals))
+    return out | {"per_source": per_source}
+
+
+def _dev_items(items: list[ParallelItem], max_items: int | None) -> list[ParallelItem]:
+    """Items whose passage windows do not overlap, at most ``max_items`` of them spread evenly."""
+    kept, last_end = [], {}
+    for it in items:
         if it.span[0] >= last_end.get(it.group, -1):
-            items.append(it)
+            kept.append(it)
             last_end[it.group] = it.span[1]
-    if max_items and len(items) > max_items:
-        items = [items[i] for i in np.linspace(0, len(items) - 1, max_items).round().astype(int)]
+    if max_items and len(kept) > max_items:
+        kept = [kept[i] for i in np.linspace(0, len(kept) - 1, max_items).round().astype(int)]
+    return kept
+
+
+def _ranks(scores: np.ndarray, relevant: np.ndarray) -> list[np.ndarray]:
+    """Per row, the 1-based ranks of the relevant columns (ties broken against them)."""
+    out = []
+    for row, rel in zip(scores, relevant, strict=True):
+        gold = row[rel]
+        out.append(np.sort((row[None, :] >= gold[:, None]).sum(1)))
+    return out
+
+
+def _ap(ranks: np.ndarray) -> float:
+    return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+
+
+def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, max_passage_length: int) -> dict:
+    """The mono / cross / multi figures of one source's dev items (see :func:`dev_metrics`)."""
     langs = sorted({lang for it in items for lang in it.pairs})
-    emb: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    was_training, old_len = model.training, model.max_seq_length
-    try:
-        for lang in langs:
-            idx = np.array([i for i, it in enumerate(items) if lang in it.pairs])
-            model.max_seq_length = max_query_length
-            q = model.encode([items[i].pairs[lang].query for i in idx], prompt_name="query", batch_size=batch_size,
-                             normalize_embeddings=True, convert_to_numpy=True)  # fmt: skip
-            model.max_seq_length = max_passage_length
-            p = model.encode([items[i].pairs[lang].passage for i in idx], prompt_name="passage",
-                             batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)  # fmt: skip
-            emb[lang] = (idx, q, p)
-    finally:
-        model.max_seq_length = old_len
-        model.train(was_training)
-    out: dict[str, Any] = {"n_items": len(items), "languages": langs, "per_setting": {}}
-    for kind in ("xx", "xy"):
-        acc, rr = [], []
-        for ql in langs:
-            for pl in langs:
-                if (kind == "xx") != (ql == pl):
-                    continue
-                qi, q, _ = emb[ql]
-                pi, _, p = emb[pl]
-                common = np.intersect1d(qi, pi)
-                if not len(common):
-                    continue
-                rows, gold = np.searchsorted(qi, common), np.searchsorted(pi, common)
-                scores = q[rows] @ p.T
-                rank = (scores > scores[np.arange(len(rows)), gold][:, None]).sum(1) + 1
-                a, r = float(np.mean(rank == 1)), float(np.mean(1.0 / rank))
-                out["per_setting"][f"{ql}-{pl}"] = {"acc1": a, "mrr": r}
-                acc.append(a)
-                rr.append(r)
-        if acc:
-            out[f"{kind}_acc1"], out[f"{kind}_mrr"] = float(np.mean(acc)), float(np.mean(rr))
+    bitext = np.array([it.bitext for it in items], dtype=bool)
+    queries, cands, cand_item, cand_lang = {}, [], [], []
+    for li, lang in enumerate(langs):
+        idx = np.array([i for i, it in enumerate(items) if lang in it.pairs])
+        queries[lang] = (idx, embed([items[i].pairs[lang].query for i in idx], "query", max_query_length))
+        cands.append(embed([items[i].pairs[lang].passage for i in idx], "passage", max_passage_length))
+        cand_item.append(idx)
+        cand_lang.append(np.full(len(idx), li))
+    pool, c_item, c_lang = np.vstack(cands), np.concatenate(cand_item), np.concatenate(cand_lang)
+    pairs: dict[str, float] = {}
+    multi, dist, mono, cross = [], [], [], []
+    for li, lang in enumerate(langs):
+        q_idx, q = queries[lang]
+        scores = q @ pool.T
+        own = c_item[None, :] == q_idx[:, None]
+        itself = own & (c_lang[None, :] == li) & bitext[q_idx][:, None]
+        scores[itself] = -np.inf
+        rel = own & ~itself
+        ranks = _ranks(scores, rel)
+        multi.append(np.mean([_ap(r) for r in ranks]))
+        dist.append(np.mean([r[-1] - r[0] for r in ranks]))
+        for lj, target in enumerate(langs):
+            cols = c_lang == lj
+            rows = rel[:, cols].any(1)
+            if rows.any():
+                rr = [1.0 / r[0] for r in _ranks(scores[rows][:, cols], rel[rows][:, cols])]
+                pairs[f"{lang}>{target}"] = float(np.mean(rr))
+                (mono if li == lj else cross).append(pairs[f"{lang}>{target}"])
+    out: dict[str, Any] = {"n_items": len(items), "languages": langs, "multi_map": float(np.mean(multi)),
+                           "rank_distance": float(np.mean(dist)), "per_pair": pairs}  # fmt: skip
+    if mono:
+        out["mono_map"] = float(np.mean(mono))
+    if cross:
+        out["cross_map"] = float(np.mean(cross))
     return out
 
 
@@ -259,18 +344,6 @@ def _rank_checksums(params: list[torch.Tensor]) -> list[float]:
     every = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(every, mine)
     return [float(x) for x in every]
-
-
-def _make_loss(model: Any, config: TrainConfig):
-    from sentence_transformers.sentence_transformer import losses
-
-    # Across processes, every rank's queries also see the other ranks' passages as negatives.
-    kwargs: dict[str, Any] = {"scale": 1.0 / config.temperature, "gather_across_devices": _distributed()}
-    if config.symmetric:  # InfoNCE both ways: query -> passages and passage -> queries, one softmax each
-        kwargs.update(directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction")
-    if config.mini_batch_size:
-        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size, **kwargs)
-    return losses.MultipleNegativesRankingLoss(model, **kwargs)
 
 
 def _freeze_word_embeddings(model: Any) -> int:
@@ -308,9 +381,9 @@ class _Run:
     def __init__(self, config: TrainConfig, model: Any = None) -> None:
         self.config = config
         self.out = Path(config.out)
-        data = load_training_data(config.data, config.languages, config.data_dir, config.ict_window,
-                                  config.ict_remove_prob, config.seed)  # fmt: skip
-        self.train_data, self.dev_data = data.split(config.dev_fraction, config.seed)
+        self.train_data, self.dev_data = load_train_dev(
+            config.data, config.languages, config.data_dir, config.ict_window, config.ict_remove_prob, config.seed,
+            config.dev_fraction, config.train_topics, config.dev_data)  # fmt: skip
         kinds = ("xx",) if config.effective_alpha == 1 else ("xy",) if config.effective_alpha == 0 else ("xx", "xy")
         keys, pools, ids = self.train_data.sampler_inputs(kinds)
         rank, world = 0, 1
@@ -337,7 +410,10 @@ class _Run:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.sched = get_linear_schedule_with_warmup(self.opt, int(config.warmup_ratio * config.steps), config.steps)
-        self.loss_fn = _make_loss(self.model, config)
+        # Across processes, every rank's queries also see the other ranks' passages as negatives.
+        self.objective = Objective(self.model, config, gather_across_devices=_distributed())
+        self.cache_root = Path(config.cache_dir) if config.cache_dir else self.out / "cache"
+        self.labels: np.ndarray | None = None  # (items, 2, dim) teacher vectors of the English query and passage
         self.log: list[dict] = []
         self.state: dict[str, Any] = {"step": 0, "seconds": 0.0}
 
@@ -345,6 +421,51 @@ class _Run:
         from .models import load_encoder
 
         return load_encoder(str(ckpt / "model") if ckpt else self.config.model)  # GPU when there is one
+
+    def start_cache(self) -> VectorCache:
+        """The vector cache of the starting model (its dev vectors are the same in every run that starts from it);
+        its fingerprint is taken before the first step and kept in the checkpoints."""
+        from .models import fingerprint
+
+        if "start_fingerprint" not in self.state:
+            self.state["start_fingerprint"] = fingerprint(self.model)
+        return VectorCache(self.cache_root, self.state["start_fingerprint"])
+
+    def prepare_teacher(self) -> None:
+        """KD targets: the teacher's vectors of every training item's English query (query prompt) and passage
+        (passage prompt), from the cache when there. The default teacher is the starting model: before the first
+        step that is the model in hand; on resume it is loaded only if the cache lacks a text."""
+        cfg = self.config
+        if not uses_teacher(cfg):
+            return
+        items = self.train_data.items
+        if lacking := [it.id for it in items if "en" not in it.pairs]:
+            raise DataError(f"{self.train_data.source}: distillation needs the English side of every item; "
+                            f"{len(lacking)} lack it (e.g. {lacking[0]!r})")  # fmt: skip
+        name = cfg.teacher or cfg.model
+        fresh = cfg.teacher is None and self.state["step"] == 0
+        loaded: list[Any] = []
+
+        def teacher() -> Any:
+            if not loaded:
+                from .models import fingerprint
+
+                loaded.append(self.model if fresh else load_teacher(name))
+                fp = fingerprint(loaded[0])
+                if self.state.setdefault("teacher_fingerprint", fp) != fp:
+                    raise ModelError(f"KD teacher {name!r} changed since this run started (fingerprint {fp}, "
+                                     f"was {self.state['teacher_fingerprint']}); use another --out")  # fmt: skip
+            return loaded[0]
+
+        if "teacher_fingerprint" not in self.state:
+            teacher()
+        cache = VectorCache(self.cache_root, self.state["teacher_fingerprint"])
+        q = cache.vectors([it.pairs["en"].query for it in items], "query", cfg.max_query_length, teacher)
+        p = cache.vectors([it.pairs["en"].passage for it in items], "passage", cfg.max_passage_length, teacher)
+        dim = self.model.get_embedding_dimension()
+        if q.shape[1] != dim:
+            raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")
+        self.labels = np.stack([q, p], axis=1)
 
     # --- checkpoints --------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -355,7 +476,8 @@ class _Run:
 
         ck = self.ckpts[-1]
         meta = json.loads((ck / "state.json").read_text())
-        saved = {k: v for k, v in meta["config"].items() if k not in RESUMABLE_FIELDS}
+        defaults = dataclasses.asdict(TrainConfig(languages=self.config.languages))  # fields newer than the run
+        saved = {k: v for k, v in {**defaults, **meta["config"]}.items() if k not in RESUMABLE_FIELDS}
         now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
         if saved != now:
             diff = sorted(k for k in now if saved.get(k) != now[k])
@@ -387,8 +509,8 @@ class _Run:
             shutil.rmtree(old, ignore_errors=True)
 
     # --- one step -----------------------------------------------------------------------------------------
-    def batch_texts(self, rows: list[int]) -> tuple[list[list[str]], str, list[str]]:
-        """Global row indices -> text columns [queries, passages(, negatives)], batch type and keys."""
+    def batch_texts(self, rows: list[int]) -> tuple[list[list[str]], str, list[str], list[int]]:
+        """Global row indices -> text columns [queries, passages(, negatives)], batch type, keys and items."""
         cols: list[list[str]] = [[], []] + ([[]] if self.config.hard_negatives else [])
         located = [(key, self.pools[self.sampler.keys.index(key)][r]) for key, r in map(self.sampler.locate, rows)]
         items = {item for _, item in located}
@@ -400,7 +522,7 @@ class _Run:
             if self.config.hard_negatives:
                 cols[2].append(self.train_data.hard_negative(item, pl, items))
         keys = [key for key, _ in located]
-        return cols, parse_key(keys[0])[0], keys
+        return cols, parse_key(keys[0])[0], keys, [item for _, item in located]
 
     def features(self, cols: list[list[str]]) -> list[dict[str, torch.Tensor]]:
         prompts = self.model.prompts
@@ -413,11 +535,11 @@ class _Run:
 
     def step(self, rows: list[int]) -> dict[str, Any]:
         t0 = time.perf_counter()
-        cols, kind, keys = self.batch_texts(rows)
+        cols, kind, keys, items = self.batch_texts(rows)
         feats = self.features(cols)
         self.model.train()
-        loss = self.loss_fn(feats, None)
-        loss.backward()
+        labels = torch.from_numpy(self.labels[items]) if self.labels is not None else None
+        parts = self.objective.backward(feats, labels)
         if _distributed():
             for p in self.params:  # plain DDP: average gradients over ranks (every rank has the same batch type)
                 if p.grad is not None:
@@ -433,7 +555,7 @@ class _Run:
         self.state["seconds"] += seconds
         tokens = int(sum(int(f["attention_mask"].sum()) for f in feats))
         langs = sorted({lang for k in set(keys) for lang in parse_key(k)[1:]})
-        return {"step": self.state["step"], "loss": float(loss.detach()), "type": kind,
+        return {"step": self.state["step"], **parts, "type": kind,
                 "key": keys[0] if len(set(keys)) == 1 else "mixed", "languages": langs,
                 "keys": dict(Counter(keys)), "lr": lr, "grad_norm": grad_norm,
                 "seconds": seconds, "tokens": tokens}  # fmt: skip
@@ -450,13 +572,15 @@ def train(config: TrainConfig, model: Any = None) -> Path:
     from tqdm.auto import tqdm
 
     config.validate()
+    _check_out(Path(config.out))
     _init_distributed()
     run = _Run(config, model if not _checkpoints(Path(config.out)) else None)
     run.resume()
     out = run.out
-    if "dev_start" not in run.state and run.dev_data is not None:
-        run.state["dev_start"] = dev_metrics(run.model, run.dev_data, config.dev_max_items,
-                                             config.max_query_length, config.max_passage_length)  # fmt: skip
+    run.prepare_teacher()
+    if "dev_start" not in run.state and run.dev_data is not None:  # before the first step, kept in checkpoints
+        run.state["dev_start"] = dev_metrics(run.model, run.dev_data, config.dev_max_items, config.max_query_length,
+                                             config.max_passage_length, cache=run.start_cache())  # fmt: skip
     start = run.state["step"]
     bar = tqdm(total=config.steps, initial=start, desc="train", disable=not (config.show_progress and run.is_main))
     for rows in islice(iter(run.sampler), start, config.steps):
@@ -482,6 +606,15 @@ def train(config: TrainConfig, model: Any = None) -> Path:
     return final
 
 
+def _check_out(out: Path) -> None:
+    """``--out`` must be (or become) a directory: an existing file on the way is a one-line error."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f"{path}: --out {out} must be a run directory, but {path} is an existing file")
+            return
+
+
 def _write_summary(run: _Run) -> None:
     """train_summary.json (config, histograms, speed, memory, dev metrics) and the two plots."""
     cfg, log = run.config, run.log
@@ -495,7 +628,8 @@ def _write_summary(run: _Run) -> None:
     sec = float(np.mean(timed)) if timed else math.nan
     summary = {
         "config": dataclasses.asdict(cfg),
-        "data": {"source": run.train_data.source, "train_items": len(run.train_data.items),
+        "data": {"source": run.train_data.source, "sources": run.train_data.info.get("sources"),
+                 "train_items": len(run.train_data.items),
                  "dev_items": len(run.dev_data.items) if run.dev_data else 0,
                  "dev_groups": run.train_data.info.get("dev_groups", []), "per_language": run.train_data.counts()},
         "steps": len(log),
@@ -503,6 +637,8 @@ def _write_summary(run: _Run) -> None:
         "batch_keys": dict(Counter(r["key"] for r in log)),
         "languages": dict(sorted(langs.items())),
         "loss_first": log[0]["loss"] if log else None,
+        "loss_parts_last10_mean": {k: float(np.mean([r[k] for r in log[-10:]])) for k in ("infonce", "kd")
+                                   if log and k in log[-1]},
         "loss_last10_mean": float(np.mean([r["loss"] for r in log[-10:]])) if log else None,
         "seconds_per_step": sec,
         "world_size": run.sampler.world_size,
@@ -534,7 +670,7 @@ def _plots(out: Path, log: list[dict], summary: dict) -> None:
     if len(loss) >= 5:
         k = max(5, len(loss) // 20)
         ax.plot(steps[k - 1 :], np.convolve(loss, np.ones(k) / k, mode="valid"), color="black", label=f"mean of {k}")
-    ax.set(xlabel="step", ylabel="InfoNCE loss", title="training loss")
+    ax.set(xlabel="step", ylabel=f"{summary['config']['loss']} loss", title="training loss")
     ax.legend()
     atomic_savefig(fig, out / "loss.png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -10,17 +10,27 @@ One data model serves every source, so samplers and the training loop never care
 - SQuAD-format QA (monolingual: question -> paragraph).
 - The JSONL/TSV format of ``docs/data_formats.md`` for users' own data (parallel when ids repeat across languages).
 - Hub data sets through ``datasets`` (``hf:<name>``, online only), e.g. mMARCO, which is parallel.
+- FLORES-200 (``flores``): translation pairs only. Its sentences are a sample of articles whose neighbours sit in
+  other splits (row 8 in test, 9 in dev, 10 in train) and whose boundaries the files do not give, so no ICT window
+  can be built; a FLORES item is *bitext*: an X-Y pair is (sentence in X, the same sentence in Y), and it has no
+  X-X pair. X-X batches come from the other sources of a mix (``ntrex+flores``).
+
+Several sources join with ``+`` (``ntrex+flores``); each keeps its own held-out split (NTREX: whole documents
+chosen by the seed; FLORES: its ``dev`` split), and items of different sources never share an id.
 
 Example::
 
     data = load_ntrex(languages=["en", "de", "th"])
     train, dev = data.split(dev_fraction=0.1, seed=0)   # whole documents held out
     train.pools()["xy:en-de"]                           # item indices that have both en and de
+    train, dev = load_train_dev("ntrex+flores", ["en", "de"], dev_fraction=0.1)
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import json
 import math
 import os
@@ -59,14 +69,28 @@ NTREX_CODES = {
 }  # fmt: skip
 # Scripts written without spaces between sentences.
 _NO_SPACE = {"zh", "ja", "yue", "zho-CN", "zho-TW", "jpn"}
-_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4}|_[A-Z][a-z]{3})?$")
 
 
 def check_language(code: str, where: str) -> str:
     """Reject strings that cannot be a language code (``English``, ``EN_us``, ``""``), naming ``where``."""
     if not isinstance(code, str) or not _LANG_RE.match(code):
-        raise DataError(f"{where}: unknown language code {code!r} (expected e.g. 'de', 'zh', 'fil' or 'zho-TW')")
+        raise DataError(f"{where}: unknown language code {code!r} (expected e.g. 'de', 'zh', 'fil', 'zho-TW' or "
+                        "the FLORES code 'yor_Latn')")  # fmt: skip
     return code
+
+
+def read_utf8(path: Path) -> str:
+    """The text of ``path``; DataError naming the file, line and byte where it is not UTF-8 or cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from e
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,9 @@ class ParallelItem:
     ``group`` is the document (NTREX) or paragraph (SQuAD) the item comes from: the held-out split never cuts a
     group, and the sampler never puts two items of one paragraph in a batch (``dedup_key``). ``position`` and
     ``span`` place the query sentence and its passage window inside the group, for ICT hard negatives.
+    ``bitext``: query and passage are the same sentence (FLORES), so the item gives X-Y pairs (translations) only;
+    an X-X pair would be a sentence retrieving itself. ``source``: the data set it came from (set by
+    :class:`TrainingData`), for per-source dev metrics.
     """
 
     id: str
@@ -93,6 +120,8 @@ class ParallelItem:
     position: int = 0
     span: tuple[int, int] = (0, 1)
     dedup_key: str = ""
+    bitext: bool = False
+    source: str = ""
 
     def __post_init__(self) -> None:
         self.dedup_key = self.dedup_key or self.id
@@ -115,6 +144,23 @@ class TrainingData:
     def __post_init__(self) -> None:
         if not self.items:
             raise DataError(f"{self.source}: no training items")
+        for it in self.items:
+            it.source = it.source or self.source
+
+    @classmethod
+    def concat(cls, parts: Sequence[TrainingData]) -> TrainingData:
+        """Several sources as one (``ntrex+flores``); an id in two sources is an error, never a silent merge."""
+        if len(parts) == 1:
+            return parts[0]
+        seen: dict[str, str] = {}
+        items = []
+        for k, part in enumerate(parts):
+            for it in part.items:
+                if seen.setdefault(it.id, part.source) != part.source:
+                    raise DataError(f"item id {it.id!r} is in both {seen[it.id]} and {part.source}")
+                items.append(dataclasses.replace(it, dedup_key=f"{k}/{it.dedup_key}"))  # dedup within a source
+        info = {"sources": {p.source: len(p.items) for p in parts}}
+        return cls(items, "+".join(p.source for p in parts), info)
 
     @property
     def languages(self) -> list[str]:
@@ -143,7 +189,7 @@ class TrainingData:
             for q in langs:
                 if q not in it.pairs:
                     continue
-                if "xx" in kinds:
+                if "xx" in kinds and not it.bitext:
                     pools.setdefault(f"xx:{q}", []).append(i)
                 if "xy" in kinds:
                     for p in langs:
@@ -194,7 +240,7 @@ class TrainingData:
         for it in self.items:
             pairs = {lang: p for lang, p in it.pairs.items() if lang in keep}
             if pairs:
-                items.append(ParallelItem(it.id, pairs, it.group, it.position, it.span, it.dedup_key))
+                items.append(dataclasses.replace(it, pairs=pairs))
         return TrainingData(items, self.source, dict(self.info))
 
     def split(self, dev_fraction: float, seed: int = 0) -> tuple[TrainingData, TrainingData | None]:
@@ -357,10 +403,7 @@ def _runs(docs: list[str]) -> list[tuple[int, int]]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    lines = read_utf8(path).splitlines()
     if not lines:
         raise DataError(f"{path}: file is empty (a language with no data)")
     for k, line in enumerate(lines, 1):
@@ -377,7 +420,11 @@ def load_pairs(path: str | os.PathLike) -> TrainingData:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: training file not found")
-    records = read_jsonl(path) if path.suffix == ".jsonl" else _read_tsv(path)
+    try:
+        records = read_jsonl(path) if path.suffix == ".jsonl" else _read_tsv(path)
+    except UnicodeDecodeError:
+        read_utf8(path)  # raises the DataError that names the line and byte
+        raise
     items: dict[str, ParallelItem] = {}
     for where, rec in records:
         for key in ("id", "lang", "query", "passage"):
@@ -395,12 +442,11 @@ def load_pairs(path: str | os.PathLike) -> TrainingData:
 
 
 def _read_tsv(path: Path) -> list[tuple[str, dict]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        missing = {"id", "lang", "query", "passage"} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(f"{path}, line 1: header lacks column(s) {', '.join(sorted(missing))}")
-        return [(f"{path}, line {k}", dict(row)) for k, row in enumerate(reader, 2)]
+    reader = csv.DictReader(io.StringIO(read_utf8(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    missing = {"id", "lang", "query", "passage"} - set(reader.fieldnames or [])
+    if missing:
+        raise DataError(f"{path}, line 1: header lacks column(s) {', '.join(sorted(missing))}")
+    return [(f"{path}, line {k}", dict(row)) for k, row in enumerate(reader, 2)]
 
 
 # ---------------------------------------------------------------------------------------------------- SQuAD
@@ -410,8 +456,8 @@ def load_squad(path: str | os.PathLike, lang: str) -> TrainingData:
     path = Path(path)
     check_language(lang, str(path))
     try:
-        articles = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        articles = json.loads(read_utf8(path))["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not a readable SQuAD-format file ({e})") from e
     items = []
     for a, art in enumerate(articles):
@@ -463,6 +509,32 @@ MMARCO_CONFIGS = {
 }  # fmt: skip
 
 
+# ---------------------------------------------------------------------------------------------------- FLORES
+def load_flores_pairs(
+    languages: Sequence[str],
+    split: str = "train",
+    topics: Sequence[str] | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> TrainingData:
+    """FLORES-200 (SIB-200 packaging) as bitext items: one item per sentence, keyed by the codes as given (``de``
+    and NTREX's ``deu`` style codes map to ``deu_Latn``), so its X-Y keys join NTREX's in a mix. ``topics``
+    keeps only sentences of those SIB-200 categories (a domain-shift study trains on some, tests on others)."""
+    from .flores import TOPICS, flores_code, load_flores
+
+    if bad := [t for t in topics or () if t not in TOPICS]:
+        raise ConfigError(f"unknown FLORES topic(s) {', '.join(map(repr, bad))}; use {', '.join(TOPICS)}")
+    fl = load_flores(list(languages), split, data_dir)
+    codes = {lang: flores_code(lang, data_dir) for lang in languages}
+    items = []
+    for i, (index_id, topic) in enumerate(zip(fl.index_ids, fl.topics, strict=True)):
+        if topics and topic not in topics:
+            continue
+        pairs = {lang: Pair(fl.texts[code][i], fl.texts[code][i]) for lang, code in codes.items()}
+        items.append(ParallelItem(f"flores:{index_id}", pairs, f"flores:{index_id}", bitext=True))
+    chosen = f" ({', '.join(topics)})" if topics else ""
+    return TrainingData(items, f"flores-{split}{chosen}", {"topics": list(topics or [])})
+
+
 def load_training_data(
     spec: str,
     languages: Sequence[str] = XQUAD_LANGUAGES,
@@ -471,11 +543,14 @@ def load_training_data(
     remove_prob: float = 0.9,
     seed: int = 0,
 ) -> TrainingData:
-    """Resolve a ``--data`` value: ``ntrex``; a folder of ``<lang>.txt`` line-aligned files (optional
-    ``DOCUMENT_IDS.tsv``); a ``.jsonl``/``.tsv`` file; a SQuAD ``.json`` file (exactly one language); or
-    ``hf:<dataset>``. Returns the items restricted to ``languages``."""
+    """Resolve one ``--data`` source: ``ntrex``; ``flores`` (its train split); a folder of ``<lang>.txt``
+    line-aligned files (optional ``DOCUMENT_IDS.tsv``); a ``.jsonl``/``.tsv`` file; a SQuAD ``.json`` file
+    (exactly one language); or ``hf:<dataset>``. Returns the items restricted to ``languages``. Several sources:
+    :func:`load_train_dev`."""
     if spec == "ntrex":
         return load_ntrex(languages, data_dir, window, remove_prob, seed)
+    if spec == "flores":
+        return load_flores_pairs(languages, "train", None, data_dir)
     if spec.startswith("hf:"):
         return load_hub(spec[3:], languages)
     path = Path(spec).expanduser()
@@ -493,4 +568,52 @@ def load_training_data(
         return load_squad(path, languages[0])
     if path.suffix in (".jsonl", ".tsv"):
         return load_pairs(path).select(languages)
-    raise ConfigError(f"unknown training data {spec!r}: use 'ntrex', 'hf:<name>', a folder, .jsonl, .tsv or .json")
+    raise ConfigError(f"unknown training data {spec!r}: use 'ntrex', 'flores', 'hf:<name>', a folder, .jsonl, .tsv "
+                      "or .json, or several joined with '+' (ntrex+flores)")  # fmt: skip
+
+
+def data_sources(spec: str | Sequence[str]) -> list[str]:
+    """``ntrex+flores`` or ``["ntrex", "flores"]`` -> the source list; an existing path containing ``+`` is one
+    source. Repeats are an error (their items would share ids)."""
+    if not isinstance(spec, str):
+        sources = [str(x).strip() for x in spec]
+    elif Path(spec).expanduser().exists():
+        sources = [spec]
+    else:
+        sources = [x.strip() for x in spec.split("+")]
+    if not sources or not all(sources) or len(set(sources)) != len(sources):
+        raise ConfigError(f"training data {spec!r}: expected sources joined with '+', each once (ntrex+flores)")
+    return sources
+
+
+def load_train_dev(
+    spec: str | Sequence[str],
+    languages: Sequence[str] = XQUAD_LANGUAGES,
+    data_dir: str | os.PathLike | None = None,
+    window: int = 4,
+    remove_prob: float = 0.9,
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+    topics: Sequence[str] | None = None,
+    dev_only: str | Sequence[str] = (),
+) -> tuple[TrainingData, TrainingData | None]:
+    """(train, dev) of ``spec``'s sources. Each source holds out its own dev part: FLORES its ``dev`` split, any
+    other ``dev_fraction`` of its groups (documents) chosen by ``seed``; ``dev_fraction=0`` means no dev data.
+    ``dev_only`` sources add their dev part only (a fixed dev set across data mixes). ``topics`` filters FLORES."""
+    train_sources = data_sources(spec)
+    extra = [s for s in (data_sources(dev_only) if dev_only else []) if s not in train_sources]
+    if topics and "flores" not in train_sources + extra:
+        raise ConfigError(f"FLORES topics {list(topics)} given but the data {spec!r} has no FLORES source")
+    train, dev = [], []
+    for source in train_sources + extra:
+        if source == "flores":
+            part = load_flores_pairs(languages, "train", topics, data_dir) if source in train_sources else None
+            held = load_flores_pairs(languages, "dev", topics, data_dir) if dev_fraction > 0 else None
+        else:
+            part, held = load_training_data(source, languages, data_dir, window, remove_prob, seed).split(
+                dev_fraction, seed)  # fmt: skip
+        if source in train_sources:
+            train.append(part)
+        if held is not None:
+            dev.append(held)
+    return TrainingData.concat(train), TrainingData.concat(dev) if dev else None
