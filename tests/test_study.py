@@ -53,6 +53,7 @@ class Fakes:
 
     def __init__(self) -> None:
         self.train_calls: list[str] = []
+        self.configs: list = []
         self.eval_calls: list[str] = []
         self.crash_eval_at: int | None = None
 
@@ -60,9 +61,11 @@ class Fakes:
         self.train_calls.append(config.out)
         final = Path(config.out) / "final"
         final.mkdir(parents=True, exist_ok=True)
-        quality = QUALITY[config.sampler] + 0.01 * config.seed
+        self.configs.append(config)
+        quality = QUALITY[config.sampler] + 0.01 * config.seed + 0.001 * config.distill_weight
         (final / "quality.json").write_text(json.dumps({"q": quality}))
-        summary = {"steps": 3, "dev_end": {"n_items": 10, "xx_mrr": quality, "per_setting": {"ar-de": {"mrr": 1}}}}
+        summary = {"steps": 3, "dev_end": {"n_items": 10, "mono_map": quality, "per_source": {"ntrex": {}}},
+                   "dev_start": {"n_items": 10, "mono_map": 0.5}}  # fmt: skip
         (Path(config.out) / "train_summary.json").write_text(json.dumps(summary))
         return final
 
@@ -172,7 +175,8 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     rows = {r["arm"]: r for r in result["rows"]}
     assert rows["xx"]["seeds"] == [0, 1] and not np.isnan(rows["xx"]["std"]["xquad-r/mono_map"])
     assert rows["hybrid-0.25"]["mean"]["xquad-r/mono_map"] > rows["xx"]["mean"]["xquad-r/mono_map"]
-    assert rows["xx"]["mean"]["dev/xx_mrr"] == pytest.approx(0.405)
+    assert rows["xx"]["mean"]["dev/mono_map"] == pytest.approx(0.405)
+    assert rows["zero-shot"]["mean"]["dev/mono_map"] == 0.5  # the starting model on the same dev data
     # hybrid is better than every baseline by construction: the paired tests must say so and mark the table
     tests = [t for t in result["significance"] if t["arm"] == "hybrid-0.25"]
     assert {t["baseline"] for t in tests} == {"zero-shot", "xx", "xy"}
@@ -280,7 +284,8 @@ def test_real_train_and_evaluate_end_to_end(tmp_path, tiny_model_dir, data_root)
     rows = {r["arm"]: r for r in result["rows"]}
     for arm in ("zero-shot", "xx", "hybrid-0.5"):
         assert 0 <= rows[arm]["mean"]["xquad-r/multi_map"] <= 1 and "monoqa/ndcg@10" in rows[arm]["mean"]
-    assert "dev/xx_mrr" in rows["xx"]["mean"]
+    assert {"dev/mono_map", "dev/cross_map", "dev/multi_map", "dev/rank_distance"} <= set(rows["xx"]["mean"])
+    assert 0 < rows["zero-shot"]["mean"]["dev/multi_map"] <= 1  # the starting model's dev_start
     assert sum((d / "train" / "final").is_dir() for d in (out / "cells").iterdir()) == 2
     assert {t["setting"] for t in result["significance"]} >= {"mono", "cross", "multi", "monoqa"}
     assert rows["xx"]["seen_unseen"].keys() >= {"mono/seen", "mono/unseen"}  # zh was not trained on
@@ -319,3 +324,81 @@ def test_paper_claims_report_a_claim_that_fails():
     assert claims[("hybrid >= X-Y in monolingual mAP", "hybrid-0.5")]["holds"]
     assert claims[("hybrid has lower language bias (rank distance) than X-X", "hybrid-0.5")]["holds"]
     assert not claims[("fine-tuning beats zero-shot in xquad-r/mono_map", "xy")]["holds"]
+
+
+ARMS = """
+name: arms
+grid:
+  models: [e5-small]
+  samplers: [zero-shot, xx, kd, hybrid, hybrid-kd, mono-ft]
+  alpha: [0.5]
+  distill_weight: [0.5, 2]
+  languages: {three: [de, en, th]}
+  seeds: [0]
+  steps: [3]
+train: {batch_size: 4, data: [ntrex, flores]}
+eval:
+  max_questions: 5
+  datasets:
+    xquad-r: {languages: [de, en, th]}
+    monoqa: {languages: [th, fa]}
+"""
+
+
+def test_kd_hybrid_kd_and_mono_ft_arms_train_what_they_say(tmp_path):
+    cfg = study.load_study_config(write_yaml(tmp_path, ARMS))
+    cells = study.expand_grid(cfg)
+    arms = [c.arm for c in cells]
+    assert arms.count("mono-ft") == 3 and {"kd", "hybrid-0.5+kd0.5", "hybrid-0.5+kd2"} <= set(arms)
+    kw = {c.cell_id: study.train_kwargs(cfg, c, tmp_path / "cells" / c.cell_id) for c in cells}
+    kd = next(c for c in cells if c.arm == "kd")
+    assert [kw[kd.cell_id][k] for k in ("sampler", "loss", "data")] == ["xy", "kd", ["ntrex", "flores"]]
+    hkd = next(c for c in cells if c.arm == "hybrid-0.5+kd2")
+    assert [kw[hkd.cell_id][k] for k in ("sampler", "alpha", "distill_weight")] == ["hybrid", 0.5, 2]
+    mono = [c for c in cells if c.sampler == "mono-ft"]
+    assert [kw[c.cell_id]["languages"] for c in mono] == [["de"], ["en"], ["th"]]
+    assert all(kw[c.cell_id]["sampler"] == "xx" for c in mono) and len({c.cell_id for c in mono}) == 3
+    th = next(c for c in mono if c.lang == "th")
+    de = next(c for c in mono if c.lang == "de")
+    assert study.cell_datasets(cfg, th) == {"xquad-r": {"max_questions": 5, "languages": ["th"]},
+                                            "monoqa": {"max_questions": 5, "languages": ["th"]}}  # fmt: skip
+    assert list(study.cell_datasets(cfg, de)) == ["xquad-r"]  # no German monoqa set
+    with pytest.raises(ConfigError, match="must include 'en'"):
+        study.load_study_config(write_yaml(tmp_path, ARMS.replace("[de, en, th]}", "[de, th]}"), "no_en.yaml"))
+
+
+def test_mono_ft_row_averages_its_languages_and_shows_n_a_for_cross_and_multi(tmp_path, fakes):
+    path = write_yaml(tmp_path, ARMS.replace("[zero-shot, xx, kd, hybrid, hybrid-kd, mono-ft]", "[xx, mono-ft]"))
+    out = study.run_study(path, tmp_path / "out", show_progress=False)
+    mono_calls = [c for c in fakes.configs if c.sampler == "xx" and len(c.languages) == 1]
+    assert sorted(c.languages[0] for c in mono_calls) == ["de", "en", "th"]
+    result = json.loads((out / "study.json").read_text())
+    row = next(r for r in result["rows"] if r["arm"] == "mono-ft")
+    assert "xquad-r/mono_map" in row["mean"] and not any(k.startswith("xquad-r/cross") for k in row["mean"])
+    assert len(row["seeds"]) == 3  # one record per language
+    table = study_report.results_table(result["rows"])
+    mono_line = next(line for line in table.splitlines() if "| mono-ft |" in line)
+    assert mono_line.count("n/a") >= 3  # cross, multi, rank distance
+
+
+def test_recipes_and_dev_only_evaluation(tmp_path, fakes):
+    path = write_yaml(tmp_path, """
+        name: recipes
+        grid:
+          samplers: [zero-shot, hybrid]
+          recipes: {base: {}, t01: {temperature: 0.01, lr: 5.0e-5}}
+          languages: [de, en]
+          steps: [3]
+        train: {batch_size: 4}
+        eval: {datasets: []}
+        """)
+    cfg = study.load_study_config(path)
+    assert cfg.datasets == {} and [c.arm for c in study.expand_grid(cfg)] == ["zero-shot", "hybrid-0.5@base",
+                                                                             "hybrid-0.5@t01"]  # fmt: skip
+    out = study.run_study(path, tmp_path / "out", show_progress=False)
+    assert fakes.eval_calls == [] and [c.temperature for c in fakes.configs] == [0.05, 0.01]
+    table = (out / "study.md").read_text()
+    assert "| dev mono |" in table and "hybrid-0.5@t01" in table
+    bad = write_yaml(tmp_path, path.read_text().replace("temperature: 0.01", "temperature: cold"), "bad.yaml")
+    with pytest.raises(ConfigError, match="grid.recipes.t01.temperature: expected float"):
+        study.load_study_config(bad)

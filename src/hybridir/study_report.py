@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 
 from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES
 from .files import atomic_savefig, atomic_write_json, atomic_write_text
-from .study import Cell, StudyConfig, is_number, read_results, slug
+from .study_config import Cell, StudyConfig, is_number, read_results, slug
 
 SIGNIFICANCE_LEVEL = 0.05
 # Settings with per-query scores in per_query.npz, and the summary column each one is tested for.
@@ -41,6 +42,10 @@ _MAIN_COLUMNS = (
     ("xquad-r/rank_distance", "rank dist."),
     ("xquad-r/top10_query_lang_share", "top-10 query-lang share"),
     ("monoqa/ndcg@10", "monoqa nDCG@10"),
+    ("dev/mono_map", "dev mono"),
+    ("dev/cross_map", "dev cross"),
+    ("dev/multi_map", "dev multi"),
+    ("dev/rank_distance", "dev rank dist."),
 )
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -81,8 +86,16 @@ def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
         record = json.loads(done.read_text(encoding="utf-8"))
         key = (*cell.group, cell.arm)
         rows.setdefault(key, Row(cell.model, cell.langset, cell.steps, cell.arm, [])).records.append(record)
+    # The zero-shot row's dev figures: the starting model on the trained cells' dev data (``dev_start``).
+    starts = defaultdict(list)
     for row in rows.values():
-        names = sorted({k for r in row.records for k in [*r["metrics"], *(f"dev/{d}" for d in r["dev"])]})
+        for r in row.records:
+            if r.get("dev_start"):
+                starts[row.model].append(r["dev_start"])
+    for row in rows.values():
+        if row.arm == "zero-shot" and starts[row.model]:
+            row.records = [r | {"dev": _mean_dicts(starts[row.model])} for r in row.records]
+        names = sorted({k for r in row.records for k in [*r["metrics"], *(f"dev/{d}" for d in r.get("dev", {}))]})
         for name in names:
             vals = [_record_value(r, name) for r in row.records]
             vals = [x for x in vals if x is not None]
@@ -91,8 +104,21 @@ def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
     return list(rows.values()), missing
 
 
+def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([d[k] for d in dicts if k in d])) for k in sorted({k for d in dicts for k in d})}
+
+
 def _record_value(record: dict[str, Any], name: str) -> float | None:
-    return record["dev"].get(name[4:]) if name.startswith("dev/") else record["metrics"].get(name)
+    return record.get("dev", {}).get(name[4:]) if name.startswith("dev/") else record["metrics"].get(name)
+
+
+def _recipe(arm: str) -> str:
+    """``hybrid-0.5@lr5e-5`` -> ``lr5e-5``; "" without a recipe."""
+    return arm.partition("@")[2]
+
+
+def _alpha(row: Row) -> float:
+    return float(row.records[0]["alpha"])
 
 
 def _row_dirs(row: Row, out: Path) -> list[Path]:
@@ -100,12 +126,13 @@ def _row_dirs(row: Row, out: Path) -> list[Path]:
 
 
 def _comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
-    """(hybrid row, baseline row) pairs: X-X and X-Y of the same group, zero-shot of the same model."""
+    """(hybrid-family row, baseline row) pairs: X-X and X-Y of the same group and recipe, zero-shot of the same
+    model. Hybrid-family: hybrid and hybrid + distillation arms."""
     pairs = []
     for h in (r for r in rows if r.arm.startswith("hybrid")):
         for b in rows:
-            same_group = (b.model, b.langset, b.steps) == (h.model, h.langset, h.steps)
-            if (b.arm in ("xx", "xy") and same_group) or (b.arm == "zero-shot" and b.model == h.model):
+            same = (b.model, b.langset, b.steps, _recipe(b.arm)) == (h.model, h.langset, h.steps, _recipe(h.arm))
+            if (b.arm.partition("@")[0] in ("xx", "xy") and same) or (b.arm == "zero-shot" and b.model == h.model):
                 pairs.append((h, b))
     return pairs
 
@@ -139,7 +166,7 @@ def significance(rows: list[Row], out: Path, datasets: Iterable[str]) -> list[di
 
 
 def _short(arm: str) -> str:
-    return "zs" if arm == "zero-shot" else arm
+    return "zs" if arm == "zero-shot" else arm.partition("@")[0]
 
 
 def _seed_mean_per_query(row: Row, out: Path, datasets: Iterable[str]) -> dict[str, dict[str, tuple]]:
@@ -356,7 +383,7 @@ def _claims_markdown(claims: list[dict[str, Any]]) -> list[str]:
 def _fmt(row: dict[str, Any], name: str) -> str:
     """``mean ± std marks`` of one metric of a row of study.json (std only with two or more seeds)."""
     if name not in row["mean"]:
-        return ""
+        return "n/a"
     text = f"{row['mean'][name]:.4f}"
     if not math.isnan(row["std"].get(name, float("nan"))):
         text += f" ± {row['std'][name]:.4f}"
@@ -413,14 +440,15 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
     dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
     if dev_cols:
         lines += ["", "## Held-out training-data (dev) metrics", "",
-                  "Retrieval on held-out documents of the training data (never trained on; which documents depends on "
-                  "the seed), X-X and X-Y: the only numbers to choose hyperparameters on.", "",
+                  "LAReQA-style retrieval on the held-out part of the training data (NTREX documents chosen by the "
+                  "seed, FLORES dev; never trained on): mono X->X, cross X->Y, multi X->all languages pooled (mAP) "
+                  "and rank distance in that pool. The only numbers to choose hyperparameters on. The zero-shot row "
+                  "is the starting model on the same dev data (`dev_start` of the trained cells).", "",
                   "| model | languages | steps | arm | " + " | ".join(dev_cols) + " |",
                   "|" + "---|" * (4 + len(dev_cols))]  # fmt: skip
         for r in rows:
-            if r.arm != "zero-shot":
-                vals = [_fmt(r.as_dict(), k) for k in dev_cols]
-                lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
+            vals = [_fmt(r.as_dict(), k) for k in dev_cols]
+            lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
     if result["plots"]:
         lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in result["plots"]]
     lines += ["", "## Timing", "", f"Total wall time of the finished cells: {result['timing']['total_s'] / 60:.1f} "
@@ -509,8 +537,9 @@ def make_plots(
         arms = ([zero[key[0]]] if key[0] in zero else []) + members
         tag = slug("_".join(str(k) for k in key))
         made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", _title(key)))
-        if len(hybrids := [r for r in members if r.arm.startswith("hybrid")]) > 1:
-            made.append(_plot_alpha(hybrids, arms, plots_dir / f"alpha_{tag}.png", _title(key)))
+        hybrids = [r for r in members if r.arm.startswith("hybrid")]
+        if len(plain := [r for r in hybrids if r.records[0]["sampler"] == "hybrid" and "@" not in r.arm]) > 1:
+            made.append(_plot_alpha(plain, arms, plots_dir / f"alpha_{tag}.png", _title(key)))
         made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", _title(key)))
         xx = [r for r in members if r.arm == "xx"]
         if xx and hybrids:
@@ -528,9 +557,9 @@ def _title(key: tuple[Any, ...]) -> str:
 
 def _color(arm: str) -> str:
     """One colour per arm in every plot: zero-shot grey, X-X blue, X-Y orange, hybrid by alpha."""
-    if arm.startswith("hybrid-"):
-        return f"C{2 + min(4, round(float(arm.split('-', 1)[1]) * 4))}"
-    return {"zero-shot": "C7", "xx": "C0", "xy": "C1"}.get(arm, "C9")
+    if m := re.match(r"hybrid-([0-9.]+)", arm):
+        return f"C{2 + min(4, round(float(m.group(1)) * 4))}"
+    return {"zero-shot": "C7", "xx": "C0", "xy": "C1", "kd": "C8"}.get(arm.partition("@")[0], "C9")
 
 
 def _figure(n_panels: int, title: str):
@@ -566,8 +595,8 @@ def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:
 def _plot_alpha(hybrids: list[Row], arms: list[Row], path: Path, title: str) -> Path:
     """Hybrid's mAP against alpha, baselines as horizontal lines."""
     fig, axes = _figure(len(_SETTINGS), title)
-    hybrids = sorted(hybrids, key=lambda r: float(r.arm.split("-", 1)[1]))
-    alphas = [float(r.arm.split("-", 1)[1]) for r in hybrids]
+    hybrids = sorted(hybrids, key=_alpha)
+    alphas = [_alpha(r) for r in hybrids]
     for ax, (name, label) in zip(axes, _SETTINGS, strict=True):
         ax.errorbar(alphas, [r.mean.get(name, np.nan) for r in hybrids],
                     yerr=[np.nan_to_num(r.std.get(name, np.nan)) for r in hybrids],
