@@ -246,6 +246,8 @@ def test_bitext_dev_items_have_no_mono_and_never_find_themselves():
                           bitext=True) for i in range(2)]  # fmt: skip
     m = dev_metrics(_FixedEncoder(vec), TrainingData(items, "bi"))
     assert "mono_map" not in m and m["cross_map"] == 1.0 and m["multi_map"] == 1.0 and m["rank_distance"] == 0
+    alone = dev_metrics(_FixedEncoder(vec), TrainingData(items, "bi").select(["de"]))  # nothing to find
+    assert alone["n_items"] == 2 and not set(alone) & {"mono_map", "cross_map", "multi_map"}
 
 
 def test_out_that_is_an_existing_file_is_a_one_line_error(tiny_model_dir, tmp_path):

@@ -306,9 +306,10 @@ def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, ma
         itself = own & (c_lang[None, :] == li) & bitext[q_idx][:, None]
         scores[itself] = -np.inf
         rel = own & ~itself
-        ranks = _ranks(scores, rel)
-        multi.append(np.mean([_ap(r) for r in ranks]))
-        dist.append(np.mean([r[-1] - r[0] for r in ranks]))
+        if (has := rel.any(1)).any():  # a one-language bitext item has nothing to find
+            ranks = _ranks(scores[has], rel[has])
+            multi.append(np.mean([_ap(r) for r in ranks]))
+            dist.append(np.mean([r[-1] - r[0] for r in ranks]))
         for lj, target in enumerate(langs):
             cols = c_lang == lj
             rows = rel[:, cols].any(1)
@@ -316,8 +317,9 @@ def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, ma
                 rr = [1.0 / r[0] for r in _ranks(scores[rows][:, cols], rel[rows][:, cols])]
                 pairs[f"{lang}>{target}"] = float(np.mean(rr))
                 (mono if li == lj else cross).append(pairs[f"{lang}>{target}"])
-    out: dict[str, Any] = {"n_items": len(items), "languages": langs, "multi_map": float(np.mean(multi)),
-                           "rank_distance": float(np.mean(dist)), "per_pair": pairs}  # fmt: skip
+    out: dict[str, Any] = {"n_items": len(items), "languages": langs, "per_pair": pairs}
+    if multi:
+        out["multi_map"], out["rank_distance"] = float(np.mean(multi)), float(np.mean(dist))
     if mono:
         out["mono_map"] = float(np.mean(mono))
     if cross:
