@@ -267,6 +267,7 @@ def test_real_train_and_evaluate_end_to_end(tmp_path, tiny_model_dir, data_root)
     path = write_yaml(tmp_path, f"""
         name: e2e
         data_dir: "{data_root}"
+        cache_dir: "{tmp_path / 'embeddings'}"
         grid:
           models: ["{tiny_model_dir}"]
           samplers: [zero-shot, xx, hybrid]
@@ -290,6 +291,11 @@ def test_real_train_and_evaluate_end_to_end(tmp_path, tiny_model_dir, data_root)
     assert {t["setting"] for t in result["significance"]} >= {"mono", "cross", "multi", "monoqa"}
     assert rows["xx"]["seen_unseen"].keys() >= {"mono/seen", "mono/unseen"}  # zh was not trained on
     assert not any(p.startswith("languages_") for p in result["plots"]) and (out / "study.md").is_file()
+    assert result["encoders"] and result["encoders"][0] in (out / "study.md").read_text()
+    # a second study shares the zero-shot model's embeddings through the cache: nothing is encoded again
+    again = study.run_study(path, tmp_path / "again", show_progress=False)
+    zs = json.loads(next((again / "cells").glob("*zero-shot*/eval/xquad-r/results.json")).read_text())
+    assert zs["timing"]["texts_encoded"] == 0 and zs["timing"]["texts_from_cache"] > 0
 
 
 def test_moved_study_directory_still_resumes_and_describe_shows_status(tmp_path, fakes):

@@ -169,6 +169,11 @@ class Encoder:
         return {"path": self.path, "backend": self.backend, "precision": self.precision,
                 "batch_size": self.batch_size, "max_tokens": budget}  # fmt: skip
 
+    def _dim(self) -> int | None:
+        """The embedding size (sentence-transformers renamed the method in 5.x; older versions have the old name)."""
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return get()
+
     def _cache_folder(self, prompt_name: str) -> Path | None:
         if self.cache_dir is None:
             return None
@@ -207,7 +212,7 @@ class Encoder:
                 atomic_write_bytes(folder / f"{name}.npz", buf.getvalue())
         row = {t: known[k] for t, k in zip(unique, keys, strict=True)}
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            return np.zeros((0, self._dim() or 0), dtype=np.float32)
         return np.stack([row[t] for t in texts]).astype(np.float32, copy=False)
 
     # --- the inference paths ---------------------------------------------------------------------------------
@@ -222,7 +227,7 @@ class Encoder:
         forward = self._forward or self._build_forward()
         self.model.eval()  # as model.encode does: no dropout
         prompt = (self.model.prompts or {}).get(prompt_name) or None
-        out = np.zeros((len(texts), self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        out = np.zeros((len(texts), self._dim()), dtype=np.float32)
         bar = tqdm(total=len(texts), desc=f"encode ({self.path})", disable=not self.show_progress)
         for rows in self._batches(texts, prompt):
             feats = self.model.preprocess([texts[i] for i in rows], prompt=prompt)

@@ -61,14 +61,24 @@ def run_study(
     from .study_report import write_summary
 
     cells = expand_grid(cfg)
+    cache = embedding_cache(cfg)
     atomic_write_text(out / "study.yaml", Path(config_path).read_text(encoding="utf-8"))
     if not only_summary:
         bar = tqdm(cells, desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
         for cell in bar:
             bar.set_postfix_str(cell.cell_id)
-            run_cell(cfg, cell, out / "cells" / cell.cell_id, cache_dir=out / "cache", show_progress=show_progress)
+            run_cell(cfg, cell, out / "cells" / cell.cell_id, cache_dir=cache, show_progress=show_progress)
     write_summary(cfg, cells, out)
     return out
+
+
+def embedding_cache(cfg: StudyConfig) -> Path:
+    """Where evaluation embeddings are cached: the YAML's ``cache_dir``, else the user cache shared by every study,
+    so the zero-shot model's vectors (the same in every study) are encoded once per machine. Keys include the
+    model fingerprint and inference path, so trained models never collide."""
+    from .offline_e5 import cache_root
+
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root() / "embeddings"
 
 
 def cell_settings(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any]:

@@ -35,7 +35,8 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
 }
 
 # Keys of each YAML section; anything else is a typo the user should hear about.
-_TOP_KEYS = {"name", "description", "out", "data_dir", "grid", "seeds_override", "train", "eval", "high_resource"}
+_TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "seeds_override", "train", "eval",
+             "high_resource"}  # fmt: skip
 _GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps"}
 _EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots"}
 # TrainConfig fields that the grid (or the runner) sets per cell, so the ``train`` section may not.
@@ -98,6 +99,7 @@ class StudyConfig:
     description: str = ""
     out: Path | None = None
     data_dir: Path | None = None
+    cache_dir: Path | None = None  # evaluation embeddings; None = the user cache shared by every study
     models: list[str] = field(default_factory=lambda: ["e5-small"])
     samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
     alphas: list[float] = field(default_factory=lambda: [0.5])
@@ -129,6 +131,7 @@ def load_study_config(path: Path) -> StudyConfig:
     cfg.description = v.string(raw.get("description", ""), "description")
     cfg.out = Path(v.string(raw["out"], "out")) if "out" in raw else None
     cfg.data_dir = Path(v.string(raw["data_dir"], "data_dir")) if raw.get("data_dir") else None
+    cfg.cache_dir = Path(v.string(raw["cache_dir"], "cache_dir")) if raw.get("cache_dir") else None
     cfg.models = v.str_list(grid.get("models", cfg.models), "grid.models")
     cfg.samplers = v.str_list(grid.get("samplers", cfg.samplers), "grid.samplers")
     for s in cfg.samplers:

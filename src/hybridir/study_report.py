@@ -288,12 +288,21 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
         "high_resource": high,
         "claims": paper_claims([r.as_dict() for r in rows], tests),
         "timing": timing,
+        "encoders": _encoders(records, out),
         "plots": plots,
     }
     atomic_write_json(out / "study.json", result)
     atomic_write_text(out / "study.csv", _csv(rows, seen))
     atomic_write_text(out / "study.md", _markdown(cfg, result, rows, seen, out))
     return result
+
+
+def _encoders(records: list[dict[str, Any]], out: Path) -> list[str]:
+    """The inference paths (hybridir.encoding) that produced the study's numbers, as recorded in results.json."""
+    files = [f for rec in records for f in (out / "cells" / rec["cell_id"] / "eval").glob("*/results.json")]
+    paths = {json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("encoder", {}).get("path")
+             for f in files}  # fmt: skip
+    return sorted(p for p in paths if p)
 
 
 def high_resource_check(rows: list[Row], out: Path, high_resource: Sequence[str]) -> list[dict[str, Any]]:
@@ -412,6 +421,9 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
     lines = [f"# Study `{cfg.name}`", "", *([cfg.description.strip(), ""] if cfg.description.strip() else []),
              f"Config `{cfg.path}`, output `{out}`. Rerun or continue: `hybridir study {cfg.path} --out {out}`.",
              "", f"Cells finished: {result['cells_finished']} of {result['cells_total']}."]  # fmt: skip
+    if result["encoders"]:
+        lines.append(f"Embeddings by the inference path {' and '.join(result['encoders'])} (docs/metrics.md, "
+                     "\"Inference paths\").")
     if result["missing"]:
         lines.append("Not finished yet (the table below leaves them out): " + ", ".join(result["missing"]))
     lines += ["", "## Results", "",
