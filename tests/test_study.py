@@ -174,6 +174,9 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     assert result["cells_finished"] == n_cells and not result["missing"]
     rows = {r["arm"]: r for r in result["rows"]}
     assert rows["xx"]["seeds"] == [0, 1] and not np.isnan(rows["xx"]["std"]["xquad-r/mono_map"])
+    t_975_1df = 12.7062  # Student t, 1 degree of freedom
+    assert rows["xx"]["ci95"]["xquad-r/mono_map"] == pytest.approx(
+        t_975_1df * rows["xx"]["std"]["xquad-r/mono_map"] / np.sqrt(2), rel=1e-4)
     assert rows["hybrid-0.25"]["mean"]["xquad-r/mono_map"] > rows["xx"]["mean"]["xquad-r/mono_map"]
     assert rows["xx"]["mean"]["dev/mono_map"] == pytest.approx(0.405)
     assert rows["zero-shot"]["mean"]["dev/mono_map"] == 0.5  # the starting model on the same dev data
@@ -336,7 +339,7 @@ ARMS = """
 name: arms
 grid:
   models: [e5-small]
-  samplers: [zero-shot, xx, kd, hybrid, hybrid-kd, mono-ft]
+  samplers: [zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]
   alpha: [0.5]
   distill_weight: [0.5, 2]
   languages: {three: [de, en, th]}
@@ -355,12 +358,14 @@ def test_kd_hybrid_kd_and_mono_ft_arms_train_what_they_say(tmp_path):
     cfg = study.load_study_config(write_yaml(tmp_path, ARMS))
     cells = study.expand_grid(cfg)
     arms = [c.arm for c in cells]
-    assert arms.count("mono-ft") == 3 and {"kd", "hybrid-0.5+kd0.5", "hybrid-0.5+kd2"} <= set(arms)
+    assert arms.count("mono-ft") == 3 and {"kd", "mixed", "hybrid-0.5+kd0.5", "hybrid-0.5+kd2"} <= set(arms)
     kw = {c.cell_id: study.train_kwargs(cfg, c, tmp_path / "cells" / c.cell_id) for c in cells}
     kd = next(c for c in cells if c.arm == "kd")
     assert [kw[kd.cell_id][k] for k in ("sampler", "loss", "data")] == ["xy", "kd", ["ntrex", "flores"]]
     hkd = next(c for c in cells if c.arm == "hybrid-0.5+kd2")
     assert [kw[hkd.cell_id][k] for k in ("sampler", "alpha", "distill_weight")] == ["hybrid", 0.5, 2]
+    mixed = next(c for c in cells if c.arm == "mixed")
+    assert [kw[mixed.cell_id][k] for k in ("sampler", "mixed_languages")] == ["xx", True]
     mono = [c for c in cells if c.sampler == "mono-ft"]
     assert [kw[c.cell_id]["languages"] for c in mono] == [["de"], ["en"], ["th"]]
     assert all(kw[c.cell_id]["sampler"] == "xx" for c in mono) and len({c.cell_id for c in mono}) == 3
@@ -374,7 +379,7 @@ def test_kd_hybrid_kd_and_mono_ft_arms_train_what_they_say(tmp_path):
 
 
 def test_mono_ft_row_averages_its_languages_and_shows_n_a_for_cross_and_multi(tmp_path, fakes):
-    path = write_yaml(tmp_path, ARMS.replace("[zero-shot, xx, kd, hybrid, hybrid-kd, mono-ft]", "[xx, mono-ft]"))
+    path = write_yaml(tmp_path, ARMS.replace("[zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]", "[xx, mono-ft]"))
     out = study.run_study(path, tmp_path / "out", show_progress=False)
     mono_calls = [c for c in fakes.configs if c.sampler == "xx" and len(c.languages) == 1]
     assert sorted(c.languages[0] for c in mono_calls) == ["de", "en", "th"]
@@ -382,9 +387,19 @@ def test_mono_ft_row_averages_its_languages_and_shows_n_a_for_cross_and_multi(tm
     row = next(r for r in result["rows"] if r["arm"] == "mono-ft")
     assert "xquad-r/mono_map" in row["mean"] and not any(k.startswith("xquad-r/cross") for k in row["mean"])
     assert len(row["seeds"]) == 3  # one record per language
+    assert "xquad-r/mono_map" not in row["ci95"] or np.isnan(row["ci95"]["xquad-r/mono_map"])  # one seed: no interval
     table = study_report.results_table(result["rows"])
     mono_line = next(line for line in table.splitlines() if "| mono-ft |" in line)
     assert mono_line.count("n/a") >= 3  # cross, multi, rank distance
+
+
+def test_hybrid_family_is_tested_against_every_baseline_arm_in_the_grid(tmp_path, fakes):
+    out = study.run_study(write_yaml(tmp_path, ARMS.replace(", mono-ft]", "]")), tmp_path / "out", show_progress=False)
+    tests = json.loads((out / "study.json").read_text())["significance"]
+    pairs = {(t["arm"], t["baseline"]) for t in tests}
+    for arm in ("hybrid-0.5", "hybrid-0.5+kd2"):
+        assert {(arm, b) for b in ("xx", "mixed", "kd", "zero-shot")} <= pairs
+    assert not any(t["arm"] in ("kd", "mixed", "xx") for t in tests)  # baselines are not tested against each other
 
 
 def test_recipes_and_dev_only_evaluation(tmp_path, fakes):

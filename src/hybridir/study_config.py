@@ -26,7 +26,7 @@ from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES, ntrex_files
 from .errors import ConfigError, DataError
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
-SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "kd", "hybrid-kd", "mono-ft")
+SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft")
 # Evaluation data sets and the languages a mono-ft cell can be evaluated in (None: not a per-language set, so
 # mono-ft cells skip it). The lead wires new data sets here.
 DATASETS: dict[str, tuple[str, ...] | None] = {
@@ -69,8 +69,9 @@ class Cell:
 
     @property
     def arm(self) -> str:
-        """The row label: ``zero-shot``, ``xx``, ``xy``, ``hybrid-<alpha>``, ``kd``, ``hybrid-<alpha>+kd<weight>``
-        or ``mono-ft`` (one row for all its languages), then ``@<recipe>`` when the grid has recipes."""
+        """The row label: ``zero-shot``, ``xx``, ``xy``, ``hybrid-<alpha>``, ``mixed``, ``kd``,
+        ``hybrid-<alpha>+kd<weight>`` or ``mono-ft`` (one row for all its languages), then ``@<recipe>`` when the
+        grid has recipes."""
         base = self.sampler
         if self.sampler in ("hybrid", "hybrid-kd"):
             base = f"hybrid-{self.alpha:g}" + (f"+kd{self.distill_weight:g}" if self.sampler == "hybrid-kd" else "")
@@ -378,6 +379,7 @@ def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any]
     if cell.sampler == "zero-shot":
         return None
     arm: dict[str, Any] = {
+        "mixed": {"sampler": "xx", "mixed_languages": True},  # multilingual batches: X-X pairs of many languages
         "kd": {"sampler": "xy", "loss": "kd"},
         "hybrid-kd": {"sampler": "hybrid", "distill_weight": cell.distill_weight},
         "mono-ft": {"sampler": "xx", "languages": [cell.lang]},

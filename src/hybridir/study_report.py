@@ -1,5 +1,5 @@
-"""Study summaries: finished cells -> rows (mean +- std over seeds), paired significance tests of every hybrid arm
-against every baseline, seen/unseen-language and high-resource splits, ``study.md`` / ``study.csv`` /
+"""Study summaries: finished cells -> rows (mean, std and 95% interval over seeds), paired significance tests of every
+hybrid arm against every baseline, seen/unseen-language and high-resource splits, ``study.md`` / ``study.csv`` /
 ``study.json`` and the plots (bars, alpha curve, number-of-languages and model-size curves, X-to-Y heat maps).
 
 :func:`hybridir.study.run_study` calls :func:`write_summary` after the cells; ``hybridir study --only-summary``
@@ -63,6 +63,7 @@ class Row:
     records: list[dict[str, Any]]
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
+    ci95: dict[str, float] = field(default_factory=dict)  # half-width of the 95% t-interval of the mean over seeds
     marks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     @property
@@ -71,7 +72,8 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "languages": self.langset, "steps": self.steps, "arm": self.arm,
-                "seeds": self.seeds, "mean": self.mean, "std": self.std, "marks": dict(self.marks)}  # fmt: skip
+                "seeds": self.seeds, "mean": self.mean, "std": self.std, "ci95": self.ci95,
+                "marks": dict(self.marks)}  # fmt: skip
 
 
 def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
@@ -97,11 +99,28 @@ def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
             row.records = [r | {"dev": _mean_dicts(starts[row.model])} for r in row.records]
         names = sorted({k for r in row.records for k in [*r["metrics"], *(f"dev/{d}" for d in r.get("dev", {}))]})
         for name in names:
-            vals = [_record_value(r, name) for r in row.records]
-            vals = [x for x in vals if x is not None]
+            vals = _seed_values(row, name)
             row.mean[name] = float(np.mean(vals))
             row.std[name] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+            row.ci95[name] = _ci95(row.std[name], len(vals))
     return list(rows.values()), missing
+
+
+def _seed_values(row: Row, name: str) -> list[float]:
+    """One value per seed: a mono-ft row holds one record per (language, seed), averaged over languages first,
+    so its spread is over seeds, not over languages."""
+    by_seed: dict[Any, list[float]] = defaultdict(list)
+    for r in row.records:
+        if (x := _record_value(r, name)) is not None:
+            by_seed[r["seed"] if r.get("lang") else id(r)].append(x)
+    return [float(np.mean(v)) for v in by_seed.values()]
+
+
+def _ci95(std: float, n: int) -> float:
+    """Half-width of the 95% Student-t confidence interval of a mean over ``n`` seeds (nan below two seeds)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
 
 
 def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
@@ -125,14 +144,18 @@ def _row_dirs(row: Row, out: Path) -> list[Path]:
     return [out / "cells" / r["cell_id"] for r in row.records]
 
 
+#: the arms a hybrid-family arm is tested against when the grid has them (same group and recipe)
+BASELINES = ("xx", "xy", "mixed", "kd")
+
+
 def _comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
-    """(hybrid-family row, baseline row) pairs: X-X and X-Y of the same group and recipe, zero-shot of the same
-    model. Hybrid-family: hybrid and hybrid + distillation arms."""
+    """(hybrid-family row, baseline row) pairs: the :data:`BASELINES` of the same group and recipe, zero-shot of
+    the same model. Hybrid-family: hybrid and hybrid + distillation arms."""
     pairs = []
     for h in (r for r in rows if r.arm.startswith("hybrid")):
         for b in rows:
             same = (b.model, b.langset, b.steps, _recipe(b.arm)) == (h.model, h.langset, h.steps, _recipe(h.arm))
-            if (b.arm.partition("@")[0] in ("xx", "xy") and same) or (b.arm == "zero-shot" and b.model == h.model):
+            if (b.arm.partition("@")[0] in BASELINES and same) or (b.arm == "zero-shot" and b.model == h.model):
                 pairs.append((h, b))
     return pairs
 
@@ -390,12 +413,12 @@ def _claims_markdown(claims: list[dict[str, Any]]) -> list[str]:
 
 
 def _fmt(row: dict[str, Any], name: str) -> str:
-    """``mean ± std marks`` of one metric of a row of study.json (std only with two or more seeds)."""
+    """``mean ± ci marks`` of one metric of a row of study.json (the 95% interval over seeds, from two seeds)."""
     if name not in row["mean"]:
         return "n/a"
     text = f"{row['mean'][name]:.4f}"
-    if not math.isnan(row["std"].get(name, float("nan"))):
-        text += f" ± {row['std'][name]:.4f}"
+    if not math.isnan(half := row.get("ci95", {}).get(name, float("nan"))):
+        text += f" ± {half:.4f}"
     return " ".join([text, *row["marks"].get(name, [])])
 
 
@@ -405,7 +428,7 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| model | languages | steps | arm | n | " + " | ".join(label for _, label in cols) + " |",
              "|" + "---|" * (5 + len(cols))]  # fmt: skip
     for r in rows:
-        cells = [r["model"], r["languages"] or "-", str(r["steps"] or "-"), r["arm"], str(len(r["seeds"]))]
+        cells = [r["model"], r["languages"] or "-", str(r["steps"] or "-"), r["arm"], str(len(set(r["seeds"])))]
         lines.append("| " + " | ".join(cells + [_fmt(r, k) for k, _ in cols]) + " |")
     return "\n".join(lines)
 
@@ -427,7 +450,8 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
     if result["missing"]:
         lines.append("Not finished yet (the table below leaves them out): " + ", ".join(result["missing"]))
     lines += ["", "## Results", "",
-              "Mean ± sample std over seeds (n = seeds). Trained arms are compared within one model, language set "
+              "Mean ± half-width of the 95% confidence interval over seeds (Student t, n = seeds; sample std in "
+              "study.csv / study.json). Trained arms are compared within one model, language set "
               "and step count; zero-shot is the untouched encoder. Marks on hybrid rows: ▲xx / ▼xx = significantly "
               f"better / worse than X-X (paired test over queries, p < {SIGNIFICANCE_LEVEL}, uncorrected; "
               "zs = zero-shot). Rank distance: lower means less language bias.", ""]  # fmt: skip
@@ -515,10 +539,11 @@ def _csv(rows: list[Row], seen: dict[int, dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["model", "languages", "steps", "arm", "n_seeds", "seeds"]
-               + [f"{n}{suffix}" for n in names for suffix in ("", "_std", "_sig")]
+               + [f"{n}{suffix}" for n in names for suffix in ("", "_std", "_ci95", "_sig")]
                + [f"xquad-r/{k}" for k in seen_keys])  # fmt: skip
     for r in rows:
-        vals = [x for n in names for x in (r.mean.get(n, ""), r.std.get(n, ""), " ".join(r.marks.get(n, [])))]
+        vals = [x for n in names
+                for x in (r.mean.get(n, ""), r.std.get(n, ""), r.ci95.get(n, ""), " ".join(r.marks.get(n, [])))]
         extra = [seen.get(id(r), {}).get(k, "") for k in seen_keys]
         w.writerow([r.model, r.langset or "", r.steps or "", r.arm, len(r.records),
                     " ".join(str(s) for s in r.seeds if s is not None), *vals, *extra])  # fmt: skip
@@ -571,7 +596,7 @@ def _color(arm: str) -> str:
     """One colour per arm in every plot: zero-shot grey, X-X blue, X-Y orange, hybrid by alpha."""
     if m := re.match(r"hybrid-([0-9.]+)", arm):
         return f"C{2 + min(4, round(float(m.group(1)) * 4))}"
-    return {"zero-shot": "C7", "xx": "C0", "xy": "C1", "kd": "C8"}.get(arm.partition("@")[0], "C9")
+    return {"zero-shot": "C7", "xx": "C0", "xy": "C1", "kd": "C8", "mixed": "C4"}.get(arm.partition("@")[0], "C9")
 
 
 def _figure(n_panels: int, title: str):
@@ -592,12 +617,12 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:
-    """mono / cross / multi mAP and rank distance per arm (error bars: std over seeds)."""
+    """mono / cross / multi mAP and rank distance per arm (error bars: 95% interval over seeds)."""
     panels = [*_SETTINGS, ("xquad-r/rank_distance", "rank distance (lower = less bias)")]
     fig, axes = _figure(len(panels), title)
     for ax, (name, label) in zip(axes, panels, strict=True):
         means = [r.mean.get(name, np.nan) for r in arms]
-        stds = [0.0 if math.isnan(s := r.std.get(name, np.nan)) else s for r in arms]
+        stds = [0.0 if math.isnan(s := r.ci95.get(name, np.nan)) else s for r in arms]
         ax.bar(range(len(arms)), means, yerr=stds, color=[_color(r.arm) for r in arms], capsize=3)
         ax.set_xticks(range(len(arms)), [r.arm for r in arms], rotation=30, fontsize=8)
         ax.set_title(label, fontsize=9)
@@ -611,7 +636,7 @@ def _plot_alpha(hybrids: list[Row], arms: list[Row], path: Path, title: str) -> 
     alphas = [_alpha(r) for r in hybrids]
     for ax, (name, label) in zip(axes, _SETTINGS, strict=True):
         ax.errorbar(alphas, [r.mean.get(name, np.nan) for r in hybrids],
-                    yerr=[np.nan_to_num(r.std.get(name, np.nan)) for r in hybrids],
+                    yerr=[np.nan_to_num(r.ci95.get(name, np.nan)) for r in hybrids],
                     marker="o", color="C3", label="hybrid")  # fmt: skip
         for b in (r for r in arms if not r.arm.startswith("hybrid")):
             ax.axhline(b.mean.get(name, np.nan), ls="--", color=_color(b.arm), label=b.arm)
