@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from hybridir.data import resolve_data_dir
-from hybridir.data.beir import _doc_text, _jsonl, build_evalset, read_qrels
 from hybridir.data.lareqa import lareqa_dir, load_lareqa
+from hybridir.data.miracl import load_miracl
 from hybridir.encoding import Encoder
 from hybridir.evaluation import evaluate, evaluate_lareqa, evaluate_retrieval
 from hybridir.files import atomic_write_json
@@ -98,28 +98,6 @@ def st_protocol_texts(nq: dict[str, int], npool: dict[str, int]) -> int:
 
 
 # ------------------------------------------------------------------------------------------ (d) inference paths
-def miracl_slice(root: Path, sample: int, seed: int = 0):
-    """MIRACL-yo dev: every query against its judged passages plus ``sample`` random others (a bench slice, not
-    MIRACL's full pool)."""
-    base = root / "miracl"
-    qrels_all: dict[str, set[str]] = {}
-    with open(base / "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv", encoding="utf-8") as f:
-        for line in f:
-            qid, _, docid, _ = line.split()
-            qrels_all.setdefault(qid, set()).add(docid)
-    judged = set().union(*qrels_all.values())
-    docs = [(r["docid"], _doc_text(r)) for _, r in _jsonl(base / "miracl-corpus-v1.0-yo/docs-0.jsonl.gz")]
-    rng = np.random.default_rng(seed)
-    others = [i for i, (d, _) in enumerate(docs) if d not in judged]
-    keep = {docs[i][0] for i in rng.choice(len(others), min(sample, len(others)), replace=False)} | judged
-    topics = base / "miracl-v1.0-yo/topics/topics.miracl-v1.0-yo-dev.tsv"
-    with open(topics, encoding="utf-8") as f:
-        queries = [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
-    qrels = read_qrels(base / "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv")
-    corpus = [(d, t) for d, t in docs if d in keep]
-    return build_evalset("miracl-yo-slice", "yo", corpus, queries, qrels, where=str(base)), docs
-
-
 def onnx_paths(model, tmp: Path) -> dict:
     """ONNX Runtime fp32 and dynamic int8 (per-channel MatMul weights) forward functions, for measurement only."""
     import copy
@@ -158,9 +136,10 @@ def compare_paths(model, args, folder: Path, root: Path) -> dict:
     """Section (d): speed and faithfulness of every inference path, interleaved on the same texts."""
     rng = np.random.default_rng(0)
     es = load_lareqa(folder, args.paths_languages, max_questions=args.max_questions_paths)
-    mir, docs = miracl_slice(root, args.miracl_sample)
+    mir = load_miracl("yo", data_dir=root, sample=args.miracl_sample)  # judged passages + a seeded random sample
     texts = {"xquad-r": [es.cand_texts[i] for i in rng.choice(len(es.cand_texts), args.n_texts, replace=False)],
-             "miracl-yo": [docs[i][1] for i in rng.choice(len(docs), args.n_texts // 2, replace=False)]}  # fmt: skip
+             "miracl-yo": [mir.cand_texts[i] for i in rng.choice(len(mir.cand_texts), args.n_texts // 2,
+                                                                 replace=False)]}  # fmt: skip
     encoders = {}
     for path in args.paths:
         backend, precision = path.split("-")

@@ -1,4 +1,4 @@
-"""BEIR / MIRACL layout: reading corpus, queries and qrels (BEIR and TREC), errors, end to end, offline MIRACL."""
+"""BEIR layout: reading corpus, queries and qrels (BEIR and TREC), errors, end to end (MIRACL: test_miracl.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridir.data.beir import load_beir, load_miracl, read_qrels
+from hybridir.data.beir import load_beir, read_qrels
 from hybridir.errors import DataError
 from hybridir.evaluation import evaluate
 
@@ -62,12 +62,3 @@ def test_evaluate_beir_end_to_end(tmp_path, tiny_model):
     assert res["summary"]["toy/recall@100"] == 1.0  # 12 documents: every relevant one is in the top 100
     assert res["sets"]["toy"]["queries"] == 3 and res["sets"]["toy"]["corpus"] == 12
     assert (tmp_path / "run" / "ndcg.png").exists() and (tmp_path / "run" / "per_query.npz").exists()
-
-
-def test_miracl_offline_fails_clearly(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(DataError, match=r"miracl:sw: could not download MIRACL .* needs internet"):
-        load_miracl("sw")
-    with pytest.raises(DataError, match="unknown MIRACL language"):
-        load_miracl("xx")

@@ -46,6 +46,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         args.model, args.dataset, data_dir=args.data_dir, out_dir=out, languages=args.languages,
         max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
         cache_dir=args.cache_dir, plots=not args.no_plots, backend=args.backend, precision=args.precision,
+        fusion=args.fusion, seen_languages=args.seen_languages, in_domain_topics=args.in_domain_topics,
     )  # fmt: skip
     md = Path(out) / "results.md"
     print(md.read_text() if md.exists() else result.get("summary"))
@@ -78,13 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_models)
 
     e = sub.add_parser("evaluate", help="zero-shot retrieval evaluation (XQuAD-R, MLQA-R, monolingual QA, BEIR)")
-    e.add_argument("--model", default="e5-small", help="registry name, hub id or local checkpoint / run dir")
+    e.add_argument("--model", default="e5-small",
+                   help="registry name, hub id, local checkpoint / run dir, or bm25 (lexical baseline)")  # fmt: skip
     e.add_argument("--dataset", default="xquad-r",
                    help="xquad-r | mlqa-r | monoqa | jsquad-ja | cmrc2018-zh | drcd-zh-tw | iapp-th | persianqa-fa "
-                        "| beir:DIR | miracl:LANG")  # fmt: skip
+                        "| beir:DIR | miracl:LANG | miracl-judged:LANG[:N] (judged + N random passages) | flores "
+                        "(FLORES-200 X<->English in 205 languages)")  # fmt: skip
+    e.add_argument("--fusion", default=None, choices=["bm25", "bm25-rrf"],
+                   help="retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised "
+                        "scores summed, like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)")  # fmt: skip
     e.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
     e.add_argument("--out", type=Path, default=None, help="run directory for results.json / results.md / plots")
-    e.add_argument("--languages", type=_csv, default=None, help="comma-separated subset of languages")
+    e.add_argument("--languages", type=_csv, default=None,
+                   help="comma-separated subset of languages (flores: short or FLORES codes such as yo or yor_Latn; "
+                        "they also form its multilingual pool)")  # fmt: skip
+    e.add_argument("--seen-languages", type=_csv, default=None,
+                   help="flores: the languages the model was trained on (default: from a hybridir run's "
+                        "train_summary.json; none for other models)")  # fmt: skip
+    e.add_argument("--in-domain-topics", type=_csv, default=None,
+                   help="flores: topics counted in-domain for the MRR@10 gap (default: the run's train_topics)")
     e.add_argument("--max-questions", type=int, default=None, help="first N question ids only (quick look)")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--with-context", action="store_true", help="encode candidates with their paragraph (LAReQA)")

@@ -14,10 +14,10 @@ Example::
 from __future__ import annotations
 
 import importlib.metadata
-import itertools
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .bm25 import DESCRIPTION as BM25
+from .bm25 import bm25_search
 from .data import resolve_data_dir
-from .data.beir import load_beir, load_miracl
+from .data.beir import load_beir
 from .data.evalset import EvalSet
 from .data.lareqa import LAREQA_DIRS, lareqa_dir, load_lareqa
+from .data.miracl import JUDGED_SAMPLE, load_miracl
 from .data.monoqa import MONOQA_SETS, load_monoqa
 from .encoding import Encoder
 from .errors import ConfigError
@@ -55,9 +58,12 @@ def _table(per_query: dict[str, np.ndarray]) -> dict[str, float | None]:
     return out
 
 
-def evaluate_lareqa(enc: Encoder, es: EvalSet, *, with_context: bool = False,
-                    show_progress: bool = True) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
-    """All three LAReQA settings and the language-bias figures from one encoding and one scoring pass."""
+def evaluate_lareqa(enc: Encoder, es: EvalSet, *, with_context: bool = False, show_progress: bool = True,
+                    exclude: np.ndarray | None = None) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
+    """All three LAReQA settings and the language-bias figures from one encoding and one scoring pass.
+
+    ``exclude``: per query a candidate index left out of its pool (-1: none); a bitext pool (FLORES) leaves out
+    the query's own sentence, which would otherwise rank first."""
     perm = np.argsort(np.asarray(es.cand_langs), kind="stable")  # candidates contiguous by language
     inv = np.empty_like(perm)
     inv[perm] = np.arange(len(perm))
@@ -72,7 +78,8 @@ def evaluate_lareqa(enc: Encoder, es: EvalSet, *, with_context: bool = False,
     c = enc(texts, "passage")[perm]
     t0 = time.perf_counter()
     res = rank_relevant(torch.from_numpy(q), torch.from_numpy(c), [inv[r] for r in es.qrels], bounds=bounds,
-                        tie_keys=tie_key([es.cand_ids[i] for i in perm]), show_progress=show_progress)  # fmt: skip
+                        tie_keys=tie_key([es.cand_ids[i] for i in perm]), show_progress=show_progress,
+                        exclude=None if exclude is None else np.where(exclude >= 0, inv[exclude], -1))  # fmt: skip
     rel_seg = np.where(res.rel >= 0, seg_of[res.rel.clip(0)], -1)
     multi_ranks = res.ranks()
     tied = np.where(res.rel >= 0, 1.0 + res.higher, np.inf)
@@ -165,34 +172,92 @@ def search(
     return scores, idx
 
 
-def evaluate_retrieval(enc: Encoder, sets: list[EvalSet], *, faiss_threshold: int = FAISS_THRESHOLD
-                       ) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
-    """nDCG@10, Recall@100 and MRR@10 (pytrec_eval on top-100 runs) per set, and their means."""
+#: a retriever: an EvalSet -> the top-RUN_DEPTH (scores, candidate indices) of every query, best first
+Retriever = Callable[[EvalSet], tuple[np.ndarray, np.ndarray]]
+Run = dict[str, dict[str, float]]  # trec-style run: query id -> {candidate id: score}
+#: ``fusion`` choices -> (ranx normalisation, ranx method). "bm25": per-query min-max normalised dense and BM25
+#: scores summed with equal weights, the normalised form of MIRACL's BM25 + mDPR interpolation; "bm25-rrf":
+#: reciprocal rank fusion (k = 60), which ignores scores altogether
+FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
+
+
+def dense_retriever(enc: Encoder, faiss_threshold: int = FAISS_THRESHOLD) -> Retriever:
+    """Exact inner-product search over ``enc``'s embeddings (queries with the "query" prompt)."""
+    return lambda es: search(enc, enc(es.query_texts, "query"), es.cand_texts, faiss_threshold=faiss_threshold)
+
+
+def bm25_retriever(es: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 over the set's candidates (:mod:`hybridir.bm25`)."""
+    return bm25_search(es.query_texts, es.cand_texts, RUN_DEPTH)
+
+
+def retrieval_runs(es: EvalSet, retrievers: dict[str, Retriever], fusion: str | None = None) -> dict[str, Run]:
+    """One run per retriever, plus ``"fused"`` (ranx.fuse of them all by ``FUSION[fusion]``) when asked."""
+    runs = {}
+    for name, retrieve in retrievers.items():
+        scores, idx = retrieve(es)
+        runs[name] = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i], scores[i], strict=True)}
+                      for i, qid in enumerate(es.query_ids)}  # fmt: skip
+    if fusion:
+        from ranx import Run as RanxRun
+        from ranx import fuse
+
+        norm, method = FUSION[fusion]
+        params = {"weights": [1 / len(runs)] * len(runs)} if method == "wsum" else {}
+        runs["fused"] = fuse([RanxRun(r) for r in runs.values()], norm=norm, method=method, params=params).to_dict()
+    return runs
+
+
+def run_metrics(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, dict[str, float]]:
+    """Per query: nDCG@10 and Recall@100 from pytrec_eval on the run, MRR@10 as pytrec_eval's reciprocal rank on
+    the run cut to its top 10 in trec_eval's order (score, then candidate id, descending)."""
+    top10 = {q: dict(sorted(r.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:10]) for q, r in run.items()}
+    ev = trec_eval_per_query(qrels, run, {"ndcg_cut_10", "recall_100"})
+    rr = trec_eval_per_query(qrels, top10, {"recip_rank"})
+    return {q: {"ndcg@10": ev[q]["ndcg_cut_10"], "recall@100": ev[q]["recall_100"], "mrr@10": rr[q]["recip_rank"]}
+            for q in ev}  # fmt: skip
+
+
+def evaluate_retrieval(enc: Encoder | None, sets: list[EvalSet], *, faiss_threshold: int = FAISS_THRESHOLD,
+                       fusion: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
+    """nDCG@10, Recall@100 and MRR@10 (pytrec_eval on top-100 runs) per set, and their means.
+
+    The dense run of ``enc``; BM25 when ``enc`` is None; with ``fusion`` (see ``FUSION``) the dense run, BM25 and
+    their fusion, which is then the headline (``summary[metric]``) while every run's figures are kept under
+    ``sets[name]["runs"]`` and ``summary["<run>/<metric>"]``.
+    """
+    retrievers: dict[str, Retriever] = {"dense": dense_retriever(enc, faiss_threshold)} if enc else {}
+    if enc is None or fusion:
+        retrievers["bm25"] = bm25_retriever
     tables, per_query, summary = {}, {}, {}
-    t0, encoding = time.perf_counter(), enc.seconds
+    t0, encoded_before = time.perf_counter(), enc.seconds if enc else 0.0
     for es in sets:
-        q = enc(es.query_texts, "query")
-        scores, idx = search(enc, q, es.cand_texts, faiss_threshold=faiss_threshold)
-        run = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i], scores[i], strict=True)}
-               for i, qid in enumerate(es.query_ids)}  # fmt: skip
-        run10 = {qid: dict(itertools.islice(ranked.items(), 10)) for qid, ranked in run.items()}  # best first
+        runs = retrieval_runs(es, retrievers, fusion)
         qrels = es.qrels_dict()
-        ev = trec_eval_per_query(qrels, run, {"ndcg_cut_10", "recall_100"})
-        ev10 = trec_eval_per_query(qrels, run10, {"recip_rank"})
-        qids = [qid for qid in es.query_ids if qid in ev]
-        cols = {"ndcg@10": np.array([ev[q]["ndcg_cut_10"] for q in qids]),
-                "recall@100": np.array([ev[q]["recall_100"] for q in qids]),
-                "mrr@10": np.array([ev10[q]["recip_rank"] for q in qids])}  # fmt: skip
+        cols = {}
+        for name, run in runs.items():
+            ev = run_metrics(qrels, run)
+            qids = [qid for qid in es.query_ids if qid in ev]
+            cols[name] = {m: np.array([ev[q][m] for q in qids]) for m in ("ndcg@10", "recall@100", "mrr@10")}
+        head = cols[list(runs)[-1]]  # the fused run, or the only one
         lang = es.query_langs[0] if es.query_langs else None
         tables[es.name] = {"language": lang, "queries": len(qids), "corpus": len(es.cand_ids),
-                           **{m: _mean(v) for m, v in cols.items()}}  # fmt: skip
-        for m, v in cols.items():
+                           **{m: _mean(v) for m, v in head.items()}}  # fmt: skip
+        for m, v in head.items():
             summary[f"{es.name}/{m}"] = _mean(v)
-        per_query[f"monoqa/{es.name}"] = cols["ndcg@10"]
+        per_query[f"monoqa/{es.name}"] = head["ndcg@10"]
         per_query[f"qids/{es.name}"] = np.array(qids)
+        if len(runs) > 1:
+            tables[es.name]["runs"] = {name: {m: _mean(v) for m, v in c.items()} for name, c in cols.items()}
+            for name, c in cols.items():
+                summary |= {f"{es.name}/{name}/{m}": _mean(v) for m, v in c.items()}
+                per_query[f"{name}/{es.name}"] = c["ndcg@10"]
     for m in ("ndcg@10", "recall@100", "mrr@10"):
         summary[m] = _mean([t[m] for t in tables.values() if t[m] is not None])
-    scoring = time.perf_counter() - t0 - (enc.seconds - encoding)  # search() encodes the corpus inside the loop
+        for name in tables[sets[0].name].get("runs", {}):
+            summary[f"{name}/{m}"] = _mean([t["runs"][name][m] for t in tables.values()])
+    encoding = (enc.seconds if enc else 0.0) - encoded_before  # search() encodes the corpus inside the loop
+    scoring = time.perf_counter() - t0 - encoding
     return {"summary": summary, "sets": tables, "scoring_seconds": scoring}, per_query
 
 
@@ -220,10 +285,16 @@ def load_eval_data(dataset: str, data_dir: Path | None = None, languages: list[s
         split = "test" if (folder / "qrels" / "test.tsv").is_file() else "dev"
         return "retrieval", [load_beir(folder, split, max_questions=max_questions)]
     if dataset.startswith("miracl:"):
-        return "retrieval", [load_miracl(dataset[7:], max_questions=max_questions)]
+        return "retrieval", [load_miracl(dataset[7:], data_dir=data_dir, max_questions=max_questions)]
+    if dataset.startswith("miracl-judged:"):  # a smaller study pool, named so that it is never taken for MIRACL
+        lang, _, n = dataset[14:].partition(":")
+        if n and not n.isdigit():
+            raise ConfigError(f"{dataset}: expected miracl-judged:<lang>[:<sample size>], got {n!r} as the size")
+        sample = int(n or JUDGED_SAMPLE)
+        return "retrieval", [load_miracl(lang, data_dir=data_dir, max_questions=max_questions, sample=sample)]
     raise ConfigError(
         f"unknown dataset {dataset!r}: use xquad-r, mlqa-r, monoqa, one of {', '.join(MONOQA_SETS)}, "
-        "beir:<dir> or miracl:<lang>"
+        "beir:<dir>, miracl:<lang> or miracl-judged:<lang>[:<N>]"
     )
 
 
@@ -267,28 +338,58 @@ def evaluate(
     show_progress: bool = True,
     backend: str = "auto",
     precision: str = "auto",
+    fusion: str | None = None,
+    seen_languages: list[str] | None = None,
+    in_domain_topics: list[str] | None = None,
 ) -> dict:
     """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
 
     ``dataset``: "xquad-r", "mlqa-r", "monoqa" (all five sets), one monolingual set by name, "beir:<dir>",
-    "miracl:<lang>" (online only). ``max_questions`` keeps the first N question ids (pools stay complete).
+    "miracl:<lang>" (local official files, else the hub), "miracl-judged:<lang>[:<N>]" (a smaller study pool, not
+    MIRACL), "flores" (FLORES-200 bitext retrieval X <-> English in 205 languages, :mod:`hybridir.bitext`;
+    ``seen_languages`` / ``in_domain_topics`` override the groups a hybridir-trained model records; there
+    ``max_questions`` takes N sentences spread over the split, whose rows are grouped by topic).
+    ``max_questions`` keeps the first N question ids (pools stay complete).
+    ``model="bm25"``: the BM25 baseline (:mod:`hybridir.bm25`) on retrieval sets. ``fusion`` ("bm25" or
+    "bm25-rrf", see ``FUSION``): the dense model, BM25 and their fusion, side by side in one results.json.
     ``backend`` / ``precision``: the inference path (:mod:`hybridir.encoding`; ``auto`` = the fast one where it
     is faithful); results.json records the path used under ``config.encoder``.
     """
     start = time.perf_counter()
-    kind, sets = load_eval_data(dataset, data_dir, languages, max_questions)  # bad data fails before the model loads
-    if isinstance(model, str | Path):
-        from .models import load_encoder
+    if dataset == "flores":  # bitext in 205 languages, not EvalSets (bad data fails before the model loads)
+        from .bitext import load_flores_task
 
-        name, model = str(model), load_encoder(str(model))
+        ref = model if isinstance(model, str | Path) else None
+        flores = load_flores_task(ref, languages, data_dir, seen_languages, in_domain_topics, max_questions)
+        kind, sets = "flores", []
     else:
-        name = _model_name(model)
-    enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress, backend=backend,
-                  precision=precision)  # fmt: skip
+        kind, sets = load_eval_data(dataset, data_dir, languages, max_questions)
+    bm25_only = isinstance(model, str) and model == "bm25"
+    if (bm25_only or fusion) and kind != "retrieval":
+        raise ConfigError(f"BM25 and --fusion need a retrieval dataset (monoqa, beir:, miracl:), not {dataset!r}")
+    if fusion and (bm25_only or fusion not in FUSION):
+        raise ConfigError(f"--fusion {fusion}: use one of {', '.join(FUSION)} together with a dense --model")
+    if bm25_only:
+        name, enc = "bm25", None
+    else:
+        if isinstance(model, str | Path):
+            from .models import load_encoder
+
+            name, model = str(model), load_encoder(str(model))
+        else:
+            name = _model_name(model)
+        enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
+                      backend=backend, precision=precision)  # fmt: skip
     if kind == "lareqa":
         body, per_query = evaluate_lareqa(enc, sets[0], with_context=with_context, show_progress=show_progress)
+    elif kind == "flores":
+        from .bitext import evaluate_flores
+
+        body, per_query = evaluate_flores(enc, flores, show_progress=show_progress)
     else:
-        body, per_query = evaluate_retrieval(enc, sets)
+        body, per_query = evaluate_retrieval(enc, sets, fusion=fusion)
+    model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
+                    "normalize": enc.normalize, "encoder": enc.describe()} if enc else {"encoder": BM25}  # fmt: skip
     scoring = body.pop("scoring_seconds")
     results = {
         "dataset": dataset,
@@ -301,21 +402,21 @@ def evaluate(
             "batch_size": batch_size,
             "with_context": with_context,
             "cache_dir": str(cache_dir) if cache_dir else None,
-            "max_seq_length": model.max_seq_length,
-            "similarity": model.similarity_fn_name,
-            "normalize": enc.normalize,
+            "fusion": fusion,
+            "seen_languages": seen_languages,
+            "in_domain_topics": in_domain_topics,
             "torch_threads": torch.get_num_threads(),
-            "encoder": enc.describe(),
+            **model_config,
         },  # fmt: skip
-        "model": {"name": name, "fingerprint": enc.fingerprint},
+        "model": {"name": name, "fingerprint": enc.fingerprint if enc else None},
         "versions": _versions(),
         "git_commit": git_commit(),
         "timing": {
-            "encode_seconds": enc.seconds,
+            "encode_seconds": enc.seconds if enc else 0.0,
             "scoring_seconds": scoring,
             "total_seconds": time.perf_counter() - start,
-            "texts_encoded": enc.encoded,
-            "texts_from_cache": enc.from_cache,
+            "texts_encoded": enc.encoded if enc else 0,
+            "texts_from_cache": enc.from_cache if enc else 0,
         },  # fmt: skip
         **body,
     }

@@ -60,6 +60,7 @@ def rank_relevant(
     *,
     bounds: list[int] | None = None,
     tie_keys: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
     top_k: int = 10,
     block_size: int = 256,
     show_progress: bool = False,
@@ -68,6 +69,8 @@ def rank_relevant(
 
     ``bounds``: segment boundaries over the candidate rows (``[0, n1, n1+n2, ..., n]``; one segment by default).
     ``tie_keys``: see ``tie_key``; without it ties go to the lower candidate index.
+    ``exclude``: per query one candidate index left out of its pool (-1: none), e.g. the query's own sentence in
+    a bitext pool, where it would otherwise find itself.
 
     Each block's scores are sorted per segment (numpy's vectorised sort) and the relevant scores looked up with
     a binary search, so the cost is one sort of the score matrix; score ties, rare with real embeddings, are
@@ -88,7 +91,10 @@ def rank_relevant(
     for start in tqdm(range(0, len(relevant), block_size), desc="scoring", unit="block", disable=not show_progress):
         stop = min(start + block_size, len(relevant))
         scores_t = queries[start:stop].float() @ cands.T
-        scores = scores_t.numpy()
+        scores = scores_t.numpy()  # shares memory with scores_t, so the exclusion below reaches topk too
+        if exclude is not None:
+            rows = np.flatnonzero(exclude[start:stop] >= 0)
+            scores[rows, exclude[start:stop][rows]] = -np.inf
         ri = rel[start:stop]
         valid = ri >= 0
         rs = torch.from_numpy(np.take_along_axis(scores, ri.clip(0), axis=1))

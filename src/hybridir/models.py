@@ -77,6 +77,9 @@ def load_encoder(
     elif (path := Path(name).expanduser()).exists():
         if (path / "final").is_dir() and not (path / "modules.json").exists():
             path = path / "final"  # a training run directory (hybridir train --out DIR) means its final model
+        if not path.is_dir() or not any((path / f).is_file() for f in ("modules.json", "config.json")):
+            what = "an empty directory" if path.is_dir() and not any(path.iterdir()) else "not a model directory"
+            raise ModelError(f"{path}: {what}: no modules.json (sentence-transformers) or config.json (transformers)")
         model = _sentence_transformer(str(path), device)
         _check_prompts(model, ModelSpec(name))
     else:
@@ -99,7 +102,7 @@ def _sentence_transformer(path: str, device: str | None):
 
     try:
         return SentenceTransformer(path, device=device)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # missing weights, or a config.json transformers does not recognise
         raise ModelError(f"{path}: cannot load as a sentence-transformers / transformers model: {e}") from e
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +71,82 @@ def _map_matrix(res: dict) -> np.ndarray:
 
 
 def _retrieval_md(res: dict) -> list[str]:
-    rows = [[name, t["language"] or "-", str(t["queries"]), str(t["corpus"]), _f(t["ndcg@10"]), _f(t["recall@100"]),
-             _f(t["mrr@10"])] for name, t in res["sets"].items()]  # fmt: skip
+    rows = [[f"{name} ({run})" if run else name, t["language"] or "-", str(t["queries"]), str(t["corpus"]),
+             _f(m["ndcg@10"]), _f(m["recall@100"]), _f(m["mrr@10"])]
+            for name, t in res["sets"].items() for run, m in (t.get("runs") or {"": t}).items()]  # fmt: skip
     s = res["summary"]
     rows.append(["**mean**", "", "", "", _f(s["ndcg@10"]), _f(s["recall@100"]), _f(s["mrr@10"])])
     return ["## Question-to-passage retrieval (top-100 runs, pytrec_eval)", "",
             *_md_table(["set", "lang", "queries", "corpus", "nDCG@10", "Recall@100", "MRR@10"], rows)]  # fmt: skip
+
+
+_GROUPS = (("seen", "seen in hybridir training"), ("unseen", "unseen in hybridir training"),
+           ("high", "high-resource (NLLB-200)"), ("low", "low-resource (NLLB-200)"), ("n/a", "not in NLLB-200"))
+_BITEXT_COLS = (("x_en", "acc@1"), ("en_x", "acc@1"), ("x_en", "mrr@10"), ("en_x", "mrr@10"))
+_BITEXT_HEAD = ["X->en acc@1", "en->X acc@1", "X->en MRR@10", "en->X MRR@10"]
+
+
+def _flores_md(res: dict) -> list[str]:
+    """FLORES-200 (:mod:`hybridir.bitext`): groups, topics, the multilingual pool, then every language by score."""
+    s, d, groups = res["summary"], res["data"], res["groups"]
+    lines = [f"## FLORES-200 bitext retrieval: {d['languages']} languages <-> English, {d['split']} split", "",
+             f"{d['queries_per_language']} queries per language and direction against the {d['sentences']} "
+             f"sentences of the target language; query side prompt `{d['prompts']['query side']}`, pool side "
+             f"`{d['prompts']['pool side']}`. Seen languages: {d['seen_from']}. Resource levels: "
+             f"{d['resource_levels']}.", ""]  # fmt: skip
+    rows = [["all", str(d["languages"]), *(_f(s.get(f"{x}_{m}")) for x, m in _BITEXT_COLS)]]
+    rows += [[label, str(groups[g]["languages"]), *(_f(groups[g][f"{x}_{m}"]) for x, m in _BITEXT_COLS)]
+             for g, label in _GROUPS if g in groups]  # fmt: skip
+    lines += _md_table(["languages", "n", *_BITEXT_HEAD], rows)
+    lines += ["", "## Topics (FLORES categories as domains; MRR@10 over languages and both directions)", ""]
+    if d["in_domain_topics"]:
+        lines += [f"In-domain topics ({d['topics_from']}): {', '.join(d['in_domain_topics'])}. MRR@10 in-domain "
+                  f"**{_f(s.get('mrr@10_in_domain'))}**, out-of-domain **{_f(s.get('mrr@10_out_domain'))}**, "
+                  f"gap **{_f(s.get('domain_gap'))}**.", ""]  # fmt: skip
+    lines += _md_table(["topic", "sentences", "in-domain", "acc@1", "MRR@10"],
+                       [[t, str(v["sentences"]), {True: "yes", False: "no"}.get(v["in_domain"], "-"),
+                         _f(v["acc@1"]), _f(v["mrr@10"])] for t, v in res["topics"].items()])  # fmt: skip
+    pool, ps = res["pool"], res["pool"]["summary"]
+    lines += ["", f"## Multilingual pool ({len(pool['languages'])} languages: {', '.join(pool['languages'])})", "",
+              f"Every sentence against all sentences of these languages but itself, relevant = its translations: "
+              f"mAP **{_f(ps['multi_map'])}**, cross-lingual X->Y mAP **{_f(ps['cross_map'])}**, mean rank "
+              f"distance **{_f(ps['rank_distance'], 2)}**, query-language share of the top 10 "
+              f"**{_f(ps['top10_query_lang_share'])}** against **{_f(ps['top10_unbiased_share'])}** for a "
+              "language-blind ranking.", ""]  # fmt: skip
+    lines += _md_table(["lang", "multi mAP", "rank distance", "top-10 own-language share"],
+                       [[x, _f(pool["multi"][x]["map"]), _f(pool["bias"][x]["rank_distance"], 2),
+                         _f(pool["bias"][x]["top10_query_lang_share"])] for x in pool["multi"]])  # fmt: skip
+    bitext = res["bitext"]
+    lines += ["", "## Per language (sorted by accuracy@1, mean of both directions)", ""]
+    lines += _md_table(["code", "seen", "resource", *_BITEXT_HEAD],
+                       [[x, "yes" if r["seen"] else "no", r["resource"],
+                         *(_f(r[x][m]) for x, m in _BITEXT_COLS)]
+                        for x, r in sorted(bitext.items(), key=lambda kv: -kv[1]["score"])])  # fmt: skip
+    return lines
+
+
+def _flores_plot(out_dir: Path, res: dict, plt: Any) -> Path:
+    """Every language's accuracy@1 (mean of both directions), sorted; colour = seen / unseen, hatch = low-resource."""
+    bitext = res["bitext"]
+    langs = sorted(bitext, key=lambda x: -bitext[x]["score"])
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.09 * len(langs) + 2), 4.5))
+    for seen, colour in ((False, "tab:blue"), (True, "tab:orange")):
+        for low in (False, True):
+            idx = [i for i, x in enumerate(langs) if bitext[x]["seen"] == seen and (bitext[x]["resource"] == "low")
+                   == low]  # fmt: skip
+            label = f"{'seen' if seen else 'unseen'} in training{', low-resource' if low else ''}"
+            ax.bar(idx, [bitext[langs[i]]["score"] for i in idx], width=0.85, color=colour, label=label,
+                   hatch="////" if low else None, edgecolor="white", linewidth=0)  # fmt: skip
+    ax.set_xticks(range(len(langs)), langs, rotation=90, fontsize=4 if len(langs) > 60 else 7)
+    ax.set_xlim(-1, len(langs))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy@1 (mean of X->en, en->X)")
+    ax.set_title(f"FLORES-200 bitext retrieval, {res['model']['name']}: {len(langs)} languages sorted by score")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    path = atomic_savefig(fig, out_dir / "flores_languages.png", dpi=150)
+    plt.close(fig)
+    return path
 
 
 def render_markdown(res: dict) -> str:
@@ -87,7 +158,7 @@ def render_markdown(res: dict) -> str:
             f"encoding {t['encode_seconds']:.1f} s for {t['texts_encoded']} texts "
             f"({t['texts_from_cache']} from cache), scoring {t['scoring_seconds']:.1f} s, "
             f"total {t['total_seconds']:.1f} s", ""]  # fmt: skip
-    body = _lareqa_md(res) if "multi" in res else _retrieval_md(res)
+    body = _flores_md(res) if "bitext" in res else _lareqa_md(res) if "multi" in res else _retrieval_md(res)
     return "\n".join(head + body) + "\n"
 
 
@@ -97,6 +168,8 @@ def _plots(out_dir: Path, res: dict) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if "bitext" in res:
+        return [_flores_plot(out_dir, res, plt)]
     written = []
     if "multi" not in res:
         fig, ax = plt.subplots(figsize=(1.2 * len(res["sets"]) + 2, 3.5))

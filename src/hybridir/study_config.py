@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from .data.flores import check_topics
 from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES, ntrex_files
 from .errors import ConfigError, DataError
 
@@ -32,13 +33,14 @@ SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono
 DATASETS: dict[str, tuple[str, ...] | None] = {
     "xquad-r": tuple(XQUAD_LANGUAGES),
     "monoqa": ("ja", "zh", "zh-tw", "th", "fa"),
+    "flores": None,
 }
 
 # Keys of each YAML section; anything else is a typo the user should hear about.
 _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "seeds_override", "train", "eval",
              "high_resource"}  # fmt: skip
 _GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps"}
-_EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots"}
+_EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots", "in_domain_topics"}
 # TrainConfig fields that the grid (or the runner) sets per cell, so the ``train`` section may not.
 _GRID_OWNED = {"model", "languages", "sampler", "alpha", "seed", "steps", "out", "data_dir", "show_progress", "loss",
                "distill_weight", "cache_dir"}  # fmt: skip
@@ -305,6 +307,12 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
                 raise v.fail(f"eval.{key}", f"expected true or false, got {merged[key]!r}")
         if merged.get("languages") is not None:
             merged["languages"] = _eval_languages(ds, v.str_list(merged["languages"], f"eval.{ds}.languages"), v)
+        if merged.get("in_domain_topics") is not None:  # FLORES topics (also for models that record none)
+            try:
+                merged["in_domain_topics"] = check_topics(v.str_list(merged["in_domain_topics"],
+                                                                     f"eval.{ds}.in_domain_topics"))  # fmt: skip
+            except ConfigError as e:
+                raise v.fail(f"eval.{ds}.in_domain_topics", str(e)) from None
         out[ds] = merged
     return out
 

@@ -1,26 +1,22 @@
-"""BEIR / MIRACL layout: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``, plus the MIRACL hub loader.
+"""BEIR layout: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; the readers MIRACL shares.
 
 BEIR files: corpus lines ``{"_id", "title", "text"}``, query lines ``{"_id", "text"}``, qrels TSV
 ``query-id  corpus-id  score`` with a header. TREC qrels (``qid Q0 docid rel``) are read as well, which is how
-MIRACL ships its judgements. Judgements with score <= 0 are non-relevant and dropped; queries without a
-relevant document are skipped, as BEIR does.
+MIRACL ships its judgements (``data/miracl.py`` reads MIRACL's own layout). Judgements with score <= 0 are
+non-relevant and dropped; queries without a relevant document are skipped, as BEIR does.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from .evalset import EvalSet
-
-MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th",
-                "yo", "zh")  # fmt: skip
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -34,8 +30,21 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                     raise DataError(f"{path}:{lineno}: malformed JSON: {e}") from e
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV (3 columns, header) or TREC qrels (4 columns) -> ``{qid: {docid: grade}}``, grade > 0 only."""
+def records(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
+    """The JSON objects of a (gzipped) JSONL file; a bad line or a missing field is a DataError naming the line."""
+    for lineno, row in _jsonl(path):
+        if missing := [f for f in fields if f not in row]:
+            raise DataError(f"{path}:{lineno}: missing field {missing[0]!r}")
+        yield row
+
+
+def read_qrels(path: Path, *, min_grade: int = 1,
+               docids: Container[str] | None = None) -> dict[str, dict[str, int]]:  # fmt: skip
+    """BEIR qrels TSV (3 columns, header) or TREC qrels (4 columns) -> ``{qid: {docid: grade}}``.
+
+    Keeps grades >= ``min_grade`` (1: relevant only; 0: every judged document). ``docids``: the collection, when
+    known; a judged docid outside it is an error naming the line.
+    """
     qrels: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -49,7 +58,9 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 score = int(float(grade))
             except ValueError as e:
                 raise DataError(f"{path}:{lineno}: relevance {grade!r} is not a number") from e
-            if score > 0:
+            if docids is not None and docid not in docids:
+                raise DataError(f"{path}:{lineno}: judged docid {docid!r} is not in the collection")
+            if score >= min_grade:
                 qrels.setdefault(qid, {})[docid] = score
     return qrels
 
@@ -83,7 +94,7 @@ def build_evalset(name: str, lang: str, corpus: Iterable[tuple[str, str]], queri
     )  # fmt: skip
 
 
-def _doc_text(row: dict) -> str:
+def doc_text(row: dict) -> str:
     """BEIR convention (as in sentence-transformers' examples): title and text joined by a space."""
     title = (row.get("title") or "").strip()
     return f"{title} {row['text']}" if title else row["text"]
@@ -100,45 +111,7 @@ def load_beir(directory: str | Path, split: str = "test", *, lang: str = "xx",
             paths[key] = path.with_suffix(".jsonl.gz")
         elif not path.is_file():
             raise DataError(f"{directory}: missing {path.relative_to(directory)} (BEIR layout)")
-
-    def rows(key: str, fields: tuple[str, ...]) -> Iterator[dict]:
-        for lineno, row in _jsonl(paths[key]):
-            if missing := [f for f in fields if f not in row]:
-                raise DataError(f"{paths[key]}:{lineno}: missing field {missing[0]!r}")
-            yield row
-
-    corpus = ((str(r["_id"]), _doc_text(r)) for r in rows("corpus", ("_id", "text")))
-    queries = ((str(r["_id"]), r["text"]) for r in rows("queries", ("_id", "text")))
+    corpus = ((str(r["_id"]), doc_text(r)) for r in records(paths["corpus"], ("_id", "text")))
+    queries = ((str(r["_id"]), r["text"]) for r in records(paths["queries"], ("_id", "text")))
     return build_evalset(directory.name, lang, corpus, queries, read_qrels(paths["qrels"]), where=str(directory),
                          max_questions=max_questions)  # fmt: skip
-
-
-def load_miracl(lang: str, split: str = "dev", *, max_questions: int | None = None) -> EvalSet:
-    """MIRACL from the Hugging Face hub (online only): topics and qrels of ``miracl/miracl``, passages of
-    ``miracl/miracl-corpus`` read with ``datasets``. Offline it raises a DataError that says so."""
-    if lang not in MIRACL_LANGS:
-        raise DataError(f"unknown MIRACL language {lang!r}; known: {', '.join(MIRACL_LANGS)}")
-    try:
-        from datasets import load_dataset
-        from huggingface_hub import constants, hf_hub_download
-
-        if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-            raise ConnectionError("HF_HUB_OFFLINE is set")
-        base = f"miracl-v1.0-{lang}"
-        topics = hf_hub_download("miracl/miracl", f"{base}/topics/topics.{base}-{split}.tsv", repo_type="dataset")
-        qrels_file = hf_hub_download("miracl/miracl", f"{base}/qrels/qrels.{base}-{split}.tsv", repo_type="dataset")
-        corpus = load_dataset(
-            "json",
-            split="train",
-            data_files=f"hf://datasets/miracl/miracl-corpus/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz",
-        )
-    except Exception as e:  # any hub or network failure means the same thing to the user
-        raise DataError(
-            f"miracl:{lang}: could not download MIRACL from the Hugging Face hub ({type(e).__name__}: {e}). "
-            "It needs internet; offline, put the files in BEIR layout and use --dataset beir:<dir>."
-        ) from e
-    with open(topics, encoding="utf-8") as f:
-        queries = [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
-    docs = ((row["docid"], _doc_text(row)) for row in corpus)
-    return build_evalset(f"miracl-{lang}", lang, docs, queries, read_qrels(Path(qrels_file)),
-                         where=f"miracl/miracl {lang} {split}", max_questions=max_questions)  # fmt: skip

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import resolve_data_dir
 
 SPLITS = ("train", "dev", "test")
@@ -32,6 +32,8 @@ _SCRIPT = {"zh": "zho_Hans", "zho-CN": "zho_Hans", "zho-TW": "zho_Hant", "ar": "
            "sw": "swh_Latn", "fa": "pes_Arab", "ms": "zsm_Latn", "ku": "kmr_Latn", "ckb": "ckb_Arab",
            "no": "nob_Latn", "et": "est_Latn", "lv": "lvs_Latn", "mn": "khk_Cyrl", "uz": "uzn_Latn",
            "sq": "als_Latn", "ne": "npi_Deva", "om": "gaz_Latn", "ps": "pbt_Arab", "mg": "plt_Latn"}  # fmt: skip
+#: NLLB-200's high / low resource level per FLORES code, with its source in the file's header
+RESOURCE_LEVELS_FILE = Path(__file__).with_name("resource_levels.tsv")
 
 
 @dataclass
@@ -77,6 +79,21 @@ def flores_code(lang: str, data_dir: str | os.PathLike | None = None) -> str:
     hint = f"; it has several scripts: {', '.join(found)}" if found else ""
     raise DataError(f"FLORES-200 ({flores_dir(data_dir)}): unknown language code {lang!r}{hint}. Use a FLORES "
                     "code such as deu_Latn or yor_Latn (one folder each) or a short code such as de or yo")  # fmt: skip
+
+
+def check_topics(topics: list[str] | tuple[str, ...] | None) -> list[str]:
+    """``topics`` as a list; ConfigError naming the unknown ones and the seven choices."""
+    if bad := [t for t in topics or () if t not in TOPICS]:
+        raise ConfigError(f"unknown FLORES topic(s) {', '.join(map(repr, bad))}; use {', '.join(TOPICS)}")
+    return list(topics or [])
+
+
+@cache
+def resource_levels() -> dict[str, str]:
+    """FLORES code -> ``high`` / ``low`` (NLLB-200, Table 1) or ``n/a`` (not in NLLB-200), from the committed
+    table whose header says how it was derived."""
+    lines = [x for x in RESOURCE_LEVELS_FILE.read_text(encoding="utf-8").splitlines() if x and x[0] != "#"]
+    return dict(line.split("\t") for line in lines[1:])
 
 
 def _read_split(path: Path) -> tuple[list[str], list[str], list[str]]:

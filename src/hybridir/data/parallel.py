@@ -519,10 +519,9 @@ def load_flores_pairs(
     """FLORES-200 (SIB-200 packaging) as bitext items: one item per sentence, keyed by the codes as given (``de``
     and NTREX's ``deu`` style codes map to ``deu_Latn``), so its X-Y keys join NTREX's in a mix. ``topics``
     keeps only sentences of those SIB-200 categories (a domain-shift study trains on some, tests on others)."""
-    from .flores import TOPICS, flores_code, load_flores
+    from .flores import check_topics, flores_code, load_flores
 
-    if bad := [t for t in topics or () if t not in TOPICS]:
-        raise ConfigError(f"unknown FLORES topic(s) {', '.join(map(repr, bad))}; use {', '.join(TOPICS)}")
+    check_topics(list(topics or ()))
     fl = load_flores(list(languages), split, data_dir)
     codes = {lang: flores_code(lang, data_dir) for lang in languages}
     items = []

@@ -1,0 +1,128 @@
+"""MIRACL (Zhang et al., TACL 2023): the official files from a local folder, or the Hugging Face hub.
+
+Local layout (the release's own names, as in ``../shared/data/miracl``; any language drops in beside it)::
+
+    <data>/miracl/miracl-v1.0-<lang>/topics/topics.miracl-v1.0-<lang>-<split>.tsv   qid TAB query
+    <data>/miracl/miracl-v1.0-<lang>/qrels/qrels.miracl-v1.0-<lang>-<split>.tsv     qid Q0 docid grade
+    <data>/miracl/miracl-corpus-v1.0-<lang>/docs-*.jsonl.gz                          {"docid", "title", "text"}
+
+``<data>`` is ``--data-dir`` (or that folder may be the ``miracl`` folder itself), else ``$HYBRIDIR_DATA``, else
+``../shared/data``; without a local copy the same files come from the hub (online only).
+
+MIRACL's conventions, as its official evaluation applies them: grade-0 judgements are judged non-relevant (not
+relevant), queries without a relevant passage are skipped, and the pool is the language's whole collection.
+``sample=N`` builds a smaller pool for studies: every judged passage of the kept queries plus a fixed seeded
+random sample of N others. Its numbers are not MIRACL numbers, so its name says so (``miracl-yo-judged+10k``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from . import resolve_data_dir
+from .beir import build_evalset, doc_text, read_qrels, records
+from .evalset import EvalSet
+
+MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th",
+                "yo", "zh")  # fmt: skip
+#: size of the random sample beside the judged passages in the ``miracl-judged:<lang>`` variant
+JUDGED_SAMPLE = 10_000
+
+
+def load_miracl(lang: str, split: str = "dev", *, data_dir: str | os.PathLike | None = None,
+                max_questions: int | None = None, sample: int | None = None, seed: int = 0) -> EvalSet:  # fmt: skip
+    """MIRACL ``lang`` / ``split`` from the local official files when present, else from the hub.
+
+    ``sample``: None = the full collection (MIRACL); N = judged passages of the kept queries + N random others.
+    """
+    base = _local_base(data_dir, lang)
+    if base is None:
+        topics, qrels_file, rows, where = _from_hub(lang, split)
+    else:
+        topics, qrels_file, corpus = _local_files(base, lang, split)
+        rows = itertools.chain.from_iterable(records(p, ("docid", "text")) for p in corpus)
+        where = str(base)
+    docs = [(str(r["docid"]), doc_text(r)) for r in rows]
+    judged = read_qrels(qrels_file, min_grade=0, docids={d for d, _ in docs})
+    relevant = {q: rel for q, j in judged.items() if (rel := {d: g for d, g in j.items() if g > 0})}
+    queries = [(q, t) for q, t in read_topics(topics) if q in relevant][:max_questions]
+    name = f"miracl-{lang}"
+    if sample is not None:
+        keep = set().union(*(judged[q] for q, _ in queries))
+        others = [d for d, _ in docs if d not in keep]
+        rng = np.random.default_rng(seed)
+        keep.update(others[i] for i in rng.choice(len(others), min(sample, len(others)), replace=False))
+        docs = [(d, t) for d, t in docs if d in keep]
+        name += f"-judged+{f'{sample // 1000}k' if sample % 1000 == 0 else sample}"
+    return build_evalset(name, lang, docs, queries, relevant, where=where)
+
+
+def read_topics(path: Path) -> Iterator[tuple[str, str]]:
+    """MIRACL topics: ``qid TAB query`` per line."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            qid, tab, text = line.rstrip("\n").partition("\t")
+            if not tab or not qid.strip() or not text.strip():
+                raise DataError(f"{path}:{lineno}: expected 'query id<TAB>query text'")
+            yield qid.strip(), text.strip()
+
+
+def _local_base(data_dir: str | os.PathLike | None, lang: str) -> Path | None:
+    """The folder holding ``miracl-v1.0-<lang>/``: ``<data>/miracl`` or ``<data>`` itself; None = use the hub.
+    An explicit ``data_dir`` that does not exist is an error (resolve_data_dir), never a silent download."""
+    try:
+        root = resolve_data_dir(data_dir)
+    except DataError:
+        if data_dir is not None:
+            raise
+        return None
+    return next((b for b in (root / "miracl", root) if (b / f"miracl-v1.0-{lang}").is_dir()), None)
+
+
+def _local_files(base: Path, lang: str, split: str) -> tuple[Path, Path, list[Path]]:
+    """Topics, qrels and corpus shards of the official layout; a missing one is named (a partial download)."""
+    topics = base / f"miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv"
+    qrels = base / f"miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"
+    corpus = sorted((base / f"miracl-corpus-v1.0-{lang}").glob("docs-*.jsonl.gz"))
+    for path in (topics, qrels):
+        if not path.is_file():
+            raise DataError(f"{path}: missing (official MIRACL layout; see hybridir.data.miracl)")
+    if not corpus:
+        raise DataError(f"{base / f'miracl-corpus-v1.0-{lang}'}: no docs-*.jsonl.gz (the MIRACL passage collection)")
+    return topics, qrels, corpus
+
+
+def _from_hub(lang: str, split: str) -> tuple[Path, Path, Iterable[dict], str]:
+    """Topics and qrels of ``miracl/miracl`` and passages of ``miracl/miracl-corpus`` (online only). Offline it
+    raises a DataError that says so."""
+    if lang not in MIRACL_LANGS:
+        raise DataError(f"unknown MIRACL language {lang!r}; known: {', '.join(MIRACL_LANGS)}")
+    try:
+        from datasets import load_dataset
+        from huggingface_hub import constants, hf_hub_download
+
+        if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+            raise ConnectionError("HF_HUB_OFFLINE is set")
+        base = f"miracl-v1.0-{lang}"
+        topics = hf_hub_download("miracl/miracl", f"{base}/topics/topics.{base}-{split}.tsv", repo_type="dataset")
+        qrels_file = hf_hub_download("miracl/miracl", f"{base}/qrels/qrels.{base}-{split}.tsv", repo_type="dataset")
+        corpus = load_dataset(
+            "json",
+            split="train",
+            data_files=f"hf://datasets/miracl/miracl-corpus/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz",
+        )
+    except Exception as e:  # any hub or network failure means the same thing to the user
+        raise DataError(
+            f"miracl:{lang}: could not download MIRACL from the Hugging Face hub ({type(e).__name__}: {e}). "
+            f"It needs internet; offline, put the official files under <data>/miracl/ (miracl-v1.0-{lang}/, "
+            f"miracl-corpus-v1.0-{lang}/; see hybridir.data.miracl)."
+        ) from e
+    return Path(topics), Path(qrels_file), corpus, f"miracl/miracl {lang} {split}"
