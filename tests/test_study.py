@@ -77,6 +77,14 @@ class Fakes:
         q = json.loads(qfile.read_text())["q"] if qfile.is_file() else 0.30
         rng = np.random.default_rng(len(str(model)))
         n = 40
+        if dataset.startswith("miracl"):  # a retrieval set: nDCG@10 per query under monoqa/<set>, ids in qids/<set>
+            name, ndcg = "miracl-yo-judged+1k", np.clip(q + rng.normal(0, 0.05, n), 0, 1)
+            np.savez(Path(out_dir) / "per_query.npz", **{f"monoqa/{name}": ndcg,
+                                                         f"qids/{name}": np.array([f"q{j}" for j in range(n)])})
+            summary = {"ndcg@10": float(ndcg.mean()), "recall@100": 0.9, "mrr@10": 0.5,
+                       f"{name}/ndcg@10": float(ndcg.mean())}  # fmt: skip
+            (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
+            return {"summary": summary}
         # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
         # distance per query, query ids under qids/<x>; tables mono[x], multi[x], cross[x][y]
         arrays, tables = {}, {"mono": {}, "multi": {}, "cross": {}}
@@ -423,3 +431,25 @@ def test_recipes_and_dev_only_evaluation(tmp_path, fakes):
     bad = write_yaml(tmp_path, path.read_text().replace("temperature: 0.01", "temperature: cold"), "bad.yaml")
     with pytest.raises(ConfigError, match="grid.recipes.t01.temperature: expected float"):
         study.load_study_config(bad)
+
+
+def test_miracl_in_a_study_gets_its_columns_tests_and_a_colon_free_folder(tmp_path, fakes):
+    text = BASE.replace("datasets: [xquad-r]", "datasets: [xquad-r, 'miracl-judged:yo:1000']")
+    out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    cells = sorted((out / "cells").iterdir())
+    assert all((c / "eval" / "miracl-judged_yo_1000" / "results.json").is_file() for c in cells)
+    result = json.loads((out / "study.json").read_text())
+    hybrid = next(r for r in result["rows"] if r["arm"] == "hybrid-0.25")
+    assert hybrid["mean"]["miracl-judged:yo:1000/ndcg@10"] > 0.5  # fake quality 0.55 + seed offsets
+    header = study_report.results_table(result["rows"]).splitlines()[0]
+    assert "miracl-judged:yo:1000 ndcg@10" in header and "miracl-yo-judged+1k" not in header  # one column per metric
+    tested = {(t["baseline"], t["setting"]) for t in result["significance"] if t["arm"] == "hybrid-0.25"}
+    assert ("xx", "miracl-judged:yo:1000") in tested
+    assert next(line for line in study_report.results_table(result["rows"]).splitlines()
+                if "| hybrid-0.25 |" in line).count("▲zs") >= 2  # XQuAD-R settings and MIRACL  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", ["miracl:xx", "miracl-judged:yo:lots", "miracle:yo"])
+def test_unknown_miracl_datasets_are_refused(tmp_path, dataset):
+    with pytest.raises(ConfigError, match="eval.datasets"):
+        study.load_study_config(write_yaml(tmp_path, BASE.replace("datasets: [xquad-r]", f"datasets: ['{dataset}']")))

@@ -35,6 +35,7 @@ from .study_config import (
     Cell,
     StudyConfig,
     cell_datasets,
+    eval_dirname,
     expand_grid,
     is_number,
     load_study_config,
@@ -110,7 +111,7 @@ def run_cell(
     timing["eval_s"] = {}
     for ds, opts in settings["eval"].items():
         timing["eval_s"][ds] = _evaluate_cell(
-            model_ref, ds, opts, cell_dir / "eval" / ds, cfg.data_dir, cache_dir, show_progress
+            model_ref, ds, opts, cell_dir / "eval" / eval_dirname(ds), cfg.data_dir, cache_dir, show_progress
         )
     record = {
         "cell_id": cell.cell_id,

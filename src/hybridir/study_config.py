@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from .data.flores import check_topics
+from .data.miracl import MIRACL_LANGS
 from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES, ntrex_files
 from .errors import ConfigError, DataError
 
@@ -35,6 +36,21 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
     "monoqa": ("ja", "zh", "zh-tw", "th", "fa"),
     "flores": None,
 }
+#: MIRACL in a study: ``miracl:<lang>`` (the full collection) or ``miracl-judged:<lang>[:N]`` (judged + N sampled
+#: passages, a cheaper pool that is never reported as MIRACL); evaluated per language, so mono-ft cells of <lang> too
+_MIRACL = re.compile(r"miracl:([a-z]{2})|miracl-judged:([a-z]{2})(?::\d+)?")
+
+
+def dataset_languages(dataset: str) -> tuple[str, ...] | None:
+    """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language set)."""
+    if m := _MIRACL.fullmatch(dataset):
+        return (m[1] or m[2],)
+    return DATASETS.get(dataset)
+
+
+def eval_dirname(dataset: str) -> str:
+    """A cell's folder for ``dataset``'s results (``miracl-judged:yo`` -> ``miracl-judged_yo``): no colons in paths."""
+    return dataset.replace(":", "_")
 
 # Keys of each YAML section; anything else is a typo the user should hear about.
 _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "seeds_override", "train", "eval",
@@ -295,8 +311,11 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
     per_ds = {d: {} for d in v.str_list(raw, "eval.datasets")} if not isinstance(raw, dict) else raw
     out: dict[str, dict[str, Any]] = {}
     for ds, opts in per_ds.items():
-        if ds not in DATASETS:
-            raise v.fail("eval.datasets", f"unknown dataset {ds!r}; use {', '.join(DATASETS)}")
+        if ds not in DATASETS and not _MIRACL.fullmatch(ds):
+            raise v.fail("eval.datasets", f"unknown dataset {ds!r}; use {', '.join(DATASETS)}, miracl:<lang> or "
+                         "miracl-judged:<lang>[:<sample size>]")  # fmt: skip
+        if (m := _MIRACL.fullmatch(ds)) and (lang := m[1] or m[2]) not in MIRACL_LANGS:
+            raise v.fail("eval.datasets", f"{ds}: {lang!r} is not a MIRACL language ({', '.join(MIRACL_LANGS)})")
         opts = v.mapping(opts, f"eval.datasets.{ds}", _EVAL_KEYS - {"datasets"})
         merged = {**shared, **opts}
         for key in ("max_questions", "batch_size"):
@@ -376,7 +395,7 @@ def cell_datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
         return cfg.datasets
     out = {}
     for ds, opts in cfg.datasets.items():
-        langs = DATASETS.get(ds)
+        langs = dataset_languages(ds)
         if langs is not None and cell.lang in langs and cell.lang in (opts.get("languages") or langs):
             out[ds] = {**opts, "languages": [cell.lang]}
     return out
@@ -405,7 +424,7 @@ def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any]
 
 
 def read_results(cell_dir: Path, dataset: str) -> dict[str, Any]:
-    path = cell_dir / "eval" / dataset / "results.json"
+    path = cell_dir / "eval" / eval_dirname(dataset) / "results.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES
 from .files import atomic_savefig, atomic_write_json, atomic_write_text
-from .study_config import Cell, StudyConfig, is_number, read_results, slug
+from .study_config import Cell, StudyConfig, eval_dirname, is_number, read_results, slug
 
 SIGNIFICANCE_LEVEL = 0.05
 # Settings with per-query scores in per_query.npz, and the summary column each one is tested for.
@@ -35,6 +35,7 @@ _SETTING_COLUMN = {
     "monoqa": "monoqa/ndcg@10",
 }
 _LOWER_IS_BETTER = {"rank_distance"}
+_RETRIEVAL = ("/ndcg@10", "/recall@100", "/mrr@10")  # MIRACL columns of the main table (dataset names vary)
 _MAIN_COLUMNS = (
     ("xquad-r/mono_map", "mono mAP"),
     ("xquad-r/cross_map", "cross mAP"),
@@ -188,7 +189,8 @@ def significance(rows: list[Row], out: Path, datasets: Iterable[str]) -> list[di
                           "mean_diff": diff, "p_value": p})  # fmt: skip
             if p < SIGNIFICANCE_LEVEL and diff != 0:
                 better = (diff < 0) if setting in _LOWER_IS_BETTER else (diff > 0)
-                h.marks[_SETTING_COLUMN.get(setting, setting)].append(("▲" if better else "▼") + _short(b.arm))
+                column = _SETTING_COLUMN.get(setting, f"{setting}/ndcg@10")  # else a retrieval study dataset
+                h.marks[column].append(("▲" if better else "▼") + _short(b.arm))
     return tests
 
 
@@ -200,13 +202,16 @@ def _seed_mean_per_query(row: Row, out: Path, datasets: Iterable[str]) -> dict[s
     """setting -> npz key -> (qids or None, per-query scores averaged over the row's seeds)."""
     stacks: dict[str, list[np.ndarray]] = defaultdict(list)
     qids: dict[str, np.ndarray] = {}
+    retrieval_ds: dict[str, str] = {}  # retrieval set name -> the study dataset it came from
     for cell_dir in _row_dirs(row, out):
         for ds in datasets:
-            path = cell_dir / "eval" / ds / "per_query.npz"
+            path = cell_dir / "eval" / eval_dirname(ds) / "per_query.npz"
             if not path.is_file():
                 continue
             with np.load(path, allow_pickle=False) as npz:
                 for key in npz.files:
+                    if key.startswith("monoqa/"):  # nDCG@10 per query of a retrieval set (monoqa, MIRACL)
+                        retrieval_ds[key[7:]] = ds
                     if key.startswith("qids/"):
                         qids[key[5:]] = npz[key]
                     else:
@@ -218,6 +223,7 @@ def _seed_mean_per_query(row: Row, out: Path, datasets: Iterable[str]) -> dict[s
             # One unit per query: a (queries x targets) cross-lingual table is averaged over its targets.
             scores = scores.reshape(len(scores), -1).mean(axis=1) if scores.ndim > 1 else scores
             setting, _, unit = key.partition("/")  # e.g. mono/ar, cross/ar, monoqa/jsquad-ja; ids in qids/<unit>
+            setting = retrieval_ds.get(unit, setting)  # a retrieval set's nDCG@10 belongs to its study dataset
             by_setting[setting][key] = (qids.get(unit), scores)
     return by_setting
 
@@ -429,6 +435,10 @@ def _fmt(row: dict[str, Any], name: str) -> str:
 def results_table(rows: list[dict[str, Any]]) -> str:
     """The main Markdown table from study.json's ``rows``: the columns the study has, one line per arm."""
     cols = [(k, label) for k, label in _MAIN_COLUMNS if any(k in r["mean"] for r in rows)]
+    retrieval = sorted({k for r in rows for k in r["mean"]
+                        if k.startswith("miracl") and k.count("/") == 1 and k.endswith(_RETRIEVAL)})  # fmt: skip
+    n_dev = sum(k.startswith("dev/") for k, _ in cols)  # MIRACL columns go before the dev metrics
+    cols[len(cols) - n_dev : len(cols) - n_dev] = [(k, k.replace("/", " ")) for k in retrieval]
     lines = ["| model | languages | steps | arm | n | " + " | ".join(label for _, label in cols) + " |",
              "|" + "---|" * (5 + len(cols))]  # fmt: skip
     for r in rows:
