@@ -177,6 +177,8 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     n_cells = len(study.expand_grid(study.load_study_config(tmp_path / "study.yaml")))
     assert len(fakes.eval_calls) == n_cells and len(fakes.train_calls) == n_cells - 1
     assert all((d / "done.json").is_file() for d in (out / "cells").iterdir())
+    seeds = [c.seed for c in fakes.configs]
+    assert seeds == sorted(seeds) and seeds.count(1) == 2  # seed by seed: a stopped study has whole seeds
 
     result = json.loads((out / "study.json").read_text())
     assert result["cells_finished"] == n_cells and not result["missing"]
@@ -221,12 +223,12 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
 
 def test_killed_study_resumes_without_redoing_finished_work(tmp_path, fakes):
     path = write_yaml(tmp_path, BASE)
-    fakes.crash_eval_at = 3  # zero-shot, xx seed 0 finish; xx seed 1 trains, then dies in evaluation
+    fakes.crash_eval_at = 3  # zero-shot, xx seed 0 finish; xy seed 0 (seed 0 first) trains, dies in evaluation
     with pytest.raises(KeyboardInterrupt):
         study.run_study(path, tmp_path / "out", show_progress=False)
     done = sorted(p.parent.name for p in (tmp_path / "out" / "cells").glob("*/done.json"))
     assert len(done) == 2
-    interrupted = tmp_path / "out" / "cells" / "e5-small__xx__2langs__3steps__seed1"
+    interrupted = tmp_path / "out" / "cells" / "e5-small__xy__2langs__3steps__seed0"
     assert (interrupted / "train_done.json").is_file() and not (interrupted / "done.json").exists()
     assert not (interrupted / "eval" / "xquad-r").exists()  # a half-written evaluation never appears
 

@@ -65,10 +65,15 @@ def run_study(
     cache = embedding_cache(cfg)
     atomic_write_text(out / "study.yaml", Path(config_path).read_text(encoding="utf-8"))
     if not only_summary:
-        bar = tqdm(cells, desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
-        for cell in bar:
+        # Seed by seed (zero-shot first), so a study stopped part-way has whole seeds of every arm, and the table
+        # is rewritten after each seed: a long study reports what it has while it runs.
+        order = sorted(cells, key=lambda c: (c.sampler != "zero-shot", c.seed))
+        bar = tqdm(order, desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
+        for i, cell in enumerate(bar):
             bar.set_postfix_str(cell.cell_id)
             run_cell(cfg, cell, out / "cells" / cell.cell_id, cache_dir=cache, show_progress=show_progress)
+            if i + 1 < len(order) and order[i + 1].seed != cell.seed:
+                write_summary(cfg, cells, out)
     write_summary(cfg, cells, out)
     return out
 
