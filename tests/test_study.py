@@ -455,3 +455,14 @@ def test_miracl_in_a_study_gets_its_columns_tests_and_a_colon_free_folder(tmp_pa
 def test_unknown_miracl_datasets_are_refused(tmp_path, dataset):
     with pytest.raises(ConfigError, match="eval.datasets"):
         study.load_study_config(write_yaml(tmp_path, BASE.replace("datasets: [xquad-r]", f"datasets: ['{dataset}']")))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_committed_studies_load_and_expand(path, data_root):
+    """Every committed study is a valid config whose grid expands (a typo in a YAML fails here, not hours in)."""
+    cfg = study.load_study_config(path)
+    cells = study.expand_grid(cfg)
+    assert cells and len({c.cell_id for c in cells}) == len(cells)
+    trained = [c for c in cells if c.sampler != "zero-shot"]
+    if path.stem in ("model_size", "high_resource", "domain_shift", "num_languages", "kd_low_resource"):
+        assert all(len(cfg.seeds_override.get(c.arm, cfg.seeds)) >= 3 for c in trained)  # the research studies
