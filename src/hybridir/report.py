@@ -134,6 +134,8 @@ def _flores_plot(out_dir: Path, res: dict, plt: Any) -> Path:
         for low in (False, True):
             idx = [i for i, x in enumerate(langs) if bitext[x]["seen"] == seen and (bitext[x]["resource"] == "low")
                    == low]  # fmt: skip
+            if not idx:  # an empty group would still get a legend entry, in the default colour
+                continue
             label = f"{'seen' if seen else 'unseen'} in training{', low-resource' if low else ''}"
             ax.bar(idx, [bitext[langs[i]]["score"] for i in idx], width=0.85, color=colour, label=label,
                    hatch="////" if low else None, edgecolor="white", linewidth=0)  # fmt: skip
