@@ -73,6 +73,7 @@ def run_st(args: argparse.Namespace) -> dict:
 
     from hybridir.data.parallel import load_ntrex
     from hybridir.models import load_encoder
+    from hybridir.training import TrainConfig
 
     data = load_ntrex(args.languages.split(","))
     lang = data.languages[0]
@@ -92,7 +93,7 @@ def run_st(args: argparse.Namespace) -> dict:
         tempfile.mkdtemp(prefix="bench-st-"),
         max_steps=args.steps,
         per_device_train_batch_size=args.batch_size,
-        learning_rate=2e-5,
+        learning_rate=TrainConfig.lr,  # the same recipe as hybridir's side (MNRL's scale 20 = temperature 0.05)
         warmup_ratio=0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         report_to=[],
