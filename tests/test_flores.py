@@ -53,10 +53,10 @@ def test_identity_encoder_is_perfect_in_both_directions_and_the_pool(task, data_
     assert s["multi_map"] == 1.0 and s["cross_map"] == 1.0 and s["rank_distance"] == 0.0  # own sentence left out
     assert sorted(body["bitext"]) == ["deu_Latn", "yor_Latn", "zho_Hans"] and PIVOT not in body["bitext"]
     assert body["pool"]["languages"] == ["deu_Latn", "eng_Latn", "yor_Latn", "zho_Hans"]
-    assert per_query["x_en/yor_Latn"].shape == (204,)
+    assert per_query["bitext/x_en:yor_Latn"].shape == (204,) == per_query["qids/x_en:yor_Latn"].shape
     short = load_flores_task(None, ["yo"], data_root, max_queries=50)
     body, per_query = evaluate_flores(RowEncoder(short), short, show_progress=False)
-    assert per_query["en_x/yor_Latn"].shape == (50,) and body["summary"]["acc@1"] == 1.0
+    assert per_query["bitext/en_x:yor_Latn"].shape == (50,) and body["summary"]["acc@1"] == 1.0
     assert body["data"]["queries_per_language"] == 50 and body["data"]["sentences"] == 204  # pools stay whole
 
 
@@ -82,9 +82,9 @@ def test_metrics_match_pytrec_eval(task):
         qrels = {f"q{a}": {a: 1} for a in ids}
         ev = trec_eval_per_query(qrels, run, {"success"})
         ev10 = trec_eval_per_query(qrels, run10, {"recip_rank"})
-        np.testing.assert_allclose(per_query[f"x_en/{x}"], [ev10[f"q{a}"]["recip_rank"] for a in ids], atol=1e-6)
+        np.testing.assert_allclose(per_query[f"bitext/x_en:{x}"], [ev10[f"q{a}"]["recip_rank"] for a in ids], atol=1e-6)
         acc = np.array([ev[f"q{a}"]["success_1"] for a in ids])
-        assert 0.3 < acc.mean() < 0.5 and np.array_equal(per_query[f"x_en/{x}"] == 1.0, acc == 1.0)
+        assert 0.3 < acc.mean() < 0.5 and np.array_equal(per_query[f"bitext/x_en:{x}"] == 1.0, acc == 1.0)
 
 
 def test_excluded_candidate_leaves_the_pool():

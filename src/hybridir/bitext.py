@@ -232,9 +232,14 @@ def evaluate_flores(enc: Any, task: FloresTask, *, show_progress: bool = True) -
     es, own = _pool(split, task.pool, rows)
     pool_res, pool_q = evaluate_lareqa(memo, es, show_progress=show_progress, exclude=own)
     summary |= {k: pool_res["summary"][k] for k in _POOL_KEYS}
-    per_query = {"qids": np.asarray(split.index_ids)[rows]}
-    per_query |= {key: v["mrr@10"] for key, v in per_lang.items()}
-    per_query |= {f"pool/{k}": v for k, v in pool_q.items() if not k.startswith("mono/")}
+    # the harness's layout (<setting>/<unit>, ids under qids/<unit>): reciprocal ranks per direction and language
+    # under bitext/<x_en|en_x>:<code>, the pool's per-query figures under pool_<cross|multi|rank_distance>/<code>
+    ids = np.asarray(split.index_ids)[rows]
+    per_query = {}
+    for key, v in per_lang.items():
+        per_query |= {f"bitext/{key.replace('/', ':')}": v["mrr@10"], f"qids/{key.replace('/', ':')}": ids}
+    per_query |= {k if k.startswith("qids/") else f"pool_{k}": v
+                  for k, v in pool_q.items() if not k.startswith("mono/")}  # fmt: skip
     body = {
         "summary": summary,
         "data": {"split": split.split, "sentences": len(split.index_ids), "queries_per_language": len(rows),

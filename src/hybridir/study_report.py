@@ -33,8 +33,9 @@ _SETTING_COLUMN = {
     "multi": "xquad-r/multi_map",
     "rank_distance": "xquad-r/rank_distance",
     "monoqa": "monoqa/ndcg@10",
+    "bitext": "flores/mrr@10",  # FLORES X <-> English, reciprocal rank per query
 }
-_LOWER_IS_BETTER = {"rank_distance"}
+_LOWER_IS_BETTER = {"rank_distance", "pool_rank_distance"}
 _RETRIEVAL = ("/ndcg@10", "/recall@100", "/mrr@10")  # MIRACL columns of the main table (dataset names vary)
 _MAIN_COLUMNS = (
     ("xquad-r/mono_map", "mono mAP"),
@@ -44,6 +45,7 @@ _MAIN_COLUMNS = (
     ("xquad-r/top10_query_lang_share", "top-10 query-lang share"),
     ("monoqa/ndcg@10", "monoqa nDCG@10"),
     ("flores/acc@1", "FLORES acc@1"),
+    ("flores/mrr@10", "FLORES MRR@10"),
     ("flores/mrr@10_in_domain", "FLORES MRR@10 in-domain"),
     ("flores/mrr@10_out_domain", "out-of-domain"),
     ("flores/domain_gap", "domain gap"),
