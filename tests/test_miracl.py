@@ -13,7 +13,7 @@ import pytrec_eval
 from test_lareqa import write_lareqa
 
 from hybridir.cli import main
-from hybridir.data.miracl import load_miracl
+from hybridir.data.miracl import JUDGED_SAMPLE, load_miracl, parse_miracl_name
 from hybridir.encoding import Encoder
 from hybridir.errors import ConfigError, DataError, ModelError
 from hybridir.evaluation import bm25_retriever, dense_retriever, evaluate, load_eval_data, retrieval_runs
@@ -61,6 +61,17 @@ def test_judged_sample_variant_is_named_and_seeded(tmp_path):
     assert es.name == "miracl-xx-judged+3k" and len(es.cand_ids) == 20
     with pytest.raises(ConfigError, match="miracl-judged:<lang>"):
         load_eval_data("miracl-judged:xx:many", root)
+
+
+def test_one_grammar_for_miracl_names():
+    """evaluate and study configs read names through parse_miracl_name: full collection vs judged + N."""
+    assert parse_miracl_name("miracl:yo") == ("yo", None)
+    assert parse_miracl_name("miracl-judged:yo") == ("yo", JUDGED_SAMPLE)
+    assert parse_miracl_name("miracl-judged:zh:2000") == ("zh", 2000)
+    assert parse_miracl_name("xquad-r") is None and parse_miracl_name("miracle:yo") is None
+    for bad in ("miracl:", "miracl:yo:2000", "miracl-judged:yo:0", "miracl-judged:yo:2k"):
+        with pytest.raises(ConfigError, match="expected miracl:<lang> or miracl-judged"):
+            parse_miracl_name(bad)
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):

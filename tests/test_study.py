@@ -61,6 +61,7 @@ class Fakes:
         self.train_calls.append(config.out)
         final = Path(config.out) / "final"
         final.mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "checkpoints" / "step-000003").mkdir(parents=True, exist_ok=True)
         self.configs.append(config)
         quality = QUALITY[config.sampler] + 0.01 * config.seed + 0.001 * config.distill_weight
         (final / "quality.json").write_text(json.dumps({"q": quality}))
@@ -83,6 +84,13 @@ class Fakes:
                                                          f"qids/{name}": np.array([f"q{j}" for j in range(n)])})
             summary = {"ndcg@10": float(ndcg.mean()), "recall@100": 0.9, "mrr@10": 0.5,
                        f"{name}/ndcg@10": float(ndcg.mean())}  # fmt: skip
+            (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
+            return {"summary": summary}
+        if dataset == "flores":  # reciprocal rank per sentence under bitext/<dir>:<code> and pool_<setting>/<code>
+            rr = np.clip(q + rng.normal(0, 0.05, n), 0, 1)
+            np.savez(Path(out_dir) / "per_query.npz", **{"bitext/x_en:yo": rr, "pool_cross/yo": rr,
+                                                         "qids/x_en:yo": np.array([f"s{j}" for j in range(n)])})
+            summary = {"acc@1": float(rr.mean()), "mrr@10": float(rr.mean())}
             (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
             return {"summary": summary}
         # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
@@ -177,6 +185,9 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     n_cells = len(study.expand_grid(study.load_study_config(tmp_path / "study.yaml")))
     assert len(fakes.eval_calls) == n_cells and len(fakes.train_calls) == n_cells - 1
     assert all((d / "done.json").is_file() for d in (out / "cells").iterdir())
+    trained = [d / "train" for d in (out / "cells").iterdir() if (d / "train").is_dir()]
+    assert len(trained) == n_cells - 1 and all((t / "final").is_dir() for t in trained)
+    assert not any((t / "checkpoints").exists() for t in trained)  # only a resumed training needs them
     seeds = [c.seed for c in fakes.configs]
     assert seeds == sorted(seeds) and seeds.count(1) == 2  # seed by seed: a stopped study has whole seeds
 
@@ -451,7 +462,18 @@ def test_miracl_in_a_study_gets_its_columns_tests_and_a_colon_free_folder(tmp_pa
                 if "| hybrid-0.25 |" in line).count("▲zs") >= 2  # XQuAD-R settings and MIRACL  # fmt: skip
 
 
-@pytest.mark.parametrize("dataset", ["miracl:xx", "miracl-judged:yo:lots", "miracle:yo"])
+def test_flores_marks_land_on_shown_columns_only(tmp_path, fakes):
+    """FLORES bitext tests mark the FLORES MRR@10 column; its pool settings are tested but have no column to mark."""
+    text = BASE.replace("datasets: [xquad-r]", "datasets: [xquad-r, flores]")
+    out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    result = json.loads((out / "study.json").read_text())
+    hybrid = next(r for r in result["rows"] if r["arm"] == "hybrid-0.25")
+    assert any(m.startswith("▲") for m in hybrid["marks"]["flores/mrr@10"])
+    assert {"bitext", "pool_cross"} <= {t["setting"] for t in result["significance"]}
+    assert not [k for r in result["rows"] for k in r["marks"] if k.startswith("pool_")]
+
+
+@pytest.mark.parametrize("dataset", ["miracl:xx", "miracl-judged:yo:lots", "miracl:yo:100", "miracle:yo"])
 def test_unknown_miracl_datasets_are_refused(tmp_path, dataset):
     with pytest.raises(ConfigError, match="eval.datasets"):
         study.load_study_config(write_yaml(tmp_path, BASE.replace("datasets: [xquad-r]", f"datasets: ['{dataset}']")))

@@ -31,7 +31,7 @@ from .data import resolve_data_dir
 from .data.beir import load_beir
 from .data.evalset import EvalSet
 from .data.lareqa import LAREQA_DIRS, lareqa_dir, load_lareqa
-from .data.miracl import JUDGED_SAMPLE, load_miracl
+from .data.miracl import load_miracl, parse_miracl_name
 from .data.monoqa import MONOQA_SETS, load_monoqa
 from .encoding import Encoder
 from .errors import ConfigError
@@ -284,13 +284,8 @@ def load_eval_data(dataset: str, data_dir: Path | None = None, languages: list[s
         folder = Path(dataset[5:]).expanduser()
         split = "test" if (folder / "qrels" / "test.tsv").is_file() else "dev"
         return "retrieval", [load_beir(folder, split, max_questions=max_questions)]
-    if dataset.startswith("miracl:"):
-        return "retrieval", [load_miracl(dataset[7:], data_dir=data_dir, max_questions=max_questions)]
-    if dataset.startswith("miracl-judged:"):  # a smaller study pool, named so that it is never taken for MIRACL
-        lang, _, n = dataset[14:].partition(":")
-        if n and not n.isdigit():
-            raise ConfigError(f"{dataset}: expected miracl-judged:<lang>[:<sample size>], got {n!r} as the size")
-        sample = int(n or JUDGED_SAMPLE)
+    if (miracl := parse_miracl_name(dataset)) is not None:  # miracl-judged: a smaller pool, named as such
+        lang, sample = miracl
         return "retrieval", [load_miracl(lang, data_dir=data_dir, max_questions=max_questions, sample=sample)]
     raise ConfigError(
         f"unknown dataset {dataset!r}: use xquad-r, mlqa-r, monoqa, one of {', '.join(MONOQA_SETS)}, "

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from .data.flores import check_topics
-from .data.miracl import MIRACL_LANGS
+from .data.miracl import MIRACL_LANGS, parse_miracl_name
 from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES, ntrex_files
 from .errors import ConfigError, DataError
 
@@ -36,15 +36,11 @@ DATASETS: dict[str, tuple[str, ...] | None] = {
     "monoqa": ("ja", "zh", "zh-tw", "th", "fa"),
     "flores": None,
 }
-#: MIRACL in a study: ``miracl:<lang>`` (the full collection) or ``miracl-judged:<lang>[:N]`` (judged + N sampled
-#: passages, a cheaper pool that is never reported as MIRACL); evaluated per language, so mono-ft cells of <lang> too
-_MIRACL = re.compile(r"miracl:([a-z]{2})|miracl-judged:([a-z]{2})(?::\d+)?")
-
 
 def dataset_languages(dataset: str) -> tuple[str, ...] | None:
     """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language set)."""
-    if m := _MIRACL.fullmatch(dataset):
-        return (m[1] or m[2],)
+    if miracl := parse_miracl_name(dataset):  # evaluated per language, so mono-ft cells of <lang> too
+        return (miracl[0],)
     return DATASETS.get(dataset)
 
 
@@ -311,11 +307,15 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
     per_ds = {d: {} for d in v.str_list(raw, "eval.datasets")} if not isinstance(raw, dict) else raw
     out: dict[str, dict[str, Any]] = {}
     for ds, opts in per_ds.items():
-        if ds not in DATASETS and not _MIRACL.fullmatch(ds):
+        try:
+            miracl = parse_miracl_name(ds)
+        except ConfigError as e:
+            raise v.fail("eval.datasets", str(e)) from None
+        if ds not in DATASETS and miracl is None:
             raise v.fail("eval.datasets", f"unknown dataset {ds!r}; use {', '.join(DATASETS)}, miracl:<lang> or "
                          "miracl-judged:<lang>[:<sample size>]")  # fmt: skip
-        if (m := _MIRACL.fullmatch(ds)) and (lang := m[1] or m[2]) not in MIRACL_LANGS:
-            raise v.fail("eval.datasets", f"{ds}: {lang!r} is not a MIRACL language ({', '.join(MIRACL_LANGS)})")
+        if miracl and miracl[0] not in MIRACL_LANGS:  # a typo here would fail hours into the study
+            raise v.fail("eval.datasets", f"{ds}: {miracl[0]!r} is not a MIRACL language ({', '.join(MIRACL_LANGS)})")
         opts = v.mapping(opts, f"eval.datasets.{ds}", _EVAL_KEYS - {"datasets"})
         merged = {**shared, **opts}
         for key in ("max_questions", "batch_size"):

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,7 @@ def _comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
     return pairs
 
 
-def significance(rows: list[Row], out: Path, datasets: Iterable[str]) -> list[dict[str, Any]]:
+def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[dict[str, Any]]:
     """Paired tests over queries of every hybrid arm against every baseline, per setting.
 
     Each arm's per-query scores (AP for XQuAD-R, the harness's per-query metric for monoqa) are averaged over its
@@ -189,9 +189,11 @@ def significance(rows: list[Row], out: Path, datasets: Iterable[str]) -> list[di
             tests.append({"model": h.model, "languages": h.langset, "steps": h.steps, "arm": h.arm,
                           "baseline": b.arm, "setting": setting, "n_queries": int(res.get("n", a.size)),
                           "mean_diff": diff, "p_value": p})  # fmt: skip
-            if p < SIGNIFICANCE_LEVEL and diff != 0:
+            # A mark goes on a column the main table shows: a known setting or a retrieval study dataset (MIRACL);
+            # the FLORES pool settings have no column and stay in study.json's test list only.
+            column = _SETTING_COLUMN.get(setting) or (f"{setting}/ndcg@10" if setting in datasets else None)
+            if column and p < SIGNIFICANCE_LEVEL and diff != 0:
                 better = (diff < 0) if setting in _LOWER_IS_BETTER else (diff > 0)
-                column = _SETTING_COLUMN.get(setting, f"{setting}/ndcg@10")  # else a retrieval study dataset
                 h.marks[column].append(("▲" if better else "▼") + _short(b.arm))
     return tests
 

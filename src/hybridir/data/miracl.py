@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import resolve_data_dir
 from .beir import build_evalset, doc_text, read_qrels, records
 from .evalset import EvalSet
@@ -33,6 +33,24 @@ MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja"
                 "yo", "zh")  # fmt: skip
 #: size of the random sample beside the judged passages in the ``miracl-judged:<lang>`` variant
 JUDGED_SAMPLE = 10_000
+
+
+def parse_miracl_name(dataset: str) -> tuple[str, int | None] | None:
+    """The MIRACL dataset-name grammar, in one place (``evaluate`` and study configs both read it).
+
+    ``miracl:<lang>`` -> ``(lang, None)``, the full collection; ``miracl-judged:<lang>[:N]`` -> ``(lang, N)``, judged
+    passages + N sampled ones (default JUDGED_SAMPLE); any other name -> None. A malformed MIRACL name raises.
+
+    >>> parse_miracl_name("miracl-judged:yo:2000"), parse_miracl_name("xquad-r")
+    (('yo', 2000), None)
+    """
+    kind, sep, rest = dataset.partition(":")
+    if not sep or kind not in ("miracl", "miracl-judged"):
+        return None
+    lang, _, n = rest.partition(":")
+    if not lang or (n and (kind == "miracl" or not n.isdigit() or int(n) < 1)):
+        raise ConfigError(f"{dataset}: expected miracl:<lang> or miracl-judged:<lang>[:<sample size>]")
+    return lang, int(n or JUDGED_SAMPLE) if kind == "miracl-judged" else None
 
 
 def load_miracl(lang: str, split: str = "dev", *, data_dir: str | os.PathLike | None = None,
