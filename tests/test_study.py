@@ -91,7 +91,10 @@ class Fakes:
             np.savez(Path(out_dir) / "per_query.npz", **{"bitext/x_en:yo": rr, "pool_cross/yo": rr,
                                                          "qids/x_en:yo": np.array([f"s{j}" for j in range(n)])})
             summary = {"acc@1": float(rr.mean()), "mrr@10": float(rr.mean())}
-            (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
+            both = {"x_en": {"mrr@10": q}, "en_x": {"mrr@10": q + 0.1}}
+            (Path(out_dir) / "results.json").write_text(json.dumps({
+                "summary": summary, "bitext": {"yor_Latn": {"seen": qfile.is_file(), **both}},
+                "topics": {"travel": {"in_domain": True, "mrr@10": q}, "sports": {"in_domain": False, "mrr@10": q}}}))
             return {"summary": summary}
         # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
         # distance per query, query ids under qids/<x>; tables mono[x], multi[x], cross[x][y]
@@ -471,6 +474,10 @@ def test_flores_marks_land_on_shown_columns_only(tmp_path, fakes):
     assert any(m.startswith("▲") for m in hybrid["marks"]["flores/mrr@10"])
     assert {"bitext", "pool_cross"} <= {t["setting"] for t in result["significance"]}
     assert not [k for r in result["rows"] for k in r["marks"] if k.startswith("pool_")]
+    md = (out / "study.md").read_text()
+    assert "| arm (topic) | sports | travel (in) |" in md
+    # mean of the two directions, (q + q + 0.1) / 2, over seeds 0 and 1 (q = 0.55, 0.56); * = trained on it
+    assert "| 2langs / 3 / hybrid-0.25 | 0.605* |" in md and "| - / - / zero-shot | 0.350 |" in md
 
 
 @pytest.mark.parametrize("dataset", ["miracl:xx", "miracl-judged:yo:lots", "miracl:yo:100", "miracle:yo"])

@@ -288,6 +288,29 @@ def seen_unseen(row: Row, out: Path, train_languages: Sequence[str]) -> dict[str
     return res
 
 
+def flores_breakdown(row: Row, out: Path) -> dict[str, Any]:
+    """FLORES-200 MRR@10 per language (mean of X->en and en->X) and per topic, each the mean over the row's seeds,
+    with the languages the row trained on (``seen``) and the in-domain topics. Empty without FLORES results."""
+    langs: dict[str, list[float]] = defaultdict(list)
+    topics: dict[str, list[float]] = defaultdict(list)
+    seen, in_domain = set(), set()
+    for cell_dir in _row_dirs(row, out):
+        res = read_results(cell_dir, "flores")
+        for code, b in res.get("bitext", {}).items():
+            langs[code].append(float(np.mean([b[d]["mrr@10"] for d in ("x_en", "en_x") if d in b])))
+            if b.get("seen"):
+                seen.add(code)
+        for topic, t in res.get("topics", {}).items():
+            topics[topic].append(float(t["mrr@10"]))
+            if t.get("in_domain"):
+                in_domain.add(topic)
+    if not langs:
+        return {}
+    return {"language": {k: float(np.mean(v)) for k, v in sorted(langs.items())},
+            "topic": {k: float(np.mean(v)) for k, v in sorted(topics.items())},
+            "seen": sorted(seen), "in_domain_topics": sorted(in_domain)}  # fmt: skip
+
+
 # NTREX-128 codes of the XQuAD-R languages, so a study may name its training languages either way.
 _NTREX_TO_XQUAD = {NTREX_CODES[lang]: lang for lang in XQUAD_LANGUAGES}
 
@@ -491,6 +514,7 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
     lines += _claims_markdown(result["claims"])
     lines += _seen_markdown(rows, seen)
     lines += _high_resource_markdown(result["high_resource"], cfg.high_resource)
+    lines += _flores_markdown(rows, out)
     dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
     if dev_cols:
         lines += ["", "## Held-out training-data (dev) metrics", "",
@@ -528,6 +552,29 @@ def _seen_markdown(rows: list[Row], seen: dict[int, dict]) -> list[str]:
             vals = [f"{seen[id(r)][k]:.4f}" if k in seen[id(r)] else "" for k in keys]
             lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
     return lines
+
+
+def _flores_markdown(rows: list[Row], out: Path) -> list[str]:
+    """Per-language and per-topic FLORES MRR@10 tables (one line per arm): where the arms' differences live."""
+    parts = [(r, b) for r in rows if (b := flores_breakdown(r, out))]
+    if not parts:
+        return []
+    lines = ["", "## FLORES-200 per language and per topic", "",
+             "MRR@10, mean of X->en and en->X, mean over seeds. `*` = a language the arm trained on; topics marked "
+             "(in) are the in-domain topics of the training data.", ""]  # fmt: skip
+    codes = sorted({c for _, b in parts for c in b["language"]})
+    topics = sorted({t for _, b in parts for t in b["topic"]})
+    in_dom = {t for _, b in parts for t in b["in_domain_topics"]}
+    varying = [f for f in ("model", "langset", "steps") if len({getattr(r, f) for r, _ in parts}) > 1]
+    for header, keys, key in (("language", codes, "language"), ("topic", topics, "topic")):
+        labels = [f"{k} (in)" if k in in_dom else k for k in keys]
+        lines += [f"| arm ({header}) | " + " | ".join(labels) + " |", "|" + "---|" * (1 + len(keys))]
+        for r, b in parts:
+            name = " / ".join([*(str(getattr(r, f) or "-") for f in varying), r.arm])
+            vals = [f"{b[key][k]:.3f}{'*' if k in b['seen'] else ''}" if k in b[key] else "" for k in keys]
+            lines.append(f"| {name} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return lines[:-1]
 
 
 def _high_resource_markdown(checks: list[dict[str, Any]], high_resource: Sequence[str]) -> list[str]:
