@@ -459,13 +459,19 @@ def _fmt(row: dict[str, Any], name: str) -> str:
     return " ".join([text, *row["marks"].get(name, [])])
 
 
-def results_table(rows: list[dict[str, Any]]) -> str:
-    """The main Markdown table from study.json's ``rows``: the columns the study has, one line per arm."""
+def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(metric key, label) of the main table: the columns the study has, MIRACL ones before the dev metrics."""
     cols = [(k, label) for k, label in _MAIN_COLUMNS if any(k in r["mean"] for r in rows)]
     retrieval = sorted({k for r in rows for k in r["mean"]
                         if k.startswith("miracl") and k.count("/") == 1 and k.endswith(_RETRIEVAL)})  # fmt: skip
-    n_dev = sum(k.startswith("dev/") for k, _ in cols)  # MIRACL columns go before the dev metrics
+    n_dev = sum(k.startswith("dev/") for k, _ in cols)
     cols[len(cols) - n_dev : len(cols) - n_dev] = [(k, k.replace("/", " ")) for k in retrieval]
+    return cols
+
+
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """The main Markdown table from study.json's ``rows``: the columns the study has, one line per arm."""
+    cols = _columns(rows)
     lines = ["| model | languages | steps | arm | n | " + " | ".join(label for _, label in cols) + " |",
              "|" + "---|" * (5 + len(cols))]  # fmt: skip
     for r in rows:
@@ -497,6 +503,7 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
               f"better / worse than X-X (paired test over queries, p < {SIGNIFICANCE_LEVEL}, uncorrected; "
               "zs = zero-shot). Rank distance: lower means less language bias.", ""]  # fmt: skip
     lines.append(results_table(result["rows"]))
+    lines += _per_seed_markdown(rows)
     if result["significance"]:
         lines += [
             "",
@@ -536,6 +543,27 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
         ev = ", ".join(f"{ds} {s:.1f}" for ds, s in t["eval_s"].items())
         lines.append(f"| {cell_id} | {t.get('train_s', 0.0):.1f} | {ev} | {t['total_s']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _per_seed_markdown(rows: list[Row]) -> list[str]:
+    """Each trained arm's value per seed (``a / b / c``): the spread the per-query tests do not see."""
+    cols = [(k, label) for k, label in _columns([r.as_dict() for r in rows]) if not k.startswith("dev/")]
+    multi = [r for r in rows if len(set(r.seeds)) > 1]
+    if not multi or not cols:
+        return []
+    lines = ["", "## Per seed", "", "| model | languages | steps | arm | seeds | " + " | ".join(lab for _, lab in cols)
+             + " |", "|" + "---|" * (5 + len(cols))]  # fmt: skip
+    for r in multi:
+        seeds = sorted({s for s in r.seeds if s is not None})
+        by_seed = {s: [rec for rec in r.records if rec["seed"] == s] for s in seeds}
+        vals = []
+        for key, _ in cols:  # mono-ft: one record per language and seed, averaged per seed as in the main table
+            per = [np.mean(v) if (v := [x for rec in by_seed[s] if (x := _record_value(rec, key)) is not None])
+                   else math.nan for s in seeds]  # fmt: skip
+            vals.append(" / ".join(f"{v:.4f}" if abs(v) < 10 else f"{v:.0f}" for v in per))
+        lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | {' / '.join(map(str, seeds))} | "
+                     + " | ".join(vals) + " |")  # fmt: skip
+    return lines
 
 
 def _seen_markdown(rows: list[Row], seen: dict[int, dict]) -> list[str]:
