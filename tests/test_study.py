@@ -422,6 +422,21 @@ def test_mono_ft_row_averages_its_languages_and_shows_n_a_for_cross_and_multi(tm
     assert mono_line.count("n/a") >= 3  # cross, multi, rank distance
 
 
+def test_hybrid_against_mono_ft_per_language_and_on_monolingual_settings_only(tmp_path, fakes):
+    """Question 2: hybrid vs per-language models, paired over each language's queries; never in cross / multi."""
+    path = write_yaml(tmp_path, ARMS.replace("[zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]",
+                                             "[xx, hybrid, mono-ft]"))  # fmt: skip
+    out = study.run_study(path, tmp_path / "out", show_progress=False)
+    result = json.loads((out / "study.json").read_text())
+    vs_mono_ft = {t["setting"]: t for t in result["significance"] if t["baseline"] == "mono-ft"}
+    assert set(vs_mono_ft) == {"mono"} and vs_mono_ft["mono"]["n_queries"] == 3 * 40  # the fake's 40 q per language
+    checks = [c for c in result["high_resource"] if c["baseline"] == "mono-ft"]
+    assert sorted(c["lang"] for c in checks) == ["de", "en", "th"]
+    assert all(c["diff"] == pytest.approx(c["hybrid"] - c["baseline_map"]) for c in checks)
+    assert {c["baseline"] for c in result["high_resource"]} == {"xx", "mono-ft"}
+    assert "hybrid-0.5 minus mono-ft, mean over" in (out / "study.md").read_text()
+
+
 def test_hybrid_family_is_tested_against_every_baseline_arm_in_the_grid(tmp_path, fakes):
     out = study.run_study(write_yaml(tmp_path, ARMS.replace(", mono-ft]", "]")), tmp_path / "out", show_progress=False)
     tests = json.loads((out / "study.json").read_text())["significance"]

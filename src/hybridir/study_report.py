@@ -152,7 +152,7 @@ def _row_dirs(row: Row, out: Path) -> list[Path]:
 
 
 #: the arms a hybrid-family arm is tested against when the grid has them (same group and recipe)
-BASELINES = ("xx", "xy", "mixed", "kd")
+BASELINES = ("xx", "xy", "mixed", "kd", "mono-ft")
 
 
 def _comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
@@ -181,6 +181,8 @@ def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[
     for h, b in _comparisons(rows):
         hq, bq = _seed_mean_per_query(h, out, datasets), _seed_mean_per_query(b, out, datasets)
         for setting in sorted(set(hq) & set(bq)):
+            if b.arm.partition("@")[0] == "mono-ft" and setting not in ("mono", *datasets):
+                continue  # a one-language model: only its monolingual figures mean anything (not cross / multi)
             a, c = _pair_up(hq[setting], bq[setting])
             if a.size == 0:
                 continue
@@ -366,17 +368,18 @@ def _encoders(records: list[dict[str, Any]], out: Path) -> list[str]:
 
 
 def high_resource_check(rows: list[Row], out: Path, high_resource: Sequence[str]) -> list[dict[str, Any]]:
-    """Per-language monolingual mAP of each hybrid arm against X-X of the same group (the paper's worry that
-    mixing in cross-lingual pairs costs high-resource languages their monolingual quality)."""
+    """Per-language monolingual mAP of each hybrid arm against X-X and against per-language monolingual
+    fine-tuning (mono-ft) of the same group: the paper's worry that mixing in cross-lingual pairs costs
+    high-resource languages their monolingual quality."""
     checks = []
     for h, b in _comparisons(rows):
-        if b.arm != "xx":
+        if (baseline := b.arm.partition("@")[0]) not in ("xx", "mono-ft"):
             continue
         hm, bm = per_language(h, out, "mono"), per_language(b, out, "mono")
         for lang in sorted(set(hm) & set(bm)):
             checks.append({"model": h.model, "languages": h.langset, "steps": h.steps, "arm": h.arm,
-                           "lang": lang, "high_resource": lang in high_resource, "xx": bm[lang],
-                           "hybrid": hm[lang], "diff": hm[lang] - bm[lang]})  # fmt: skip
+                           "baseline": baseline, "lang": lang, "high_resource": lang in high_resource,
+                           "baseline_map": bm[lang], "hybrid": hm[lang], "diff": hm[lang] - bm[lang]})  # fmt: skip
     return checks
 
 
@@ -608,20 +611,21 @@ def _flores_markdown(rows: list[Row], out: Path) -> list[str]:
 def _high_resource_markdown(checks: list[dict[str, Any]], high_resource: Sequence[str]) -> list[str]:
     if not checks:
         return []
-    lines = ["", "## High-resource check: monolingual mAP per language, hybrid vs X-X", "",
-             f"High-resource languages (configurable `high_resource`): {', '.join(high_resource)}.", "",
-             "| group | arm | lang | high-resource | X-X | hybrid | diff |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["", "## High-resource check: monolingual mAP per language, hybrid vs X-X and vs mono-ft", "",
+             f"High-resource languages (configurable `high_resource`): {', '.join(high_resource)}. mono-ft: one "
+             "model per language, trained and evaluated in that language only. Mean over seeds.", "",
+             "| group | arm | baseline | lang | high-resource | baseline mAP | hybrid | diff |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in checks:
-        lines.append(f"| {c['model']} / {c['languages']} / {c['steps']} | {c['arm']} | {c['lang']} | "
-                     f"{'yes' if c['high_resource'] else 'no'} | {c['xx']:.4f} | {c['hybrid']:.4f} | "
-                     f"{c['diff']:+.4f} |")  # fmt: skip
+        lines.append(f"| {c['model']} / {c['languages']} / {c['steps']} | {c['arm']} | {c['baseline']} | "
+                     f"{c['lang']} | {'yes' if c['high_resource'] else 'no'} | {c['baseline_map']:.4f} | "
+                     f"{c['hybrid']:.4f} | {c['diff']:+.4f} |")  # fmt: skip
     summary = []
-    for arm in sorted({c["arm"] for c in checks}):
+    for arm, baseline in sorted({(c["arm"], c["baseline"]) for c in checks}):
         for hr in (True, False):
-            diffs = [c["diff"] for c in checks if c["arm"] == arm and c["high_resource"] is hr]
+            diffs = [c["diff"] for c in checks if (c["arm"], c["baseline"], c["high_resource"]) == (arm, baseline, hr)]
             if diffs:
-                summary.append(f"- {arm} minus X-X, mean over {'high' if hr else 'other'}-resource languages: "
+                summary.append(f"- {arm} minus {baseline}, mean over {'high' if hr else 'other'}-resource languages: "
                                f"{np.mean(diffs):+.4f} ({len(diffs)} language x group entries)")  # fmt: skip
     return [*lines, "", *summary]
 
@@ -673,8 +677,9 @@ def make_plots(
         made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", _title(key)))
         xx = [r for r in members if r.arm == "xx"]
         if xx and hybrids:
-            made.append(_plot_high_resource(xx[0], hybrids, out, high_resource, plots_dir / f"high_resource_{tag}.png",
-                                            _title(key)))  # fmt: skip
+            mono_ft = [r for r in members if r.arm == "mono-ft"]
+            made.append(_plot_high_resource([*xx, *mono_ft], hybrids, out, high_resource,
+                                            plots_dir / f"high_resource_{tag}.png", _title(key)))  # fmt: skip
     made += _plot_languages(groups, zero, out, langsets, plots_dir)
     made += _plot_model_size(groups, zero, models, plots_dir)
     return [p for p in made if p is not None]
@@ -766,18 +771,20 @@ def _plot_heatmap(arms: list[Row], out: Path, path: Path, title: str) -> Path | 
 
 
 def _plot_high_resource(
-    xx: Row, hybrids: list[Row], out: Path, high_resource: Sequence[str], path: Path, title: str
+    baselines: list[Row], hybrids: list[Row], out: Path, high_resource: Sequence[str], path: Path, title: str
 ) -> Path | None:
-    """Per-language monolingual mAP, X-X next to each hybrid arm; high-resource languages starred."""
-    per = [per_language(r, out, "mono") for r in [xx, *hybrids]]
-    langs = sorted(set.intersection(*(set(p) for p in per)))
+    """Per-language monolingual mAP, X-X (and mono-ft where it has the language) next to each hybrid arm;
+    high-resource languages starred."""
+    arms = [*baselines, *hybrids]
+    per = [per_language(r, out, "mono") for r in arms]
+    langs = sorted(set.intersection(*(set(p) for r, p in zip(arms, per, strict=True) if r.arm != "mono-ft")))
     if not langs:
         return None
     fig, axes = _figure(1, title)
     width = 0.8 / len(per)
-    for i, (row, vals) in enumerate(zip([xx, *hybrids], per, strict=True)):
-        axes[0].bar(np.arange(len(langs)) + i * width, [vals[lang] for lang in langs], width, label=row.arm,
-                    color=_color(row.arm))  # fmt: skip
+    for i, (row, vals) in enumerate(zip(arms, per, strict=True)):
+        axes[0].bar(np.arange(len(langs)) + i * width, [vals.get(lang, np.nan) for lang in langs], width,
+                    label=row.arm, color=_color(row.arm))  # fmt: skip
     axes[0].set_xticks(np.arange(len(langs)) + 0.4 - width / 2,
                        [f"{lang}*" if lang in high_resource else lang for lang in langs], fontsize=8)  # fmt: skip
     axes[0].set_ylabel("monolingual mAP (* = high-resource)")
