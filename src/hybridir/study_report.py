@@ -113,14 +113,18 @@ def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
     return list(rows.values()), missing
 
 
-def _seed_values(row: Row, name: str) -> list[float]:
-    """One value per seed: a mono-ft row holds one record per (language, seed), averaged over languages first,
-    so its spread is over seeds, not over languages."""
+def _per_seed(row: Row, name: str) -> dict[Any, float]:
+    """seed -> value: a mono-ft row holds one record per (language, seed), averaged over languages first, so its
+    spread is over seeds, not over languages; other rows hold one record per seed."""
     by_seed: dict[Any, list[float]] = defaultdict(list)
     for r in row.records:
         if (x := _record_value(r, name)) is not None:
-            by_seed[r["seed"] if r.get("lang") else id(r)].append(x)
-    return [float(np.mean(v)) for v in by_seed.values()]
+            by_seed[r["seed"]].append(x)
+    return {seed: float(np.mean(v)) for seed, v in by_seed.items()}
+
+
+def _seed_values(row: Row, name: str) -> list[float]:
+    return list(_per_seed(row, name).values())
 
 
 def _ci95(std: float, n: int) -> float:
@@ -558,11 +562,9 @@ def _per_seed_markdown(rows: list[Row]) -> list[str]:
              + " |", "|" + "---|" * (5 + len(cols))]  # fmt: skip
     for r in multi:
         seeds = sorted({s for s in r.seeds if s is not None})
-        by_seed = {s: [rec for rec in r.records if rec["seed"] == s] for s in seeds}
         vals = []
-        for key, _ in cols:  # mono-ft: one record per language and seed, averaged per seed as in the main table
-            per = [np.mean(v) if (v := [x for rec in by_seed[s] if (x := _record_value(rec, key)) is not None])
-                   else math.nan for s in seeds]  # fmt: skip
+        for key, _ in cols:
+            per = [_per_seed(r, key).get(s, math.nan) for s in seeds]
             vals.append(" / ".join(f"{v:.4f}" if abs(v) < 10 else f"{v:.0f}" for v in per))
         lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | {' / '.join(map(str, seeds))} | "
                      + " | ".join(vals) + " |")  # fmt: skip
