@@ -287,7 +287,14 @@ def test_language_and_model_axes_get_their_curves(tmp_path, fakes):
     out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
     plots = json.loads((out / "study.json").read_text())["plots"]
     assert {"languages_e5-small_3steps.png", "languages_e5-small-l4_3steps.png"} <= set(plots)
-    assert {"model_size_k2_3steps.png", "model_size_k3_3steps.png"} <= set(plots)
+    assert {"model_size_k2_3steps.png", "model_size_k3_3steps.png", "model_size_gain_k2_3steps.png"} <= set(plots)
+    gains = json.loads((out / "study.json").read_text())["model_size_gains"]
+    cross = {(g["model"], g["languages"], g["baseline"]): g for g in gains if g["metric"] == "xquad-r/cross_map"}
+    # the fakes' cross mAP is the arm's quality level: hybrid 0.55, X-X 0.40, X-Y 0.45 at seed 0 (the shared seed)
+    assert cross[("e5-small-l4", "k2", "xx")]["mean"] == pytest.approx(0.15)
+    assert cross[("e5-small", "k3", "xy")]["mean"] == pytest.approx(0.10)
+    assert cross[("e5-small", "k3", "xx")]["n_seeds"] == 1  # X-X ran seeds 0 and 1, hybrid only 0: paired by seed
+    assert "## Hybrid gain by model size" in (out / "study.md").read_text()
     assert not any(p.startswith("alpha_") for p in plots)  # one alpha: no alpha curve
 
 

@@ -1,6 +1,7 @@
 """Study summaries: finished cells -> rows (mean, std and 95% interval over seeds), paired significance tests of every
-hybrid arm against every baseline, seen/unseen-language and high-resource splits, ``study.md`` / ``study.csv`` /
-``study.json`` and the plots (bars, alpha curve, number-of-languages and model-size curves, X-to-Y heat maps).
+hybrid arm against every baseline, seen/unseen-language and high-resource splits, hybrid gains per model size,
+``study.md`` / ``study.csv`` / ``study.json`` and the plots (bars, alpha curve, number-of-languages and model-size
+curves, X-to-Y heat maps).
 
 :func:`hybridir.study.run_study` calls :func:`write_summary` after the cells; ``hybridir study --only-summary``
 rebuilds it from whatever cells have finished.
@@ -125,6 +126,38 @@ def _per_seed(row: Row, name: str) -> dict[Any, float]:
 
 def _seed_values(row: Row, name: str) -> list[float]:
     return list(_per_seed(row, name).values())
+
+
+def model_size_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, Any]]:
+    """Hybrid minus X-X and minus X-Y for each model of a ladder (a grid with two or more models): the mean and
+    95% interval of the per-seed differences (paired by seed), so a gain that grows with size shows as a trend
+    beyond the seed spread. Empty for a one-model grid."""
+    if len({r.model for r in rows if r.arm != "zero-shot"}) < 2:
+        return []
+    by = {(r.model, r.langset, r.steps, r.arm): r for r in rows}
+    gains = []
+    for r in sorted(rows, key=lambda r: list(models).index(r.model) if r.model in models else len(models)):
+        if not r.arm.startswith("hybrid"):
+            continue
+        for base in ("xx", "xy"):
+            if (b := by.get((r.model, r.langset, r.steps, base))) is None:
+                continue
+            for name, label in _gain_metrics(rows):
+                h, o = _per_seed(r, name), _per_seed(b, name)
+                if diffs := [h[seed] - o[seed] for seed in h if seed in o]:
+                    std = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+                    gains.append({"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm,
+                                  "baseline": base, "metric": name, "label": label, "n_seeds": len(diffs),
+                                  "mean": float(np.mean(diffs)), "ci95": _ci95(std, len(diffs))})  # fmt: skip
+    return gains
+
+
+def _gain_metrics(rows: list[Row]) -> list[tuple[str, str]]:
+    """XQuAD-R's three settings and rank distance, plus each retrieval set's nDCG@10 (MIRACL, BEIR)."""
+    names = {k for r in rows for k in r.mean}
+    extra = sorted(k for k in names if k.endswith("/ndcg@10") and k.count("/") == 1 and not k.startswith("dev/"))
+    labelled = [(k, k.replace("/ndcg@10", " nDCG@10")) for k in extra]
+    return [*_SETTINGS, ("xquad-r/rank_distance", "rank dist."), *labelled]
 
 
 def _ci95(std: float, n: int) -> float:
@@ -336,7 +369,8 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
     langsets = {c.langset: c.languages for c in cells if c.langset}
     seen = {id(r): seen_unseen(r, out, langsets[r.langset]) for r in rows if r.langset}
     high = high_resource_check(rows, out, cfg.high_resource)
-    plots = [p.name for p in make_plots(rows, out, langsets, cfg.high_resource, cfg.models)]
+    size_gains = model_size_gains(rows, cfg.models)
+    plots = [p.name for p in make_plots(rows, out, langsets, cfg.high_resource, cfg.models, size_gains)]
     records = [rec for r in rows for rec in r.records]
     timing = {
         "cells": {rec["cell_id"]: rec["timing"] for rec in records},
@@ -352,6 +386,7 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
         "rows": [r.as_dict() | {"seen_unseen": seen.get(id(r), {})} for r in rows],
         "significance": tests,
         "high_resource": high,
+        "model_size_gains": size_gains,
         "claims": paper_claims([r.as_dict() for r in rows], tests),
         "timing": timing,
         "encoders": _encoders(records, out),
@@ -528,6 +563,7 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
     lines += _claims_markdown(result["claims"])
     lines += _seen_markdown(rows, seen)
     lines += _high_resource_markdown(result["high_resource"], cfg.high_resource)
+    lines += _gains_markdown(result["model_size_gains"])
     lines += _flores_markdown(rows, out)
     dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
     if dev_cols:
@@ -550,6 +586,25 @@ def _markdown(cfg: StudyConfig, result: dict[str, Any], rows: list[Row], seen: d
         ev = ", ".join(f"{ds} {s:.1f}" for ds, s in t["eval_s"].items())
         lines.append(f"| {cell_id} | {t.get('train_s', 0.0):.1f} | {ev} | {t['total_s']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _gains_markdown(gains: list[dict[str, Any]]) -> list[str]:
+    if not gains:
+        return []
+    labels = list(dict.fromkeys(g["label"] for g in gains))
+    lines = ["", "## Hybrid gain by model size", "",
+             "Hybrid minus each baseline, per model: mean of the per-seed differences ± half-width of their 95% "
+             "interval (paired by seed; rank distance: negative = less bias than the baseline).", "",
+             "| model | languages | steps | arm | baseline | seeds | " + " | ".join(labels) + " |",
+             "|" + "---|" * (6 + len(labels))]  # fmt: skip
+    cells: dict[tuple[Any, ...], dict[str, str]] = defaultdict(dict)
+    for g in gains:
+        key = (g["model"], g["languages"], g["steps"], g["arm"], g["baseline"], g["n_seeds"])
+        ci = "" if math.isnan(g["ci95"]) else f" ± {g['ci95']:.3g}"
+        cells[key][g["label"]] = f"{g['mean']:+.3g}{ci}"
+    for key, vals in cells.items():
+        lines.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(vals.get(c, "") for c in labels) + " |")
+    return lines
 
 
 def _per_seed_markdown(rows: list[Row]) -> list[str]:
@@ -656,7 +711,12 @@ _SETTINGS = (("xquad-r/mono_map", "mono mAP"), ("xquad-r/cross_map", "cross mAP"
 
 
 def make_plots(
-    rows: list[Row], out: Path, langsets: dict[str, Sequence[str]], high_resource: Sequence[str], models: list[str]
+    rows: list[Row],
+    out: Path,
+    langsets: dict[str, Sequence[str]],
+    high_resource: Sequence[str],
+    models: list[str],
+    size_gains: list[dict[str, Any]],
 ) -> list[Path]:
     """Per-group bars, alpha curves, number-of-languages curves, model-size curves, heat maps, high-resource bars."""
     import matplotlib
@@ -684,6 +744,7 @@ def make_plots(
                                             plots_dir / f"high_resource_{tag}.png", _title(key)))  # fmt: skip
     made += _plot_languages(groups, zero, out, langsets, plots_dir)
     made += _plot_model_size(groups, zero, models, plots_dir)
+    made += _plot_size_gains(size_gains, plots_dir)
     return [p for p in made if p is not None]
 
 
@@ -850,4 +911,29 @@ def _plot_model_size(groups: dict, zero: dict[str, Row], models: list[str], plot
             ax.set_title(label, fontsize=9)
         axes[0].legend(fontsize=6)
         made.append(_save(fig, plots_dir / f"model_size_{slug(str(langset))}_{steps}steps.png"))
+    return made
+
+
+def _plot_size_gains(gains: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
+    """Hybrid minus X-X / X-Y against model size, one panel per metric, 95% seed intervals as error bars."""
+    made = []
+    for langset, steps in dict.fromkeys((g["languages"], g["steps"]) for g in gains):
+        these = [g for g in gains if (g["languages"], g["steps"]) == (langset, steps)]
+        labels = list(dict.fromkeys(g["label"] for g in these))
+        models = list(dict.fromkeys(g["model"] for g in these))
+        fig, axes = _figure(len(labels), f"languages {langset}, {steps} steps: hybrid gain by model size")
+        for ax, label in zip(axes, labels, strict=True):
+            arms = list(dict.fromkeys(g["arm"] for g in these))
+            for i, (arm, base) in enumerate(dict.fromkeys((g["arm"], g["baseline"]) for g in these)):
+                pts = {g["model"]: g for g in these if (g["label"], g["arm"], g["baseline"]) == (label, arm, base)}
+                xs = [j + 0.05 * i for j, m in enumerate(models) if m in pts]
+                ys = [pts[m]["mean"] for m in models if m in pts]
+                err = [0.0 if math.isnan(pts[m]["ci95"]) else pts[m]["ci95"] for m in models if m in pts]
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=_color(base),
+                            ls=("-", "--", ":", "-.")[arms.index(arm) % 4], label=f"{arm} - {base}")  # fmt: skip
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set_xticks(range(len(models)), models, rotation=30, fontsize=7)
+            ax.set_title(label, fontsize=9)
+        axes[0].legend(fontsize=6)
+        made.append(_save(fig, plots_dir / f"model_size_gain_{slug(str(langset))}_{steps}steps.png"))
     return made
