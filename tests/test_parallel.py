@@ -190,6 +190,10 @@ def test_flores_items_are_bitext_with_x_y_pools_only(data_root):
     assert 0 < len(travel.items) < 99 and travel.info["topics"] == ["travel", "sports"]
     with pytest.raises(ConfigError, match="unknown FLORES topic"):
         load_flores_pairs(["en", "de"], topics=["cooking"], data_dir=data_root)
+    some = load_flores_pairs(["en", "dv", "az", "to"], "dev", data_dir=data_root)  # NTREX has dv, to; FLORES not
+    assert some.languages == ["az", "en"] and some.info["not_in_flores"] == ["dv", "to"]
+    with pytest.raises(DataError, match="none of the languages dv, to"):
+        load_flores_pairs(["dv", "to"], "dev", data_dir=data_root)
 
 
 def test_ntrex_plus_flores_keeps_sources_apart(data_root):

@@ -224,7 +224,7 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     printed = study_report.format_results(out)
     assert printed.count("| e5-small |") == len(rows) and printed.splitlines()[4] in md
     assert "▲xx" in md and "## Timing" in md and "## High-resource check" in md
-    assert "XQuAD-R languages seen vs unseen" in md  # trained on ar, de; evaluated on 4 languages
+    assert "## Seen vs unseen languages" in md  # trained on ar, de; evaluated on 4 languages
     seen = rows["xx"]["seen_unseen"]
     assert seen["mono/seen"] < seen["mono/unseen"]  # the fake scores later languages higher
     csv_lines = (out / "study.csv").read_text().splitlines()
@@ -295,6 +295,16 @@ def test_language_and_model_axes_get_their_curves(tmp_path, fakes):
     assert cross[("e5-small", "k3", "xy")]["mean"] == pytest.approx(0.10)
     assert cross[("e5-small", "k3", "xx")]["n_seeds"] == 1  # X-X ran seeds 0 and 1, hybrid only 0: paired by seed
     assert "## Hybrid gain by model size" in (out / "study.md").read_text()
+    result = json.loads((out / "study.json").read_text())
+    rows = {(r["model"], r["languages"], r["arm"]): r["seen_unseen"] for r in result["rows"]}
+    k2 = rows[("e5-small", "k2", "xx")]  # trained on ar, de; evaluated on ar, de, en, zh; no row trained on zh
+    zh = np.mean([json.loads(p.read_text())["mono"]["zh"]["map"]
+                  for p in (out / "cells").glob("e5-small__xx__k2__*/eval/*/results.json")])  # fmt: skip
+    assert k2["mono/held_out"] == pytest.approx(zh)  # zh only; en is unseen by k2 but trained on by k3
+    assert k2["mono/unseen"] != pytest.approx(zh) and "cross/held_out" not in k2  # no pair of two held-out languages
+    assert k2["mono/gap"] == pytest.approx(k2["mono/seen"] - k2["mono/unseen"]) and k2["mono/gap_ci95"] >= 0  # 2 seeds
+    zero = rows[("e5-small", None, "zero-shot")]
+    assert "mono/held_out" in zero and "mono/seen" not in zero
     assert not any(p.startswith("alpha_") for p in plots)  # one alpha: no alpha curve
 
 

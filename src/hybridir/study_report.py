@@ -290,8 +290,12 @@ def _pair_up(a: dict[str, tuple], b: dict[str, tuple]) -> tuple[np.ndarray, np.n
 
 def per_language(row: Row, out: Path, table: str) -> dict[str, float]:
     """A per-language XQuAD-R table (``mono``, ``multi`` or ``cross``, keyed ``x-y``) of mAP, mean over seeds."""
+    return _per_language(_row_dirs(row, out), table)
+
+
+def _per_language(cell_dirs: list[Path], table: str) -> dict[str, float]:
     acc: dict[str, list[float]] = defaultdict(list)
-    for cell_dir in _row_dirs(row, out):
+    for cell_dir in cell_dirs:
         entries = read_results(cell_dir, "xquad-r").get(table, {})
         if table == "cross":  # query language -> passage language -> metrics
             entries = {f"{x}-{y}": m for x, by_y in entries.items() for y, m in by_y.items()}
@@ -311,20 +315,56 @@ def _map_of(metrics: Any) -> float | None:
     return None
 
 
-def seen_unseen(row: Row, out: Path, train_languages: Sequence[str]) -> dict[str, float]:
-    """mono / cross / multi mAP over XQuAD-R languages seen in training vs unseen.
-
-    mono and multi are split by query language; a cross pair counts as seen only when both its languages are.
-    """
+def seen_unseen(
+    row: Row, out: Path, train_languages: Sequence[str], trained_anywhere: Collection[str] = ()
+) -> dict[str, float]:
+    """Generalisation to languages outside training: XQuAD-R mono / cross / multi mAP and FLORES-200 MRR@10 (mean
+    of X->en and en->X, keys ``flores/...``) over the languages the row trained on (``seen``), the others
+    (``unseen``) and the ``held_out`` ones: those outside ``trained_anywhere`` (every row's training languages,
+    XQuAD-R and FLORES codes), the same set for every row, so rows with different language sets compare on equal
+    footing. mono / multi split by query language; a cross pair belongs to a group when both its languages do.
+    Computed per seed, then ``<key>`` = mean over seeds, ``<key>_ci95`` = 95% interval, ``<setting>/gap`` = seen -
+    unseen."""
     seen = {_to_xquad(code) for code in train_languages}
+    per_seed = []
+    for cell_dir in _row_dirs(row, out):
+        groups: dict[str, list[float]] = defaultdict(list)
+        for table in ("mono", "multi", "cross"):
+            for key, val in _per_language([cell_dir], table).items():
+                langs = key.split("-", 1) if table == "cross" else [key]
+                groups[f"{table}/{'seen' if all(lang in seen for lang in langs) else 'unseen'}"].append(val)
+                if not any(lang in trained_anywhere for lang in langs):
+                    groups[f"{table}/held_out"].append(val)
+        for code, b in read_results(cell_dir, "flores").get("bitext", {}).items():
+            val = float(np.mean([b[d]["mrr@10"] for d in ("x_en", "en_x") if d in b]))
+            groups[f"flores/{'seen' if b.get('seen') else 'unseen'}"].append(val)
+            if code not in trained_anywhere:
+                groups["flores/held_out"].append(val)
+        vals = {k: float(np.mean(v)) for k, v in groups.items()}
+        for t in _SEEN_TABLES:
+            if f"{t}/seen" in vals and f"{t}/unseen" in vals:
+                vals[f"{t}/gap"] = vals[f"{t}/seen"] - vals[f"{t}/unseen"]
+        per_seed.append(vals)
     res: dict[str, float] = {}
-    for table in ("mono", "multi", "cross"):
-        split: dict[str, list[float]] = defaultdict(list)
-        for key, val in per_language(row, out, table).items():
-            langs = key.split("-", 1) if table == "cross" else [key]
-            split["seen" if all(lang in seen for lang in langs) else "unseen"].append(val)
-        res |= {f"{table}/{part}": float(np.mean(v)) for part, v in split.items()}
+    for key in sorted({k for vals in per_seed for k in vals}):
+        xs = [vals[key] for vals in per_seed if key in vals]
+        res[key] = float(np.mean(xs))
+        res[f"{key}_ci95"] = _ci95(float(np.std(xs, ddof=1)), len(xs)) if len(xs) > 1 else float("nan")
     return res
+
+
+_SEEN_TABLES = ("mono", "cross", "multi", "flores")
+
+
+def _trained_anywhere(rows: list[Row], out: Path, langsets: dict[str, Sequence[str]]) -> set[str]:
+    """Every language some row trained on: XQuAD-R codes from the language sets, FLORES codes from the cells'
+    own FLORES records (``seen``)."""
+    codes = {_to_xquad(code) for langs in langsets.values() for code in langs}
+    for r in rows:
+        for cell_dir in _row_dirs(r, out):
+            bitext = read_results(cell_dir, "flores").get("bitext", {})
+            codes |= {code for code, b in bitext.items() if b.get("seen")}
+    return codes
 
 
 def flores_breakdown(row: Row, out: Path) -> dict[str, Any]:
@@ -367,10 +407,11 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
     rows, missing = collect_rows(cells, out)
     tests = significance(rows, out, cfg.datasets) if rows else []
     langsets = {c.langset: c.languages for c in cells if c.langset}
-    seen = {id(r): seen_unseen(r, out, langsets[r.langset]) for r in rows if r.langset}
+    anywhere = _trained_anywhere(rows, out, langsets)
+    seen = {id(r): seen_unseen(r, out, langsets.get(r.langset or "", ()), anywhere) for r in rows}
     high = high_resource_check(rows, out, cfg.high_resource)
     size_gains = model_size_gains(rows, cfg.models)
-    plots = [p.name for p in make_plots(rows, out, langsets, cfg.high_resource, cfg.models, size_gains)]
+    plots = [p.name for p in make_plots(rows, out, langsets, cfg.high_resource, cfg.models, size_gains, seen)]
     records = [rec for r in rows for rec in r.records]
     timing = {
         "cells": {rec["cell_id"]: rec["timing"] for rec in records},
@@ -627,18 +668,26 @@ def _per_seed_markdown(rows: list[Row]) -> list[str]:
 
 
 def _seen_markdown(rows: list[Row], seen: dict[int, dict]) -> list[str]:
-    if not any(k.endswith("/unseen") for s in seen.values() for k in s):
+    if not any(k.endswith("/unseen") for r in rows if r.arm != "zero-shot" for k in seen.get(id(r), {})):
         return []
-    keys = [f"{t}/{p}" for t in ("mono", "cross", "multi") for p in ("seen", "unseen")]
-    lines = ["", "## XQuAD-R languages seen vs unseen in training", "",
-             "mAP averaged over the XQuAD-R languages the cell trained on (seen) and the others (unseen); mono / "
-             "multi by query language, cross pairs count as seen only when both languages were trained on.", "",
+    keys = [f"{t}/{p}" for t in _SEEN_TABLES for p in ("seen", "unseen", "gap", "held_out")
+            if any(f"{t}/{p}" in s for s in seen.values())]  # fmt: skip
+    lines = ["", "## Seen vs unseen languages: the generalisation gap", "",
+             "XQuAD-R mAP (mono / cross / multi) and FLORES-200 MRR@10 (X->en and en->X) over the languages the row "
+             "trained on (seen), the others (unseen), and the languages no row of this study trained on (held_out: "
+             "one set for every row, so rows with different language sets compare fairly). gap = seen - unseen. "
+             "Mean ± 95% interval over seeds (computed per seed). mono / multi by query language; a cross pair "
+             "belongs to a group when both its languages do.", "",
              "| model | languages | steps | arm | " + " | ".join(keys) + " |",
              "|" + "---|" * (4 + len(keys))]  # fmt: skip
     for r in rows:
-        if id(r) in seen:
-            vals = [f"{seen[id(r)][k]:.4f}" if k in seen[id(r)] else "" for k in keys]
-            lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
+        if not (vals := seen.get(id(r))):
+            continue
+        cells = []
+        for k in keys:
+            ci = vals.get(f"{k}_ci95", float("nan"))
+            cells.append("" if k not in vals else f"{vals[k]:.3f}" + ("" if math.isnan(ci) else f" ± {ci:.3f}"))
+        lines.append(f"| {r.model} | {r.langset or '-'} | {r.steps or '-'} | {r.arm} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -694,7 +743,7 @@ def _csv(rows: list[Row], seen: dict[int, dict]) -> str:
     w = csv.writer(buf)
     w.writerow(["model", "languages", "steps", "arm", "n_seeds", "seeds"]
                + [f"{n}{suffix}" for n in names for suffix in ("", "_std", "_ci95", "_sig")]
-               + [f"xquad-r/{k}" for k in seen_keys])  # fmt: skip
+               + [f"seen_unseen/{k}" for k in seen_keys])  # fmt: skip
     for r in rows:
         vals = [x for n in names
                 for x in (r.mean.get(n, ""), r.std.get(n, ""), r.ci95.get(n, ""), " ".join(r.marks.get(n, [])))]
@@ -717,6 +766,7 @@ def make_plots(
     high_resource: Sequence[str],
     models: list[str],
     size_gains: list[dict[str, Any]],
+    seen: dict[int, dict],
 ) -> list[Path]:
     """Per-group bars, alpha curves, number-of-languages curves, model-size curves, heat maps, high-resource bars."""
     import matplotlib
@@ -742,7 +792,7 @@ def make_plots(
             mono_ft = [r for r in members if r.arm == "mono-ft"]
             made.append(_plot_high_resource([*xx, *mono_ft], hybrids, out, high_resource,
                                             plots_dir / f"high_resource_{tag}.png", _title(key)))  # fmt: skip
-    made += _plot_languages(groups, zero, out, langsets, plots_dir)
+    made += _plot_languages(groups, zero, seen, langsets, plots_dir)
     made += _plot_model_size(groups, zero, models, plots_dir)
     made += _plot_size_gains(size_gains, plots_dir)
     return [p for p in made if p is not None]
@@ -856,8 +906,11 @@ def _plot_high_resource(
     return _save(fig, path)
 
 
-def _plot_languages(groups: dict, zero: dict[str, Row], out: Path, langsets: dict, plots_dir: Path) -> list[Path]:
-    """mAP against the number of training languages, seen (solid) and unseen (dashed) XQuAD-R languages apart."""
+def _plot_languages(
+    groups: dict, zero: dict[str, Row], seen: dict[int, dict], langsets: dict, plots_dir: Path
+) -> list[Path]:
+    """XQuAD-R mAP and FLORES MRR@10 against the number of training languages: seen (solid), unseen (dashed) and
+    held-out (dotted: languages no row trained on) apart; zero-shot's held-out value as a grey line."""
     made = []
     by_model_steps: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for (model, _, steps), members in groups.items():
@@ -865,26 +918,26 @@ def _plot_languages(groups: dict, zero: dict[str, Row], out: Path, langsets: dic
     for (model, steps), members in by_model_steps.items():
         if len({r.langset for r in members}) < 2:
             continue
-        fig, axes = _figure(3, f"{model}, {steps} steps: number of training languages")
+        tables = [t for t in _SEEN_TABLES if any(f"{t}/seen" in seen.get(id(r), {}) for r in members)]
+        fig, axes = _figure(len(tables), f"{model}, {steps} steps: number of training languages")
         ks = sorted({len(langsets[r.langset]) for r in members})
         for arm in dict.fromkeys(r.arm for r in members):
             arm_rows = sorted((r for r in members if r.arm == arm), key=lambda r: len(langsets[r.langset]))
             xs = [len(langsets[r.langset]) for r in arm_rows]
-            split = [seen_unseen(r, out, langsets[r.langset]) for r in arm_rows]
-            for ax, table in zip(axes, ("mono", "cross", "multi"), strict=True):
-                for part, ls in (("seen", "-"), ("unseen", "--")):
-                    ys = [s.get(f"{table}/{part}", np.nan) for s in split]
+            for ax, table in zip(axes, tables, strict=True):
+                for part, ls in (("seen", "-"), ("unseen", "--"), ("held_out", ":")):
+                    ys = [seen.get(id(r), {}).get(f"{table}/{part}", np.nan) for r in arm_rows]
                     ax.plot(xs, ys, ls=ls, marker="o", color=_color(arm), label=f"{arm} {part}")
-        for ax, table in zip(axes, ("mono", "cross", "multi"), strict=True):
-            if model in zero:
-                ax.axhline(zero[model].mean.get(f"xquad-r/{table}_map", np.nan), color=_color("zero-shot"), ls=":",
-                           label="zero-shot (all)")  # fmt: skip
+        for ax, table in zip(axes, tables, strict=True):
+            if model in zero and f"{table}/held_out" in seen.get(id(zero[model]), {}):
+                ax.axhline(seen[id(zero[model])][f"{table}/held_out"], color=_color("zero-shot"), ls=":",
+                           label="zero-shot held_out")  # fmt: skip
             ax.set_xscale("log", base=2)
             ax.set_xticks(ks, [str(k) for k in ks])
             ax.minorticks_off()
             ax.set_xlabel("training languages")
-            ax.set_title(f"{table} mAP", fontsize=9)
-        axes[0].legend(fontsize=6)
+            ax.set_title("FLORES MRR@10" if table == "flores" else f"XQuAD-R {table} mAP", fontsize=9)
+        axes[0].legend(fontsize=5)
         made.append(_save(fig, plots_dir / f"languages_{slug(model)}_{steps}steps.png"))
     return made
 

@@ -31,7 +31,8 @@ TOPICS = ("science/technology", "travel", "politics", "sports", "health", "enter
 _SCRIPT = {"zh": "zho_Hans", "zho-CN": "zho_Hans", "zho-TW": "zho_Hant", "ar": "arb_Arab", "arb": "arb_Arab",
            "sw": "swh_Latn", "fa": "pes_Arab", "ms": "zsm_Latn", "ku": "kmr_Latn", "ckb": "ckb_Arab",
            "no": "nob_Latn", "et": "est_Latn", "lv": "lvs_Latn", "mn": "khk_Cyrl", "uz": "uzn_Latn",
-           "sq": "als_Latn", "ne": "npi_Deva", "om": "gaz_Latn", "ps": "pbt_Arab", "mg": "plt_Latn"}  # fmt: skip
+           "sq": "als_Latn", "ne": "npi_Deva", "om": "gaz_Latn", "ps": "pbt_Arab", "mg": "plt_Latn",
+           "az": "azj_Latn"}  # fmt: skip
 #: NLLB-200's high / low resource level per FLORES code, with its source in the file's header
 RESOURCE_LEVELS_FILE = Path(__file__).with_name("resource_levels.tsv")
 

@@ -518,12 +518,21 @@ def load_flores_pairs(
 ) -> TrainingData:
     """FLORES-200 (SIB-200 packaging) as bitext items: one item per sentence, keyed by the codes as given (``de``
     and NTREX's ``deu`` style codes map to ``deu_Latn``), so its X-Y keys join NTREX's in a mix. ``topics``
-    keeps only sentences of those SIB-200 categories (a domain-shift study trains on some, tests on others)."""
+    keeps only sentences of those SIB-200 categories (a domain-shift study trains on some, tests on others).
+    Languages FLORES-200 does not have (NTREX's Dhivehi, Tongan...) are left out and listed in
+    ``info["not_in_flores"]``, so a mix with NTREX still trains on them; none left is an error."""
     from .flores import check_topics, flores_code, load_flores
 
     check_topics(list(topics or ()))
-    fl = load_flores(list(languages), split, data_dir)
-    codes = {lang: flores_code(lang, data_dir) for lang in languages}
+    codes, missing = {}, []
+    for lang in languages:
+        try:
+            codes[lang] = flores_code(lang, data_dir)
+        except DataError:
+            missing.append(lang)
+    if not codes:
+        raise DataError(f"FLORES-200 has none of the languages {', '.join(languages)}")
+    fl = load_flores(list(codes), split, data_dir)
     items = []
     for i, (index_id, topic) in enumerate(zip(fl.index_ids, fl.topics, strict=True)):
         if topics and topic not in topics:
@@ -531,7 +540,7 @@ def load_flores_pairs(
         pairs = {lang: Pair(fl.texts[code][i], fl.texts[code][i]) for lang, code in codes.items()}
         items.append(ParallelItem(f"flores:{index_id}", pairs, f"flores:{index_id}", bitext=True))
     chosen = f" ({', '.join(topics)})" if topics else ""
-    return TrainingData(items, f"flores-{split}{chosen}", {"topics": list(topics or [])})
+    return TrainingData(items, f"flores-{split}{chosen}", {"topics": list(topics or []), "not_in_flores": missing})
 
 
 def load_training_data(
