@@ -145,10 +145,10 @@ def model_size_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, A
             for name, label in _gain_metrics(rows):
                 h, o = _per_seed(r, name), _per_seed(b, name)
                 if diffs := [h[seed] - o[seed] for seed in h if seed in o]:
-                    std = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
+                    mean, ci = _mean_ci95(diffs)
                     gains.append({"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm,
                                   "baseline": base, "metric": name, "label": label, "n_seeds": len(diffs),
-                                  "mean": float(np.mean(diffs)), "ci95": _ci95(std, len(diffs))})  # fmt: skip
+                                  "mean": mean, "ci95": ci})  # fmt: skip
     return gains
 
 
@@ -165,6 +165,12 @@ def _ci95(std: float, n: int) -> float:
     from scipy.stats import t
 
     return float(t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
+
+
+def _mean_ci95(xs: list[float]) -> tuple[float, float]:
+    """Mean over seeds and the half-width of its 95% t-interval (nan below two values)."""
+    std = float(np.std(xs, ddof=1)) if len(xs) > 1 else float("nan")
+    return float(np.mean(xs)), _ci95(std, len(xs))
 
 
 def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
@@ -336,7 +342,7 @@ def seen_unseen(
                 if not any(lang in trained_anywhere for lang in langs):
                     groups[f"{table}/held_out"].append(val)
         for code, b in read_results(cell_dir, "flores").get("bitext", {}).items():
-            val = float(np.mean([b[d]["mrr@10"] for d in ("x_en", "en_x") if d in b]))
+            val = _bitext_mrr(b)
             groups[f"flores/{'seen' if b.get('seen') else 'unseen'}"].append(val)
             if code not in trained_anywhere:
                 groups["flores/held_out"].append(val)
@@ -347,9 +353,7 @@ def seen_unseen(
         per_seed.append(vals)
     res: dict[str, float] = {}
     for key in sorted({k for vals in per_seed for k in vals}):
-        xs = [vals[key] for vals in per_seed if key in vals]
-        res[key] = float(np.mean(xs))
-        res[f"{key}_ci95"] = _ci95(float(np.std(xs, ddof=1)), len(xs)) if len(xs) > 1 else float("nan")
+        res[key], res[f"{key}_ci95"] = _mean_ci95([vals[key] for vals in per_seed if key in vals])
     return res
 
 
@@ -367,6 +371,11 @@ def _trained_anywhere(rows: list[Row], out: Path, langsets: dict[str, Sequence[s
     return codes
 
 
+def _bitext_mrr(bitext: dict[str, Any]) -> float:
+    """One FLORES language's MRR@10: the mean of its X->en and en->X directions."""
+    return float(np.mean([bitext[d]["mrr@10"] for d in ("x_en", "en_x") if d in bitext]))
+
+
 def flores_breakdown(row: Row, out: Path) -> dict[str, Any]:
     """FLORES-200 MRR@10 per language (mean of X->en and en->X) and per topic, each the mean over the row's seeds,
     with the languages the row trained on (``seen``) and the in-domain topics. Empty without FLORES results."""
@@ -376,7 +385,7 @@ def flores_breakdown(row: Row, out: Path) -> dict[str, Any]:
     for cell_dir in _row_dirs(row, out):
         res = read_results(cell_dir, "flores")
         for code, b in res.get("bitext", {}).items():
-            langs[code].append(float(np.mean([b[d]["mrr@10"] for d in ("x_en", "en_x") if d in b])))
+            langs[code].append(_bitext_mrr(b))
             if b.get("seen"):
                 seen.add(code)
         for topic, t in res.get("topics", {}).items():
