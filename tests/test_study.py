@@ -145,6 +145,12 @@ def test_nested_language_sets_give_first_k_languages(tmp_path):
     assert cfg.language_sets == {"k2": ["en", "de"], "k3": ["en", "de", "zh"]}
 
 
+def test_an_empty_seed_override_leaves_the_arm_out(tmp_path):
+    cfg = study.load_study_config(write_yaml(tmp_path, BASE.replace("  xx: [0, 1]", "  xx: []")))
+    arms = {c.arm for c in study.expand_grid(cfg)}
+    assert "xx" not in arms and {"zero-shot", "xy", "hybrid-0.25", "hybrid-0.75"} <= arms
+
+
 @pytest.mark.parametrize(
     ("old", "new", "key"),
     [

@@ -314,3 +314,27 @@ def test_hybrid_plus_distillation_resumes_exactly_from_the_teacher_cache(tiny_mo
     for key in ("loss", "infonce", "kd"):
         assert [r[key] for r in a] == pytest.approx([r[key] for r in b], rel=1e-4, abs=1e-6)
     assert all(r["loss"] == pytest.approx(r["infonce"] + 2.0 * r["kd"], rel=1e-5) for r in a)
+
+
+def test_merge_interpolates_trained_and_starting_weights_fresh_or_after_the_run(tiny_model_dir, tmp_path):
+    """WiSE-FT: final = start + merge x (trained - start) on the trainable weights; the same whether merged at the
+    end of the run (start kept in memory) or by re-running a finished run with another merge (start reloaded)."""
+    from safetensors.torch import load_file
+
+    def weights(final: Path) -> dict:
+        return load_file(str(next(final.rglob("model.safetensors"))))
+
+    data = synthetic_folder(tmp_path / "data")
+    start = weights(Path(tiny_model_dir))
+    trained = weights(train(tiny_config(tiny_model_dir, data, tmp_path / "a", steps=4, dev_fraction=0.0)))
+    half = weights(train(tiny_config(tiny_model_dir, data, tmp_path / "b", steps=4, dev_fraction=0.0, merge=0.5)))
+    remerged = weights(train(tiny_config(tiny_model_dir, data, tmp_path / "a", steps=4, dev_fraction=0.0, merge=0.5)))
+    assert len(read_log(tmp_path / "a")) == 4  # re-merging did not train again
+    moved = [k for k in trained if not trained[k].equal(start[k])]
+    assert moved and any("word_embeddings" in k for k in start)
+    assert all("word_embeddings" not in k for k in moved)  # frozen
+    for k in start:
+        expect = start[k] + 0.5 * (trained[k] - start[k]) if start[k].is_floating_point() else start[k]
+        assert half[k].allclose(expect, atol=1e-6) and remerged[k].allclose(expect, atol=1e-6), k
+    with pytest.raises(ConfigError, match="merge"):
+        TrainConfig(merge=1.5)

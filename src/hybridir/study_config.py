@@ -172,7 +172,8 @@ def load_study_config(path: Path) -> StudyConfig:
                 f"{path}: seeds_override.{arm}: no trained arm of that name in the grid "
                 f"(arms: {', '.join(sorted(arms - {'zero-shot'}))})"
             )
-        cfg.seeds_override[arm] = v.int_list(seeds, f"seeds_override.{arm}", minimum=0)
+        # [] leaves the arm out (e.g. one recipe for a few arms only)
+        cfg.seeds_override[arm] = v.int_list(seeds, f"seeds_override.{arm}", minimum=0, allow_empty=True)
     _check_train_configs(cfg)
     return cfg
 
@@ -225,9 +226,9 @@ class _Validator:
             raise self.fail(key, "must not be empty")
         return [self.string(x, key) for x in items]
 
-    def int_list(self, value: Any, key: str, minimum: int) -> list[int]:
+    def int_list(self, value: Any, key: str, minimum: int, allow_empty: bool = False) -> list[int]:
         items = self.as_list(value, key)
-        if not items:
+        if not items and not allow_empty:
             raise self.fail(key, "must not be empty")
         for x in items:
             if isinstance(x, bool) or not isinstance(x, int) or x < minimum:

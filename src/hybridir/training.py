@@ -45,7 +45,8 @@ from .losses import LOSSES, Objective, VectorCache, encode, load_teacher, uses_t
 from .sampling import SAMPLERS, parse_key
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
-RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir"}
+# ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
+RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge"}
 
 
 @dataclass
@@ -56,7 +57,8 @@ class TrainConfig:
     hybrid-batch paper; in-batch negatives then share the query's language, so language identity cannot be a
     shortcut. ``freeze_embeddings=True`` (default): the 250k x 384 word embedding is 96M of e5-small's 118M
     parameters; freezing it saves about 2 GB of AdamW state and ~20% of step time on CPU, and with a few thousand
-    training sentences most of its rows would get no or noisy updates anyway.
+    training sentences most of its rows would get no or noisy updates anyway. ``merge < 1`` saves a WiSE-FT
+    interpolation of the trained and the starting weights (``_Run.merge_with_start``).
 
     Example::
 
@@ -81,6 +83,7 @@ class TrainConfig:
     lr: float = 5e-5  # chosen on dev data only (studies/recipe_search.yaml; docs/studies.md)
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    merge: float = 1.0
     max_grad_norm: float = 1.0
     temperature: float = 0.05
     symmetric: bool = False
@@ -149,6 +152,8 @@ class TrainConfig:
             raise ConfigError(f"mini_batch_size must be in [1, batch_size], got {self.mini_batch_size}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.merge <= 1:
+            raise ConfigError(f"merge must be in [0, 1] (1 keeps the trained weights), got {self.merge}")
         if not 0 <= self.dev_fraction < 1:
             raise ConfigError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
 
@@ -169,6 +174,8 @@ _HELP = {
             "vectors (hybridir.losses)",
     "distill_weight": "infonce only: add this weight times the KD term (mean squared distance to the teacher)",
     "teacher": "KD teacher model (default: the starting --model, frozen)",
+    "merge": "WiSE-FT: the saved model is start + MERGE x (trained - start); 1 keeps the trained weights, 0.5 "
+             "averages them with the starting model's",
     "cache_dir": "teacher / starting-model vector cache (default <out>/cache)",
     "data_dir": "data root (default $HYBRIDIR_DATA or ../shared/data)",
     "sampler": f"batch sampler: {' | '.join(SAMPLERS)}",
@@ -410,6 +417,9 @@ class _Run:
         self.model = model if model is not None else self._load_model(self.ckpts[-1] if self.ckpts else None)
         self.frozen = _freeze_word_embeddings(self.model) if config.freeze_embeddings else 0
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # The WiSE-FT start point: trainable weights before the first step (on resume the start model is reloaded).
+        self.start = ({n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+                      if config.merge < 1 and not self.ckpts else None)  # fmt: skip
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.sched = get_linear_schedule_with_warmup(self.opt, int(config.warmup_ratio * config.steps), config.steps)
         # Across processes, every rank's queries also see the other ranks' passages as negatives.
@@ -468,6 +478,19 @@ class _Run:
         if q.shape[1] != dim:
             raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")
         self.labels = np.stack([q, p], axis=1)
+
+    def merge_with_start(self) -> None:
+        """Weight-space ensemble of the trained and the starting model (WiSE-FT, Wortsman et al. 2022): every
+        trainable weight becomes start + merge x (trained - start). A short fine-tuning on news pairs gains
+        cross-lingual alignment but loses some of the QA retrieval the starting model was pre-trained for;
+        interpolating keeps part of both. Checkpoints keep the unmerged weights, so a resumed run merges once."""
+        if self.config.merge == 1:
+            return
+        start = self.start or dict(self._load_model(None).named_parameters())
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                if p.requires_grad:
+                    p.lerp_(start[name].to(p.device, p.dtype), 1 - self.config.merge)
 
     # --- checkpoints --------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -599,6 +622,7 @@ def train(config: TrainConfig, model: Any = None) -> Path:
         run.state["rank_checksums"] = _rank_checksums(run.params)
     final = out / "final"
     if run.is_main:
+        run.merge_with_start()
         if run.dev_data is not None:
             run.state["dev_end"] = dev_metrics(run.model, run.dev_data, config.dev_max_items,
                                                config.max_query_length, config.max_passage_length)  # fmt: skip
