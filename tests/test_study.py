@@ -236,7 +236,8 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     csv_lines = (out / "study.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(rows) and "xquad-r/mono_map_sig" in csv_lines[0]
     plots = set(result["plots"])
-    assert {"bars_e5-small_2langs_3.png", "alpha_e5-small_2langs_3.png", "heatmap_e5-small_2langs_3.png"} <= plots
+    assert {"bars_e5-small_2langs_3.png", "alpha_e5-small_2langs_3.png", "heatmap_e5-small_2langs_3.png",
+            "tradeoff_e5-small_2langs_3.png"} <= plots
     assert all((out / "plots" / p).stat().st_size > 0 for p in plots)
     assert not any(p.startswith(("languages_", "model_size_")) for p in plots)  # the grid has no such axis
 

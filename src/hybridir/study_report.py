@@ -792,6 +792,7 @@ def make_plots(
         arms = ([zero[key[0]]] if key[0] in zero else []) + members
         tag = slug("_".join(str(k) for k in key))
         made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", _title(key)))
+        made.append(_plot_tradeoff(arms, plots_dir / f"tradeoff_{tag}.png", _title(key)))
         hybrids = [r for r in members if r.arm.startswith("hybrid")]
         if len(plain := [r for r in hybrids if r.records[0]["sampler"] == "hybrid" and "@" not in r.arm]) > 1:
             made.append(_plot_alpha(plain, arms, plots_dir / f"alpha_{tag}.png", _title(key)))
@@ -846,6 +847,26 @@ def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:
         ax.bar(range(len(arms)), means, yerr=stds, color=[_color(r.arm) for r in arms], capsize=3)
         ax.set_xticks(range(len(arms)), [r.arm for r in arms], rotation=30, fontsize=8)
         ax.set_title(label, fontsize=9)
+    return _save(fig, path)
+
+
+def _plot_tradeoff(arms: list[Row], path: Path, title: str) -> Path | None:
+    """Monolingual mAP against cross-lingual and multilingual mAP, one point per arm (95% intervals both ways): the
+    trade-off every arm makes against the starting model, up and to the right is better."""
+    mono = "xquad-r/mono_map"
+    arms = [r for r in arms if not math.isnan(r.mean.get(mono, np.nan))]
+    if not arms:
+        return None
+    fig, axes = _figure(2, title)
+    for ax, (name, label) in zip(axes, _SETTINGS[1:], strict=True):
+        for r in arms:
+            ax.errorbar(r.mean.get(name, np.nan), r.mean[mono], xerr=np.nan_to_num(r.ci95.get(name, np.nan)),
+                        yerr=np.nan_to_num(r.ci95.get(mono, np.nan)), marker="*" if r.arm == "zero-shot" else "o",
+                        color=_color(r.arm), capsize=2)  # fmt: skip
+            ax.annotate(r.arm, (r.mean.get(name, np.nan), r.mean[mono]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xlabel(label, fontsize=9)
+        ax.set_ylabel("mono mAP", fontsize=9)
     return _save(fig, path)
 
 
