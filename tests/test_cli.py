@@ -10,7 +10,7 @@ from hybridir.cli import main
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ("models", "evaluate", "train", "study"):
+    for command in ("models", "evaluate", "train", "merge", "study"):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0
@@ -47,3 +47,26 @@ def test_study_list_shows_every_cell_without_running(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("s: 3 cells") and all(line.startswith("to do") for line in lines[1:])
     assert not (tmp_path / "out").exists()
+
+
+def test_merge_writes_the_interpolated_checkpoint(tiny_model_dir, tmp_path, capsys):
+    import torch
+
+    from hybridir.models import load_encoder
+
+    tuned = load_encoder(str(tiny_model_dir), device="cpu")
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)
+    tuned.save(str(tmp_path / "tuned"))
+    args = ["merge", "--model", str(tmp_path / "tuned"), "--start", str(tiny_model_dir), "--out", str(tmp_path / "m")]
+    assert main([*args, "--weight", "0.25"]) == 0
+    assert "parameters interpolated" in capsys.readouterr().out
+    start, merged = load_encoder(str(tiny_model_dir)), load_encoder(str(tmp_path / "m"))
+    assert merged.prompts == start.prompts
+    for (name, a), b in zip(start.named_parameters(), merged.parameters(), strict=True):
+        assert torch.allclose(b, a + 0.25, atol=1e-5), name
+    capsys.readouterr()
+    assert main([*args, "--weight", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hybridir: error:") and "merge weight" in err and "\n" not in err

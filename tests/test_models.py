@@ -59,3 +59,15 @@ def test_fingerprint_changes_with_weights(tiny_model_dir):
     with torch.no_grad():
         next(model.parameters()).view(-1)[0] += 1e-3
     assert fingerprint(model) != before
+
+
+def test_merge_weights_refuses_a_model_of_another_shape(tiny_model_dir):
+    import torch
+
+    from hybridir.models import merge_weights
+
+    model = load_encoder(str(tiny_model_dir))
+    name, p = next(iter(model.named_parameters()))
+    assert merge_weights(model, {name: p.detach().clone()}, 0.5) == 0  # nothing differs, nothing changes
+    with pytest.raises(ModelError, match="cannot merge"):
+        merge_weights(model, {name: torch.zeros(3, 3)}, 0.5)

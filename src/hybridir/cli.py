@@ -59,6 +59,19 @@ def _train(args: argparse.Namespace) -> None:
     print(f"final model: {train(config_from_args(args))}")
 
 
+def _merge(args: argparse.Namespace) -> None:
+    from .files import atomic_dir
+    from .models import check_merge_weight, load_encoder, merge_weights
+
+    check_merge_weight(args.weight)  # before loading two models
+    model = load_encoder(str(args.model), device="cpu")
+    changed = merge_weights(model, load_encoder(args.start, device="cpu"), args.weight)
+    with atomic_dir(args.out) as tmp:
+        model.save(str(tmp))
+    print(f"{changed} parameters interpolated: {args.start} + {args.weight} x ({args.model} - {args.start}) "
+          f"-> {args.out}")
+
+
 def _study(args: argparse.Namespace) -> None:
     from .study import describe_study, run_study
     from .study_report import format_results
@@ -117,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment
         t.description = f"unavailable: {exc}"
     t.set_defaults(func=_train)
+
+    g = sub.add_parser("merge", help="WiSE-FT: interpolate a fine-tuned model with the model it started from")
+    g.add_argument("--model", type=Path, required=True, help="fine-tuned checkpoint (a run's final/)")
+    g.add_argument("--start", default="e5-small", help="the model its training started from (default: e5-small)")
+    g.add_argument("--weight", type=float, required=True,
+                   help="start + WEIGHT x (model - start): 1 keeps the fine-tuned model, 0 gives the start back")
+    g.add_argument("--out", type=Path, required=True, help="directory for the merged checkpoint")
+    g.set_defaults(func=_merge)
 
     s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
     s.add_argument("config", type=Path, help="studies/NAME.yaml")

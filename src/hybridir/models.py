@@ -159,3 +159,39 @@ def fingerprint(model) -> str:
             h.update(f"{name}{tuple(p.shape)}{p.dtype}{flat.double().sum().item():.10e}".encode())
             h.update(flat[:: max(1, flat.numel() // 1024)].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def merge_weights(model, start, weight: float) -> int:
+    """Weight-space ensemble (WiSE-FT, Wortsman et al. 2022), in place: every parameter of ``model`` named in
+    ``start`` becomes ``start + weight x (model - start)``; returns how many parameters changed.
+
+    ``start`` is the model fine-tuning began from, or a ``{name: tensor}`` dict of some of its parameters (training
+    keeps only the trainable ones). A short fine-tuning gains alignment but loses part of what the starting model
+    was pre-trained for; the interpolation keeps part of both, with no training. Example::
+
+        model = load_encoder("runs/hybrid/final")
+        merge_weights(model, load_encoder("e5-small"), 0.25)
+        model.save("runs/hybrid/merged-0.25")
+    """
+    import torch
+
+    check_merge_weight(weight)
+    ref = start if isinstance(start, dict) else dict(start.named_parameters())
+    own = dict(model.named_parameters())
+    if bad := [n for n, t in ref.items() if n not in own or own[n].shape != t.shape]:
+        raise ModelError(f"cannot merge: the starting model's {bad[0]!r} (and {len(bad) - 1} more) has no parameter "
+                         "of that name and shape in the fine-tuned model; merge a model with the one it started "
+                         "from")  # fmt: skip
+    changed = 0
+    with torch.no_grad():
+        for name, t in ref.items():
+            p = own[name]
+            if not p.equal(t.to(p.device, p.dtype)):
+                p.lerp_(t.to(p.device, p.dtype), 1 - weight)
+                changed += 1
+    return changed
+
+
+def check_merge_weight(weight: float) -> None:
+    if not 0 <= weight <= 1:
+        raise ModelError(f"merge weight must be in [0, 1] (1 keeps the fine-tuned weights), got {weight}")

@@ -480,17 +480,12 @@ class _Run:
         self.labels = np.stack([q, p], axis=1)
 
     def merge_with_start(self) -> None:
-        """Weight-space ensemble of the trained and the starting model (WiSE-FT, Wortsman et al. 2022): every
-        trainable weight becomes start + merge x (trained - start). A short fine-tuning on news pairs gains
-        cross-lingual alignment but loses some of the QA retrieval the starting model was pre-trained for;
-        interpolating keeps part of both. Checkpoints keep the unmerged weights, so a resumed run merges once."""
-        if self.config.merge == 1:
-            return
-        start = self.start or dict(self._load_model(None).named_parameters())
-        with torch.no_grad():
-            for name, p in self.model.named_parameters():
-                if p.requires_grad:
-                    p.lerp_(start[name].to(p.device, p.dtype), 1 - self.config.merge)
+        """``config.merge < 1``: the saved model is start + merge x (trained - start) (:func:`merge_weights`).
+        Checkpoints keep the unmerged weights, so a resumed or re-run finished run merges once."""
+        from .models import merge_weights
+
+        if self.config.merge < 1:
+            merge_weights(self.model, self.start or self._load_model(None), self.config.merge)
 
     # --- checkpoints --------------------------------------------------------------------------------------
     def resume(self) -> None:
