@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from hybridir.errors import ConfigError
-from hybridir.training import TrainConfig, dev_metrics, train
+from hybridir.dev_metrics import dev_metrics
+from hybridir.training import TrainConfig, train
 
 LANGS = ["en", "de", "th"]
 WORDS = [

@@ -38,10 +38,11 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from .data.parallel import XQUAD_LANGUAGES, ParallelItem, TrainingData, check_language, data_sources, load_train_dev
+from .data.parallel import XQUAD_LANGUAGES, TrainingData, check_language, data_sources, load_train_dev
+from .dev_metrics import dev_metrics
 from .errors import ConfigError, DataError, ModelError
 from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
-from .losses import LOSSES, Objective, VectorCache, encode, load_teacher, uses_teacher
+from .losses import LOSSES, Objective, VectorCache, load_teacher, uses_teacher
 from .sampling import SAMPLERS, parse_key
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
@@ -217,121 +218,6 @@ def add_cli_arguments(parser: Any) -> None:
 def config_from_args(args: Any) -> TrainConfig:
     """TrainConfig from a namespace filled by :func:`add_cli_arguments` (ConfigError on bad values)."""
     return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-
-
-# ------------------------------------------------------------------------------------------------- dev metrics
-DEV_KEYS = ("mono_map", "cross_map", "multi_map", "rank_distance")
-
-
-def dev_metrics(
-    model: Any,
-    data: TrainingData,
-    max_items: int | None = 200,
-    max_query_length: int = 32,
-    max_passage_length: int = 128,
-    batch_size: int = 64,
-    cache: VectorCache | None = None,
-) -> dict[str, Any]:
-    """LAReQA-style retrieval on held-out *training* data, the numbers a recipe is chosen on (never XQuAD-R,
-    MIRACL or monoqa). Per source (NTREX held-out documents, FLORES dev), every dev query against the dev passages:
-
-    - ``mono_map``: X -> X, pool = the passages in the query's language (not for bitext: a sentence would find
-      itself);
-    - ``cross_map``: X -> Y for every ordered pair of languages, pool = the passages in Y;
-    - ``multi_map``: X -> every language pooled, relevant = the item's passage in every language (for bitext the
-      query's own sentence is left out of the pool, so its own language's other sentences compete with its
-      translations);
-    - ``rank_distance``: in the multilingual pool, largest minus smallest rank of a query's relevant passages
-      (language bias; docs/metrics.md).
-
-    mAP is averaged over queries, then over query languages (pairs for cross), then over sources. With one
-    relevant passage (mono, cross) AP is the reciprocal rank. Neighbouring ICT items share most of their window,
-    which would make the task ambiguous, so only items whose windows do not overlap are used, then at most
-    ``max_items`` per source spread evenly over it. ``cache`` reuses the vectors of an unchanged model (the
-    starting model's, shared by every run that starts from it)."""
-
-    def embed(texts: list[str], prompt: str, length: int) -> np.ndarray:
-        if cache is not None:
-            return cache.vectors(texts, prompt, length, lambda: model, normalize=True)
-        return encode(model, texts, prompt, length, normalize=True, batch_size=batch_size)
-
-    by_source: dict[str, list[ParallelItem]] = {}
-    for it in data.items:
-        by_source.setdefault(it.source, []).append(it)
-    per_source = {src: _dev_source(_dev_items(items, max_items), embed, max_query_length, max_passage_length)
-                  for src, items in by_source.items()}  # fmt: skip
-    out: dict[str, Any] = {"n_items": sum(m["n_items"] for m in per_source.values()), "languages": data.languages}
-    for key in DEV_KEYS:
-        if vals := [m[key] for m in per_source.values() if key in m]:
-            out[key] = float(np.mean(vals))
-    return out | {"per_source": per_source}
-
-
-def _dev_items(items: list[ParallelItem], max_items: int | None) -> list[ParallelItem]:
-    """Items whose passage windows do not overlap, at most ``max_items`` of them spread evenly."""
-    kept, last_end = [], {}
-    for it in items:
-        if it.span[0] >= last_end.get(it.group, -1):
-            kept.append(it)
-            last_end[it.group] = it.span[1]
-    if max_items and len(kept) > max_items:
-        kept = [kept[i] for i in np.linspace(0, len(kept) - 1, max_items).round().astype(int)]
-    return kept
-
-
-def _ranks(scores: np.ndarray, relevant: np.ndarray) -> list[np.ndarray]:
-    """Per row, the 1-based ranks of the relevant columns (ties broken against them)."""
-    out = []
-    for row, rel in zip(scores, relevant, strict=True):
-        gold = row[rel]
-        out.append(np.sort((row[None, :] >= gold[:, None]).sum(1)))
-    return out
-
-
-def _ap(ranks: np.ndarray) -> float:
-    return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
-
-
-def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, max_passage_length: int) -> dict:
-    """The mono / cross / multi figures of one source's dev items (see :func:`dev_metrics`)."""
-    langs = sorted({lang for it in items for lang in it.pairs})
-    bitext = np.array([it.bitext for it in items], dtype=bool)
-    queries, cands, cand_item, cand_lang = {}, [], [], []
-    for li, lang in enumerate(langs):
-        idx = np.array([i for i, it in enumerate(items) if lang in it.pairs])
-        queries[lang] = (idx, embed([items[i].pairs[lang].query for i in idx], "query", max_query_length))
-        cands.append(embed([items[i].pairs[lang].passage for i in idx], "passage", max_passage_length))
-        cand_item.append(idx)
-        cand_lang.append(np.full(len(idx), li))
-    pool, c_item, c_lang = np.vstack(cands), np.concatenate(cand_item), np.concatenate(cand_lang)
-    pairs: dict[str, float] = {}
-    multi, dist, mono, cross = [], [], [], []
-    for li, lang in enumerate(langs):
-        q_idx, q = queries[lang]
-        scores = q @ pool.T
-        own = c_item[None, :] == q_idx[:, None]
-        itself = own & (c_lang[None, :] == li) & bitext[q_idx][:, None]
-        scores[itself] = -np.inf
-        rel = own & ~itself
-        if (has := rel.any(1)).any():  # a one-language bitext item has nothing to find
-            ranks = _ranks(scores[has], rel[has])
-            multi.append(np.mean([_ap(r) for r in ranks]))
-            dist.append(np.mean([r[-1] - r[0] for r in ranks]))
-        for lj, target in enumerate(langs):
-            cols = c_lang == lj
-            rows = rel[:, cols].any(1)
-            if rows.any():
-                rr = [1.0 / r[0] for r in _ranks(scores[rows][:, cols], rel[rows][:, cols])]
-                pairs[f"{lang}>{target}"] = float(np.mean(rr))
-                (mono if li == lj else cross).append(pairs[f"{lang}>{target}"])
-    out: dict[str, Any] = {"n_items": len(items), "languages": langs, "per_pair": pairs}
-    if multi:
-        out["multi_map"], out["rank_distance"] = float(np.mean(multi)), float(np.mean(dist))
-    if mono:
-        out["mono_map"] = float(np.mean(mono))
-    if cross:
-        out["cross_map"] = float(np.mean(cross))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
