@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .data.parallel import ParallelItem, TrainingData
+from .data.qa import QA_SOURCES
 from .losses import VectorCache, encode
 
 DEV_KEYS = ("mono_map", "cross_map", "multi_map", "rank_distance")
@@ -37,26 +38,46 @@ def dev_metrics(
     - ``rank_distance``: in the multilingual pool, largest minus smallest rank of a query's relevant passages
       (language bias; docs/metrics.md).
 
+    With QA dev sources (:mod:`hybridir.data.qa`) the result also splits the figures into ``qa_*`` (mean over the
+    QA sources: monolingual = Thai, Chinese and AfriQA's English twins, cross-lingual = AfriQA's African question ->
+    English passage) and ``parallel_*`` (NTREX / FLORES), and adds ``qa_pooled_map``: every QA dev question
+    against every QA dev passage, all languages at once. The recipe rule reads these (docs/studies.md).
+
     mAP is averaged over queries, then over query languages (pairs for cross), then over sources. With one
     relevant passage (mono, cross) AP is the reciprocal rank. Neighbouring ICT items share most of their window,
     which would make the task ambiguous, so only items whose windows do not overlap are used, then at most
     ``max_items`` per source spread evenly over it. ``cache`` reuses the vectors of an unchanged model (the
     starting model's, shared by every run that starts from it)."""
 
+    memo: dict[tuple[str, str, int], np.ndarray] = {}  # the pooled QA figures reuse the per-source vectors
+
     def embed(texts: list[str], prompt: str, length: int) -> np.ndarray:
-        if cache is not None:
-            return cache.vectors(texts, prompt, length, lambda: model, normalize=True)
-        return encode(model, texts, prompt, length, normalize=True, batch_size=batch_size)
+        if todo := list(dict.fromkeys(t for t in texts if (t, prompt, length) not in memo)):
+            if cache is not None:
+                vecs = cache.vectors(todo, prompt, length, lambda: model, normalize=True)
+            else:
+                vecs = encode(model, todo, prompt, length, normalize=True, batch_size=batch_size)
+            memo.update({(t, prompt, length): v for t, v in zip(todo, vecs, strict=True)})
+        return np.stack([memo[(t, prompt, length)] for t in texts])
 
     by_source: dict[str, list[ParallelItem]] = {}
     for it in data.items:
         by_source.setdefault(it.source, []).append(it)
-    per_source = {src: _dev_source(_dev_items(items, max_items), embed, max_query_length, max_passage_length)
-                  for src, items in by_source.items()}  # fmt: skip
+    chosen = {src: _dev_items(items, max_items) for src, items in by_source.items()}
+    per_source = {src: _dev_source(items, embed, max_query_length, max_passage_length)
+                  for src, items in chosen.items()}  # fmt: skip
     out: dict[str, Any] = {"n_items": sum(m["n_items"] for m in per_source.values()), "languages": data.languages}
     for key in DEV_KEYS:
         if vals := [m[key] for m in per_source.values() if key in m]:
             out[key] = float(np.mean(vals))
+    qa = [src for src in chosen if src.split(" ")[0] in QA_SOURCES]
+    if qa:
+        pooled = _dev_source([it for src in qa for it in chosen[src]], embed, max_query_length, max_passage_length)
+        out["qa_pooled_map"] = pooled.get("multi_map", 0.0)
+    for prefix, group in (("qa_", qa), ("parallel_", [src for src in chosen if src not in qa])):
+        for key in ("mono_map", "cross_map", "multi_map"):
+            if group and qa and (vals := [per_source[src][key] for src in group if key in per_source[src]]):
+                out[prefix + key] = float(np.mean(vals))
     return out | {"per_source": per_source}
 
 
@@ -86,26 +107,35 @@ def _ap(ranks: np.ndarray) -> float:
 
 
 def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, max_passage_length: int) -> dict:
-    """The mono / cross / multi figures of one source's dev items (see :func:`dev_metrics`)."""
+    """The mono / cross / multi figures of one source's dev items (see :func:`dev_metrics`). Candidates are the
+    distinct passages per language (questions on one passage share it), relevant = the item's own passage text in
+    each language that has one (an AfriQA question has none in its own language)."""
     langs = sorted({lang for it in items for lang in it.pairs})
-    bitext = np.array([it.bitext for it in items], dtype=bool)
-    queries, cands, cand_item, cand_lang = {}, [], [], []
+    queries, cands, cand_lang, col = {}, [], [], {}
     for li, lang in enumerate(langs):
         idx = np.array([i for i, it in enumerate(items) if lang in it.pairs])
         queries[lang] = (idx, embed([items[i].pairs[lang].query for i in idx], "query", max_query_length))
-        cands.append(embed([items[i].pairs[lang].passage for i in idx], "passage", max_passage_length))
-        cand_item.append(idx)
-        cand_lang.append(np.full(len(idx), li))
-    pool, c_item, c_lang = np.vstack(cands), np.concatenate(cand_item), np.concatenate(cand_lang)
+        texts = list(dict.fromkeys(p.passage for it in items if (p := it.pairs.get(lang)) and p.passage))
+        col.update({(lang, t): len(cand_lang) + k for k, t in enumerate(texts)})
+        if texts:
+            cands.append(embed(texts, "passage", max_passage_length))
+        cand_lang.extend([li] * len(texts))
+    pool, c_lang = np.vstack(cands), np.asarray(cand_lang)
     pairs: dict[str, float] = {}
     multi, dist, mono, cross = [], [], [], []
     for li, lang in enumerate(langs):
         q_idx, q = queries[lang]
         scores = q @ pool.T
-        own = c_item[None, :] == q_idx[:, None]
-        itself = own & (c_lang[None, :] == li) & bitext[q_idx][:, None]
-        scores[itself] = -np.inf
-        rel = own & ~itself
+        rel = np.zeros(scores.shape, dtype=bool)
+        for row, i in enumerate(q_idx):
+            it = items[i]
+            for other, pair in it.pairs.items():
+                if not pair.passage:
+                    continue
+                if it.bitext and other == lang:  # a bitext query would find itself: out of the pool
+                    scores[row, col[(other, pair.passage)]] = -np.inf
+                else:
+                    rel[row, col[(other, pair.passage)]] = True
         if (has := rel.any(1)).any():  # a one-language bitext item has nothing to find
             ranks = _ranks(scores[has], rel[has])
             multi.append(np.mean([_ap(r) for r in ranks]))

@@ -40,8 +40,9 @@ from .errors import ConfigError
 
 
 def parse_key(key: str) -> tuple[str, str, str]:
-    """``xx:en`` -> ("xx", "en", "en"); ``xy:en-de`` -> ("xy", "en", "de"). X-Y keys must pair two languages."""
-    kind, _, langs = key.partition(":")
+    """``xx:en`` -> ("xx", "en", "en"); ``xy:en-de`` -> ("xy", "en", "de"). X-Y keys must pair two languages. A
+    per-source key (``xx:en@afriqa``, ``TrainingData.pools(by_source=True)``) parses as its languages."""
+    kind, _, langs = key.split("@", 1)[0].partition(":")
     if kind == "xx" and langs and "-" not in langs:
         return kind, langs, langs
     if kind == "xy":
@@ -61,6 +62,8 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
         mixed_languages: draw the key per example instead of per batch.
         item_ids: per part, the item of each row (rows with one id never share a batch), as given by
             ``TrainingData.sampler_inputs``. Default: every row is its own item.
+        weights: per part, a multiplier of its size in the proportional choice (default 1 each), e.g. to
+            weight the sources of a mix (``TrainingData.sampler_inputs(source_weights=...)``).
         num_batches: steps per epoch; default one pass over the X-X rows (the X-Y rows if there are none).
         batch_size: rows per rank; default the first child sampler's.
         world_size, rank: see the module docstring; defaults from ``torch.distributed`` when initialised.
@@ -77,6 +80,7 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
         alpha: float = 0.5,
         mixed_languages: bool = False,
         item_ids: Sequence[Sequence[Hashable]] | None = None,
+        weights: Sequence[float] | None = None,
         num_batches: int | None = None,
         batch_size: int | None = None,
         world_size: int | None = None,
@@ -99,6 +103,7 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
             if item_ids is not None
             else [[(p, r) for r in range(n)] for p, n in enumerate(self.sizes)]
         )
+        self.weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.sizes)
         self._validate()
         self.kinds = [parse_key(k)[0] for k in self.keys]
         n_xx = sum(s for s, k in zip(self.sizes, self.kinds, strict=True) if k == "xx")
@@ -115,8 +120,12 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.rank is not None and not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank {self.rank} outside world size {self.world_size}")
-        if len(self.keys) != len(self.sizes) or len(self.item_ids) != len(self.sizes):
-            raise ConfigError(f"{len(self.sizes)} data parts but {len(self.keys)} keys / {len(self.item_ids)} id lists")
+        if len(self.keys) != len(self.sizes) or len(self.item_ids) != len(self.sizes) or len(self.weights) != len(
+                self.sizes):
+            raise ConfigError(f"{len(self.sizes)} data parts but {len(self.keys)} keys / {len(self.item_ids)} id lists "
+                              f"/ {len(self.weights)} weights")  # fmt: skip
+        if not all(w >= 0 for w in self.weights):
+            raise ConfigError(f"sampler weights must be >= 0, got {self.weights}")
         kinds = {parse_key(k)[0] for k, n in zip(self.keys, self.sizes, strict=True) if n}
         for kind, p in (("xx", self.alpha), ("xy", 1 - self.alpha)):
             if p > 0 and kind not in kinds:
@@ -147,7 +156,8 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
     def _global_batch(self, g: torch.Generator) -> list[int]:
         """One step: draw the batch type, then the key(s), then distinct items; returns global row indices."""
         kind = "xx" if float(torch.rand((), generator=g)) < self.alpha else "xy"
-        weights = torch.tensor([float(n) if k == kind else 0.0 for n, k in zip(self.sizes, self.kinds, strict=True)])
+        weights = torch.tensor([n * w if k == kind else 0.0
+                                for n, w, k in zip(self.sizes, self.weights, self.kinds, strict=True)])  # fmt: skip
         rows: list[int] = []
         seen: set[Hashable] = set()
         part = int(torch.multinomial(weights, 1, generator=g))

@@ -351,11 +351,12 @@ def _eval_languages(dataset: str, languages: list[str], v: _Validator) -> list[s
 
 
 def known_languages(data_dir: Path | None = None) -> set[str]:
-    """Codes a study may train on: hybridir's short codes, NTREX-128 codes, and every NTREX file and FLORES folder
-    of the data."""
+    """Codes a study may train on: hybridir's short codes, NTREX-128 codes, every NTREX file and FLORES folder of
+    the data, and the QA sets' languages (AfriQA's Twi and Fon are in neither NTREX nor the short-code table)."""
     from .data.flores import flores_codes
+    from .data.qa import qa_languages
 
-    codes = set(NTREX_CODES) | set(NTREX_CODES.values())
+    codes = set(NTREX_CODES) | set(NTREX_CODES.values()) | set().union(*qa_languages().values())
     with contextlib.suppress(DataError):  # no data here: the known codes still validate; training says more
         codes |= set(ntrex_files(data_dir))
     with contextlib.suppress(DataError):

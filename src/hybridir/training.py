@@ -38,7 +38,9 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from .data.parallel import XQUAD_LANGUAGES, TrainingData, check_language, data_sources, load_train_dev
+from .data.parallel import XQUAD_LANGUAGES, ParallelItem, check_language, data_sources
+from .data.qa import TARGETS
+from .data.sources import load_train_dev
 from .dev_metrics import dev_metrics
 from .errors import ConfigError, DataError, ModelError
 from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
@@ -72,6 +74,8 @@ class TrainConfig:
     languages: list[str] = field(default_factory=lambda: list(XQUAD_LANGUAGES))
     train_topics: list[str] = field(default_factory=list)
     dev_data: str = ""
+    qa_target: str = "sentence"
+    source_weights: str = ""
     sampler: str = "hybrid"
     alpha: float = 0.5
     loss: str = "infonce"
@@ -90,6 +94,7 @@ class TrainConfig:
     symmetric: bool = False
     hard_negatives: bool = False
     freeze_embeddings: bool = True
+    freeze_layers: int = 0
     max_query_length: int = 32
     max_passage_length: int = 128
     ict_window: int = 4
@@ -157,6 +162,26 @@ class TrainConfig:
             raise ConfigError(f"merge must be in [0, 1] (1 keeps the trained weights), got {self.merge}")
         if not 0 <= self.dev_fraction < 1:
             raise ConfigError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+        if self.qa_target not in TARGETS:
+            raise ConfigError(f"qa_target must be one of {', '.join(TARGETS)}, got {self.qa_target!r}")
+        if self.freeze_layers < 0:
+            raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        _ = self.weights_by_source  # parses source_weights: a bad value fails here, not mid-run
+
+    @property
+    def weights_by_source(self) -> dict[str, float]:
+        """``source_weights`` ("iapp-th=3,afriqa:xy=100") as a mapping; empty means pools shared across sources."""
+        out: dict[str, float] = {}
+        for part in filter(None, (x.strip() for x in self.source_weights.split(","))):
+            name, eq, value = part.partition("=")
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                eq = ""
+            if not eq or not name.strip() or not out[name.strip()] >= 0:
+                raise ConfigError(f"source_weights: expected source=weight pairs with weights >= 0 joined by ',' "
+                                  f"(iapp-th=3,afriqa:xy=100), got {part!r}")  # fmt: skip
+        return out
 
     @property
     def effective_alpha(self) -> float:
@@ -169,6 +194,11 @@ _HELP = {
             "joined with + (ntrex+flores) (docs/data_formats.md)",
     "train_topics": "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
                     "entertainment, geography); default all",
+    "qa_target": "QA sources (iapp-th, cmrc-trial, afriqa): the positive is the answer sentence, the sentence "
+                 "followed by its passage (sentence-context) or the passage",
+    "source_weights": "weight the sources of a mix, e.g. iapp-th=3,afriqa:xy=100 (SOURCE or SOURCE:xx / SOURCE:xy): "
+                      "a key's chance is its size times its weight (default: pools shared across sources, by size)",
+    "freeze_layers": "freeze the first N transformer layers (and the embedding block) so training moves only the top",
     "dev_data": "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
                 "different --data are selected on the same dev set",
     "loss": f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
@@ -248,6 +278,33 @@ def _freeze_word_embeddings(model: Any) -> int:
     return emb.weight.numel()
 
 
+def _pivot(item: ParallelItem) -> str | None:
+    """The language whose teacher vectors are an item's KD target: English, else its one language with a passage."""
+    if "en" in item.pairs and item.pairs["en"].passage:
+        return "en"
+    with_passage = [lang for lang, pair in item.pairs.items() if pair.passage]
+    return with_passage[0] if len(with_passage) == 1 else None
+
+
+def _freeze_lower_layers(model: Any, n: int) -> int:
+    """Freeze the embedding block and the first ``n`` transformer layers (none for n = 0); returns the count of
+    newly frozen parameters. A strong start keeps its lower layers; only the top adapts to the task."""
+    if n == 0:
+        return 0
+    hf = model[0].auto_model
+    layers = hf.encoder.layer if hasattr(hf, "encoder") else None
+    if layers is None or n > len(layers):
+        raise ConfigError(f"freeze_layers={n}: the model has {len(layers) if layers is not None else 'no'} "
+                          "encoder layers")  # fmt: skip
+    frozen = 0
+    for module in (hf.embeddings, *layers[:n]):
+        for p in module.parameters():
+            if p.requires_grad:
+                p.requires_grad_(False)
+                frozen += p.numel()
+    return frozen
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """AdamW state as flat safetensors-ready tensors plus the JSON-able rest (param groups)."""
     sd = opt.state_dict()
@@ -278,9 +335,9 @@ class _Run:
         self.out = Path(config.out)
         self.train_data, self.dev_data = load_train_dev(
             config.data, config.languages, config.data_dir, config.ict_window, config.ict_remove_prob, config.seed,
-            config.dev_fraction, config.train_topics, config.dev_data)  # fmt: skip
+            config.dev_fraction, config.train_topics, config.dev_data, config.qa_target)  # fmt: skip
         kinds = ("xx",) if config.effective_alpha == 1 else ("xy",) if config.effective_alpha == 0 else ("xx", "xy")
-        keys, pools, ids = self.train_data.sampler_inputs(kinds)
+        keys, pools, ids, weights = self.train_data.sampler_inputs(kinds, config.weights_by_source)
         rank, world = 0, 1
         if _distributed():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -289,6 +346,7 @@ class _Run:
             ConcatDataset(pools),
             keys=keys,
             item_ids=ids,
+            weights=weights,
             alpha=config.alpha,
             mixed_languages=config.mixed_languages,
             num_batches=config.steps,
@@ -302,6 +360,7 @@ class _Run:
         torch.manual_seed(config.seed)  # dropout; a resumed run restores the saved RNG state instead
         self.model = model if model is not None else self._load_model(self.ckpts[-1] if self.ckpts else None)
         self.frozen = _freeze_word_embeddings(self.model) if config.freeze_embeddings else 0
+        self.frozen += _freeze_lower_layers(self.model, config.freeze_layers)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # The WiSE-FT start point: trainable weights before the first step (on resume the start model is reloaded).
         self.start = ({n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
@@ -331,15 +390,18 @@ class _Run:
 
     def prepare_teacher(self) -> None:
         """KD targets: the teacher's vectors of every training item's English query (query prompt) and passage
-        (passage prompt), from the cache when there. The default teacher is the starting model: before the first
-        step that is the model in hand; on resume it is loaded only if the cache lacks a text."""
+        (passage prompt), from the cache when there; an item without English but with one language that has a
+        passage (a Thai or Chinese QA question) is its own target, which holds the student near the teacher there.
+        The default teacher is the starting model: before the first step that is the model in hand; on resume it
+        is loaded only if the cache lacks a text."""
         cfg = self.config
         if not uses_teacher(cfg):
             return
         items = self.train_data.items
-        if lacking := [it.id for it in items if "en" not in it.pairs]:
-            raise DataError(f"{self.train_data.source}: distillation needs the English side of every item; "
-                            f"{len(lacking)} lack it (e.g. {lacking[0]!r})")  # fmt: skip
+        pivots = [_pivot(it) for it in items]
+        if lacking := [it.id for it, p in zip(items, pivots, strict=True) if p is None]:
+            raise DataError(f"{self.train_data.source}: distillation needs the English side of every item (or one "
+                            f"language with a passage); {len(lacking)} lack it (e.g. {lacking[0]!r})")  # fmt: skip
         name = cfg.teacher or cfg.model
         fresh = cfg.teacher is None and self.state["step"] == 0
         loaded: list[Any] = []
@@ -358,8 +420,10 @@ class _Run:
         if "teacher_fingerprint" not in self.state:
             teacher()
         cache = VectorCache(self.cache_root, self.state["teacher_fingerprint"])
-        q = cache.vectors([it.pairs["en"].query for it in items], "query", cfg.max_query_length, teacher)
-        p = cache.vectors([it.pairs["en"].passage for it in items], "passage", cfg.max_passage_length, teacher)
+        q = cache.vectors([it.pairs[p].query for it, p in zip(items, pivots, strict=True)], "query",
+                          cfg.max_query_length, teacher)  # fmt: skip
+        p = cache.vectors([it.pairs[p].passage for it, p in zip(items, pivots, strict=True)], "passage",
+                          cfg.max_passage_length, teacher)  # fmt: skip
         dim = self.model.get_embedding_dimension()
         if q.shape[1] != dim:
             raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")

@@ -179,29 +179,48 @@ class TrainingData:
                 out[lang] = out.get(lang, 0) + 1
         return dict(sorted(out.items()))
 
-    def pools(self, kinds: Iterable[str] = ("xx", "xy")) -> dict[str, list[int]]:
+    def pools(self, kinds: Iterable[str] = ("xx", "xy"), by_source: bool = False) -> dict[str, list[int]]:
         """Item indices per sampler key: ``xx:<lang>`` for every language, ``xy:<q>-<p>`` for every ordered pair
-        of different languages that share items. Sizes drive the sampler's proportional choice."""
+        of different languages that share items (a query in q, a passage in p: a language with questions only,
+        like AfriQA's, gives X-Y keys but no X-X key). Sizes drive the sampler's proportional choice.
+        ``by_source``: one pool per source and key (``xx:en@afriqa``), so a mix can weight its sources."""
         kinds = set(kinds)
         pools: dict[str, list[int]] = {}
         langs = self.languages
         for i, it in enumerate(self.items):
+            tag = f"@{it.source}" if by_source else ""
             for q in langs:
                 if q not in it.pairs:
                     continue
-                if "xx" in kinds and not it.bitext:
-                    pools.setdefault(f"xx:{q}", []).append(i)
+                if "xx" in kinds and not it.bitext and it.pairs[q].passage:
+                    pools.setdefault(f"xx:{q}{tag}", []).append(i)
                 if "xy" in kinds:
                     for p in langs:
-                        if p != q and p in it.pairs:
-                            pools.setdefault(f"xy:{q}-{p}", []).append(i)
+                        if p != q and p in it.pairs and it.pairs[p].passage:
+                            pools.setdefault(f"xy:{q}-{p}{tag}", []).append(i)
         return dict(sorted(pools.items()))
 
-    def sampler_inputs(self, kinds: Iterable[str] = ("xx", "xy")) -> tuple[list[str], list[list[int]], list[list[str]]]:
-        """(keys, item indices per key, dedup ids per key): what ``HybridBatchSampler`` needs beside the rows."""
-        pools = self.pools(kinds)
+    def sampler_inputs(
+        self, kinds: Iterable[str] = ("xx", "xy"), source_weights: Mapping[str, float] | None = None
+    ) -> tuple[list[str], list[list[int]], list[list[str]], list[float] | None]:
+        """(keys, item indices per key, dedup ids per key, weight per key): what ``HybridBatchSampler`` needs
+        beside the rows. With ``source_weights`` (``source`` or ``source:xx`` / ``source:xy`` -> weight, default 1)
+        the pools are per source and a key's chance is its size times its weight; without, pools are shared across
+        sources (chance by size). Kinds need their own weights because a parallel source has far more X-Y keys
+        than X-X keys (NTREX in 17 languages: 17 X-X, 272 X-Y)."""
+        sources = {it.source for it in self.items}
+        if unknown := {name for name in source_weights or {} if name.split(":")[0] not in sources}:
+            raise ConfigError(f"source_weights name {', '.join(sorted(unknown))}, not a source of the data "
+                              f"({', '.join(sorted(sources))})")  # fmt: skip
+        pools = self.pools(kinds, by_source=bool(source_weights))
         ids = [[self.items[i].dedup_key for i in pool] for pool in pools.values()]
-        return list(pools), list(pools.values()), ids
+        weights = None
+        if source_weights:
+            weights = []
+            for key, pool in pools.items():
+                src, kind = self.items[pool[0]].source, key.split(":")[0]
+                weights.append(source_weights.get(f"{src}:{kind}", source_weights.get(src, 1.0)))
+        return list(pools), list(pools.values()), ids, weights
 
     def to_dataset_dict(self, kinds: Iterable[str] = ("xx", "xy"), hard_negatives: bool = False):
         """A ``datasets.DatasetDict`` keyed ``xx:<lang>`` / ``xy:<q>-<p>`` with columns query, passage (and
@@ -210,7 +229,7 @@ class TrainingData:
 
         from ..sampling import parse_key
 
-        keys, pools, ids = self.sampler_inputs(kinds)
+        keys, pools, ids, _ = self.sampler_inputs(kinds)
         parts = {}
         for key, pool in zip(keys, pools, strict=True):
             _, q, p = parse_key(key)
@@ -543,43 +562,6 @@ def load_flores_pairs(
     return TrainingData(items, f"flores-{split}{chosen}", {"topics": list(topics or []), "not_in_flores": missing})
 
 
-def load_training_data(
-    spec: str,
-    languages: Sequence[str] = XQUAD_LANGUAGES,
-    data_dir: str | os.PathLike | None = None,
-    window: int = 4,
-    remove_prob: float = 0.9,
-    seed: int = 0,
-) -> TrainingData:
-    """Resolve one ``--data`` source: ``ntrex``; ``flores`` (its train split); a folder of ``<lang>.txt``
-    line-aligned files (optional ``DOCUMENT_IDS.tsv``); a ``.jsonl``/``.tsv`` file; a SQuAD ``.json`` file
-    (exactly one language); or ``hf:<dataset>``. Returns the items restricted to ``languages``. Several sources:
-    :func:`load_train_dev`."""
-    if spec == "ntrex":
-        return load_ntrex(languages, data_dir, window, remove_prob, seed)
-    if spec == "flores":
-        return load_flores_pairs(languages, "train", None, data_dir)
-    if spec.startswith("hf:"):
-        return load_hub(spec[3:], languages)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        found = {f.stem: f for f in sorted(path.glob("*.txt"))}
-        missing = [lang for lang in languages if lang not in found]
-        if missing:
-            raise DataError(f"{path}: no <lang>.txt file for requested language(s) {', '.join(missing)}")
-        docs = path / "DOCUMENT_IDS.tsv"
-        chosen = {lang: found[lang] for lang in languages}
-        return load_aligned(chosen, docs if docs.exists() else None, window, remove_prob, seed, path.name)
-    if path.suffix == ".json":
-        if len(languages) != 1:
-            raise ConfigError(f"{path}: a SQuAD file is monolingual; pass exactly one language, got {languages}")
-        return load_squad(path, languages[0])
-    if path.suffix in (".jsonl", ".tsv"):
-        return load_pairs(path).select(languages)
-    raise ConfigError(f"unknown training data {spec!r}: use 'ntrex', 'flores', 'hf:<name>', a folder, .jsonl, .tsv "
-                      "or .json, or several joined with '+' (ntrex+flores)")  # fmt: skip
-
-
 def data_sources(spec: str | Sequence[str]) -> list[str]:
     """``ntrex+flores`` or ``["ntrex", "flores"]`` -> the source list; an existing path containing ``+`` is one
     source. Repeats are an error (their items would share ids)."""
@@ -592,36 +574,3 @@ def data_sources(spec: str | Sequence[str]) -> list[str]:
     if not sources or not all(sources) or len(set(sources)) != len(sources):
         raise ConfigError(f"training data {spec!r}: expected sources joined with '+', each once (ntrex+flores)")
     return sources
-
-
-def load_train_dev(
-    spec: str | Sequence[str],
-    languages: Sequence[str] = XQUAD_LANGUAGES,
-    data_dir: str | os.PathLike | None = None,
-    window: int = 4,
-    remove_prob: float = 0.9,
-    seed: int = 0,
-    dev_fraction: float = 0.1,
-    topics: Sequence[str] | None = None,
-    dev_only: str | Sequence[str] = (),
-) -> tuple[TrainingData, TrainingData | None]:
-    """(train, dev) of ``spec``'s sources. Each source holds out its own dev part: FLORES its ``dev`` split, any
-    other ``dev_fraction`` of its groups (documents) chosen by ``seed``; ``dev_fraction=0`` means no dev data.
-    ``dev_only`` sources add their dev part only (a fixed dev set across data mixes). ``topics`` filters FLORES."""
-    train_sources = data_sources(spec)
-    extra = [s for s in (data_sources(dev_only) if dev_only else []) if s not in train_sources]
-    if topics and "flores" not in train_sources + extra:
-        raise ConfigError(f"FLORES topics {list(topics)} given but the data {spec!r} has no FLORES source")
-    train, dev = [], []
-    for source in train_sources + extra:
-        if source == "flores":
-            part = load_flores_pairs(languages, "train", topics, data_dir) if source in train_sources else None
-            held = load_flores_pairs(languages, "dev", topics, data_dir) if dev_fraction > 0 else None
-        else:
-            part, held = load_training_data(source, languages, data_dir, window, remove_prob, seed).split(
-                dev_fraction, seed)  # fmt: skip
-        if source in train_sources:
-            train.append(part)
-        if held is not None:
-            dev.append(held)
-    return TrainingData.concat(train), TrainingData.concat(dev) if dev else None
