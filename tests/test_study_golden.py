@@ -1,8 +1,9 @@
 """Equal output: study summaries of fake-cell studies match golden files written by the code before the redesign.
 
-Each scenario runs the cells of a small grid with the fakes of ``test_study`` (relative paths, so the fakes' per-query scores
-do not depend on the temporary folder), pins every cell's wall times, rebuilds the summary with ``only_summary``
-and compares study.md / study.csv / study.json byte for byte with ``tests/fixtures/study_golden/<scenario>/``.
+Each scenario runs the cells of a small grid with the fakes of ``conftest`` (relative paths, so the fakes'
+per-query scores do not depend on the temporary folder), pins every cell's wall times, rebuilds the summary with
+``only_summary`` and compares study.md / study.csv / study.json byte for byte with
+``tests/fixtures/study_golden/<scenario>/``.
 Set ``HYBRIDIR_WRITE_GOLDEN=1`` to rewrite the golden files (only when an output change is intended).
 """
 
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_study import ARMS, BASE, fakes, write_yaml  # noqa: F401  (fakes: the fixture)
+from test_study import ARMS, BASE, write_yaml
 
 from hybridir import study
 

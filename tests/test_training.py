@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridir.errors import ConfigError
 from hybridir.dev_metrics import dev_metrics
+from hybridir.errors import ConfigError
 from hybridir.training import TrainConfig, train
 
 LANGS = ["en", "de", "th"]

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from .data.parallel import XQUAD_LANGUAGES, TrainingData, check_language, data_sources, load_train_dev
+from .data.parallel import XQUAD_LANGUAGES, check_language, data_sources, load_train_dev
 from .dev_metrics import dev_metrics
 from .errors import ConfigError, DataError, ModelError
 from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
