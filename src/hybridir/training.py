@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import resource
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,12 +35,15 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
+from .checkpoints import checkpoints, read_log, read_meta, restore, save_checkpoint
 from .data.parallel import XQUAD_LANGUAGES, check_language, data_sources, load_train_dev
 from .dev_metrics import dev_metrics
-from .errors import ConfigError, DataError, ModelError
-from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
-from .losses import LOSSES, Objective, VectorCache, load_teacher, uses_teacher
+from .errors import ConfigError, DataError
+from .files import atomic_dir, atomic_write_text
+from .losses import LOSSES, Objective, uses_teacher
 from .sampling import SAMPLERS, parse_key
+from .teacher import start_cache, teacher_targets
+from .train_summary import write_train_summary
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
 # ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
@@ -248,28 +248,6 @@ def _freeze_word_embeddings(model: Any) -> int:
     return emb.weight.numel()
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """AdamW state as flat safetensors-ready tensors plus the JSON-able rest (param groups)."""
-    sd = opt.state_dict()
-    tensors = {}
-    for pid, st in sd["state"].items():
-        for name, val in st.items():
-            tensors[f"{pid}.{name}"] = val if torch.is_tensor(val) else torch.tensor(val)
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, val in tensors.items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-
-
 class _Run:
     """State of one training run; split into methods so that train() reads as the loop it is."""
 
@@ -298,7 +276,7 @@ class _Run:
             rank=rank,
         )
         self.pools = pools
-        self.ckpts = _checkpoints(self.out)
+        self.ckpts = checkpoints(self.out)
         torch.manual_seed(config.seed)  # dropout; a resumed run restores the saved RNG state instead
         self.model = model if model is not None else self._load_model(self.ckpts[-1] if self.ckpts else None)
         self.frozen = _freeze_word_embeddings(self.model) if config.freeze_embeddings else 0
@@ -320,50 +298,25 @@ class _Run:
 
         return load_encoder(str(ckpt / "model") if ckpt else self.config.model)  # GPU when there is one
 
-    def start_cache(self) -> VectorCache:
-        """The vector cache of the starting model (its dev vectors are the same in every run that starts from it);
-        its fingerprint is taken before the first step and kept in the checkpoints."""
-        from .models import fingerprint
-
-        if "start_fingerprint" not in self.state:
-            self.state["start_fingerprint"] = fingerprint(self.model)
-        return VectorCache(self.cache_root, self.state["start_fingerprint"])
-
-    def prepare_teacher(self) -> None:
-        """KD targets: the teacher's vectors of every training item's English query (query prompt) and passage
-        (passage prompt), from the cache when there. The default teacher is the starting model: before the first
-        step that is the model in hand; on resume it is loaded only if the cache lacks a text."""
-        cfg = self.config
-        if not uses_teacher(cfg):
+    def resume(self) -> None:
+        """Continue from the newest checkpoint (model already loaded from it): optimizer, scheduler, RNG, counters
+        and log; refused when the run was started with settings that change the trajectory."""
+        if not self.ckpts:
             return
-        items = self.train_data.items
-        if lacking := [it.id for it in items if "en" not in it.pairs]:
-            raise DataError(f"{self.train_data.source}: distillation needs the English side of every item; "
-                            f"{len(lacking)} lack it (e.g. {lacking[0]!r})")  # fmt: skip
-        name = cfg.teacher or cfg.model
-        fresh = cfg.teacher is None and self.state["step"] == 0
-        loaded: list[Any] = []
+        defaults = dataclasses.asdict(TrainConfig(languages=self.config.languages))  # fields newer than the run
+        saved = {k: v for k, v in {**defaults, **read_meta(self.ckpts[-1])["config"]}.items()
+                 if k not in RESUMABLE_FIELDS}  # fmt: skip
+        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
+                              "use another --out or the same options")  # fmt: skip
+        self.state = restore(self.ckpts[-1], self.opt, self.sched)
+        self.log = read_log(self.out, self.state["step"])
 
-        def teacher() -> Any:
-            if not loaded:
-                from .models import fingerprint
-
-                loaded.append(self.model if fresh else load_teacher(name))
-                fp = fingerprint(loaded[0])
-                if self.state.setdefault("teacher_fingerprint", fp) != fp:
-                    raise ModelError(f"KD teacher {name!r} changed since this run started (fingerprint {fp}, "
-                                     f"was {self.state['teacher_fingerprint']}); use another --out")  # fmt: skip
-            return loaded[0]
-
-        if "teacher_fingerprint" not in self.state:
-            teacher()
-        cache = VectorCache(self.cache_root, self.state["teacher_fingerprint"])
-        q = cache.vectors([it.pairs["en"].query for it in items], "query", cfg.max_query_length, teacher)
-        p = cache.vectors([it.pairs["en"].passage for it in items], "passage", cfg.max_passage_length, teacher)
-        dim = self.model.get_embedding_dimension()
-        if q.shape[1] != dim:
-            raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")
-        self.labels = np.stack([q, p], axis=1)
+    def save(self) -> None:
+        save_checkpoint(self.out, self.model, self.opt, self.sched, dataclasses.asdict(self.config), self.state,
+                        self.config.keep_checkpoints)  # fmt: skip
 
     def merge_with_start(self) -> None:
         """``config.merge < 1``: the saved model is start + merge x (trained - start) (:func:`merge_weights`).
@@ -372,47 +325,6 @@ class _Run:
 
         if self.config.merge < 1:
             merge_weights(self.model, self.start or self._load_model(None), self.config.merge)
-
-    # --- checkpoints --------------------------------------------------------------------------------------
-    def resume(self) -> None:
-        """Restore optimizer, scheduler, RNG, log and counters from the newest checkpoint (model already loaded)."""
-        if not self.ckpts:
-            return
-        from safetensors.torch import load_file
-
-        ck = self.ckpts[-1]
-        meta = json.loads((ck / "state.json").read_text())
-        defaults = dataclasses.asdict(TrainConfig(languages=self.config.languages))  # fields newer than the run
-        saved = {k: v for k, v in {**defaults, **meta["config"]}.items() if k not in RESUMABLE_FIELDS}
-        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
-            raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
-                              "use another --out or the same options")  # fmt: skip
-        tensors = load_file(str(ck / "optimizer.safetensors"))
-        torch.set_rng_state(tensors.pop("__torch_rng_state__"))
-        _load_optimizer(self.opt, tensors, meta["optimizer"])
-        self.sched.load_state_dict(meta["scheduler"])
-        self.state = meta["state"]
-        log_path = self.out / "train_log.jsonl"
-        if log_path.exists():
-            lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
-            self.log = [r for r in lines if r["step"] <= self.state["step"]]
-
-    def save_checkpoint(self) -> None:
-        from safetensors.torch import save_file
-
-        step = self.state["step"]
-        tensors, opt_meta = _optimizer_tensors(self.opt)
-        tensors["__torch_rng_state__"] = torch.get_rng_state()
-        meta = {"config": dataclasses.asdict(self.config), "optimizer": opt_meta,
-                "scheduler": self.sched.state_dict(), "state": self.state}  # fmt: skip
-        with atomic_dir(self.out / "checkpoints" / f"step-{step:06d}") as tmp:
-            self.model.save(str(tmp / "model"))
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
-            atomic_write_json(tmp / "state.json", meta)
-        for old in _checkpoints(self.out)[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
 
     # --- one step -----------------------------------------------------------------------------------------
     def batch_texts(self, rows: list[int]) -> tuple[list[list[str]], str, list[str], list[int]]:
@@ -480,13 +392,14 @@ def train(config: TrainConfig, model: Any = None) -> Path:
     config.validate()
     _check_out(Path(config.out))
     _init_distributed()
-    run = _Run(config, model if not _checkpoints(Path(config.out)) else None)
+    run = _Run(config, model if not checkpoints(Path(config.out)) else None)
     run.resume()
     out = run.out
-    run.prepare_teacher()
+    run.labels = teacher_targets(config, run.train_data, run.model, run.state, run.cache_root)
     if "dev_start" not in run.state and run.dev_data is not None:  # before the first step, kept in checkpoints
         run.state["dev_start"] = dev_metrics(run.model, run.dev_data, config.dev_max_items, config.max_query_length,
-                                             config.max_passage_length, cache=run.start_cache())  # fmt: skip
+                                             config.max_passage_length,
+                                             cache=start_cache(run.model, run.state, run.cache_root))  # fmt: skip
     start = run.state["step"]
     bar = tqdm(total=config.steps, initial=start, desc="train", disable=not (config.show_progress and run.is_main))
     for rows in islice(iter(run.sampler), start, config.steps):
@@ -495,7 +408,7 @@ def train(config: TrainConfig, model: Any = None) -> Path:
         if run.is_main:
             atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in run.log))
             if rec["step"] % config.save_every == 0 or rec["step"] == config.steps:
-                run.save_checkpoint()
+                run.save()
         bar.set_postfix(loss=f"{rec['loss']:.3f}", type=rec["type"])
         bar.update(1)
     bar.close()
@@ -509,7 +422,8 @@ def train(config: TrainConfig, model: Any = None) -> Path:
                                                config.max_query_length, config.max_passage_length)  # fmt: skip
         with atomic_dir(final) as tmp:
             run.model.save(str(tmp))
-        _write_summary(run)
+        write_train_summary(out, config, run.log, run.train_data, run.dev_data, run.sampler.world_size, run.state,
+                            run.frozen, sum(p.numel() for p in run.params))  # fmt: skip
     return final
 
 
@@ -520,78 +434,3 @@ def _check_out(out: Path) -> None:
             if not path.is_dir():
                 raise ConfigError(f"{path}: --out {out} must be a run directory, but {path} is an existing file")
             return
-
-
-def _write_summary(run: _Run) -> None:
-    """train_summary.json (config, histograms, speed, memory, dev metrics) and the two plots."""
-    cfg, log = run.config, run.log
-    langs: Counter = Counter()
-    for r in log:
-        for k, n in r["keys"].items():
-            _, q, p = parse_key(k)
-            langs[f"q:{q}"] += n
-            langs[f"p:{p}"] += n
-    timed = [r["seconds"] for r in log[1:]] or [r["seconds"] for r in log]
-    sec = float(np.mean(timed)) if timed else math.nan
-    summary = {
-        "config": dataclasses.asdict(cfg),
-        "data": {"source": run.train_data.source, "sources": run.train_data.info.get("sources"),
-                 "train_items": len(run.train_data.items),
-                 "dev_items": len(run.dev_data.items) if run.dev_data else 0,
-                 "dev_groups": run.train_data.info.get("dev_groups", []), "per_language": run.train_data.counts()},
-        "steps": len(log),
-        "batch_types": dict(Counter(r["type"] for r in log)),
-        "batch_keys": dict(Counter(r["key"] for r in log)),
-        "languages": dict(sorted(langs.items())),
-        "loss_first": log[0]["loss"] if log else None,
-        "loss_parts_last10_mean": {k: float(np.mean([r[k] for r in log[-10:]])) for k in ("infonce", "kd")
-                                   if log and k in log[-1]},
-        "loss_last10_mean": float(np.mean([r["loss"] for r in log[-10:]])) if log else None,
-        "seconds_per_step": sec,
-        "world_size": run.sampler.world_size,
-        "rank_checksums": run.state.get("rank_checksums"),
-        "pairs_per_second": cfg.batch_size * run.sampler.world_size / sec if sec else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "frozen_parameters": run.frozen,
-        "trainable_parameters": sum(p.numel() for p in run.params),
-        "dev_start": run.state.get("dev_start"),
-        "dev_end": run.state.get("dev_end"),
-    }  # fmt: skip
-    atomic_write_json(run.out / "train_summary.json", summary)
-    _plots(run.out, log, summary)
-
-
-def _plots(out: Path, log: list[dict], summary: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = np.array([r["step"] for r in log])
-    loss = np.array([r["loss"] for r in log])
-    for kind, color in (("xx", "tab:blue"), ("xy", "tab:orange")):
-        m = np.array([r["type"] == kind for r in log], dtype=bool)
-        if m.any():
-            ax.scatter(steps[m], loss[m], s=8, color=color, label=f"{kind.upper()} batch")
-    if len(loss) >= 5:
-        k = max(5, len(loss) // 20)
-        ax.plot(steps[k - 1 :], np.convolve(loss, np.ones(k) / k, mode="valid"), color="black", label=f"mean of {k}")
-    ax.set(xlabel="step", ylabel=f"{summary['config']['loss']} loss", title="training loss")
-    ax.legend()
-    atomic_savefig(fig, out / "loss.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 3]})
-    types = summary["batch_types"]
-    a1.bar(list(types), list(types.values()), color=["tab:blue" if t == "xx" else "tab:orange" for t in types])
-    a1.set(title="batch types", ylabel="batches")
-    langs = sorted({k[2:] for k in summary["languages"]})
-    x = np.arange(len(langs))
-    a2.bar(x - 0.2, [summary["languages"].get(f"q:{lang}", 0) for lang in langs], 0.4, label="queries")
-    a2.bar(x + 0.2, [summary["languages"].get(f"p:{lang}", 0) for lang in langs], 0.4, label="passages")
-    a2.set_xticks(x, langs)
-    a2.set(title="examples per language", ylabel="examples")
-    a2.legend()
-    atomic_savefig(fig, out / "batches.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
