@@ -1,10 +1,13 @@
-"""Shared fixtures: where the real data is, a tiny random encoder for logic tests, and the real default encoder."""
+"""Shared fixtures: where the real data is, a tiny random encoder for logic tests, the real default encoder, and
+fake ``train`` / ``evaluate`` functions for the study tests."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,3 +85,86 @@ def e5_small():
     from hybridir.models import load_encoder
 
     return load_encoder("e5-small", device="cpu")
+
+
+QUALITY = {"xx": 0.40, "xy": 0.45, "hybrid": 0.55}  # fake per-query AP levels; zero-shot is 0.30
+
+
+class Fakes:
+    """Stand-ins for ``train`` and ``evaluate`` that count their calls and can be told to crash."""
+
+    def __init__(self) -> None:
+        self.train_calls: list[str] = []
+        self.configs: list = []
+        self.eval_calls: list[str] = []
+        self.crash_eval_at: int | None = None
+
+    def train(self, config) -> Path:
+        self.train_calls.append(config.out)
+        final = Path(config.out) / "final"
+        final.mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "checkpoints" / "step-000003").mkdir(parents=True, exist_ok=True)
+        self.configs.append(config)
+        quality = QUALITY[config.sampler] + 0.01 * config.seed + 0.001 * config.distill_weight
+        (final / "quality.json").write_text(json.dumps({"q": quality}))
+        summary = {"steps": 3, "dev_end": {"n_items": 10, "mono_map": quality, "per_source": {"ntrex": {}}},
+                   "dev_start": {"n_items": 10, "mono_map": 0.5}}  # fmt: skip
+        (Path(config.out) / "train_summary.json").write_text(json.dumps(summary))
+        return final
+
+    def evaluate(self, model, dataset, *, out_dir, languages=None, **kwargs) -> dict:
+        self.eval_calls.append(str(model))
+        if self.crash_eval_at is not None and len(self.eval_calls) == self.crash_eval_at:
+            raise KeyboardInterrupt("killed")
+        qfile = Path(model) / "quality.json"
+        q = json.loads(qfile.read_text())["q"] if qfile.is_file() else 0.30
+        rng = np.random.default_rng(len(str(model)))
+        n = 40
+        if dataset.startswith("miracl"):  # a retrieval set: nDCG@10 per query under monoqa/<set>, ids in qids/<set>
+            name, ndcg = "miracl-yo-judged+1k", np.clip(q + rng.normal(0, 0.05, n), 0, 1)
+            np.savez(Path(out_dir) / "per_query.npz", **{f"monoqa/{name}": ndcg,
+                                                         f"qids/{name}": np.array([f"q{j}" for j in range(n)])})
+            summary = {"ndcg@10": float(ndcg.mean()), "recall@100": 0.9, "mrr@10": 0.5,
+                       f"{name}/ndcg@10": float(ndcg.mean())}  # fmt: skip
+            (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
+            return {"summary": summary}
+        if dataset == "flores":  # reciprocal rank per sentence under bitext/<dir>:<code> and pool_<setting>/<code>
+            rr = np.clip(q + rng.normal(0, 0.05, n), 0, 1)
+            np.savez(Path(out_dir) / "per_query.npz", **{"bitext/x_en:yo": rr, "pool_cross/yo": rr,
+                                                         "qids/x_en:yo": np.array([f"s{j}" for j in range(n)])})
+            summary = {"acc@1": float(rr.mean()), "mrr@10": float(rr.mean())}
+            both = {"x_en": {"mrr@10": q}, "en_x": {"mrr@10": q + 0.1}}
+            (Path(out_dir) / "results.json").write_text(json.dumps({
+                "summary": summary, "bitext": {"yor_Latn": {"seen": qfile.is_file(), **both}},
+                "topics": {"travel": {"in_domain": True, "mrr@10": q}, "sports": {"in_domain": False, "mrr@10": q}}}))
+            return {"summary": summary}
+        # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
+        # distance per query, query ids under qids/<x>; tables mono[x], multi[x], cross[x][y]
+        arrays, tables = {}, {"mono": {}, "multi": {}, "cross": {}}
+        for i, lang in enumerate(languages):
+            arrays[f"qids/{lang}"] = np.array([f"q{j}" for j in range(n)])
+            arrays[f"rank_distance/{lang}"] = np.clip(1 - q + rng.normal(0, 0.05, n), 0, None)
+            for setting in ("mono", "multi", "cross"):
+                ap = np.clip(q + 0.02 * i + rng.normal(0, 0.05, n), 0, 1)
+                arrays[f"{setting}/{lang}"] = ap
+                if setting != "cross":
+                    tables[setting][lang] = {"map": float(ap.mean()), "mrr": 0.5}
+            tables["cross"][lang] = {tgt: {"map": q + 0.01 * i} for tgt in languages if tgt != lang}
+        pairs = [m["map"] for by_tgt in tables["cross"].values() for m in by_tgt.values()]
+        summary = {f"{s}_map": float(np.mean([v["map"] for v in tables[s].values()])) for s in ("mono", "multi")}
+        summary |= {"cross_map": float(np.mean(pairs)), "rank_distance": 1.0 - q, "top10_query_lang_share": 0.5}
+        out_dir = Path(out_dir)
+        np.savez(out_dir / "per_query.npz", **arrays)
+        (out_dir / "results.json").write_text(json.dumps({"summary": summary, **tables}))
+        return {"summary": summary}
+
+
+@pytest.fixture
+def fakes(monkeypatch) -> Fakes:
+    import hybridir.evaluation
+    import hybridir.training
+
+    f = Fakes()
+    monkeypatch.setattr(hybridir.training, "train", f.train)
+    monkeypatch.setattr(hybridir.evaluation, "evaluate", f.evaluate)
+    return f

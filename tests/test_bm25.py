@@ -10,7 +10,7 @@ import pytest
 
 from hybridir.bm25 import bm25_search, tokenize
 from hybridir.data.evalset import EvalSet
-from hybridir.evaluation import retrieval_runs, run_metrics
+from hybridir.scoring.retrieval import retrieval_runs, run_metrics
 
 
 def test_tokenize_folds_latin_diacritics_and_splits_unspaced_scripts():

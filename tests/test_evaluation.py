@@ -12,8 +12,10 @@ from test_lareqa import write_lareqa
 from hybridir.data.evalset import EvalSet
 from hybridir.data.lareqa import load_lareqa
 from hybridir.encoding import Encoder
-from hybridir.evaluation import evaluate, evaluate_lareqa, evaluate_retrieval, search
+from hybridir.evaluation import evaluate
 from hybridir.metrics import average_precision
+from hybridir.scoring.lareqa import evaluate_lareqa
+from hybridir.scoring.retrieval import evaluate_retrieval, search
 
 
 class OracleEncoder:
@@ -179,17 +181,17 @@ def test_e5_small_on_real_xquad_r_slice(tmp_path, data_root, e5_small):
 
 
 def test_dataset_names_and_data_dir_errors(tmp_path, monkeypatch):
+    from hybridir.benchmarks import Request, load
     from hybridir.data import resolve_data_dir
     from hybridir.errors import ConfigError, DataError
-    from hybridir.evaluation import load_eval_data
 
     with pytest.raises(ConfigError, match="unknown dataset 'squad'"):
-        load_eval_data("squad")
+        load("squad")
     with pytest.raises(DataError, match="data directory not found"):
         resolve_data_dir(tmp_path / "missing")
     monkeypatch.setenv("HYBRIDIR_DATA", str(tmp_path))
     assert resolve_data_dir() == tmp_path
     with pytest.raises(DataError, match="xquad-r: no folder xquad-r"):
-        load_eval_data("xquad-r")
-    kind, sets = load_eval_data("xquad-r", write_lareqa(tmp_path / "direct"), languages=["en"])
-    assert kind == "lareqa" and sets[0].languages == ["en"]
+        load("xquad-r")
+    bench, sets = load("xquad-r", Request(write_lareqa(tmp_path / "direct"), languages=["en"]))
+    assert bench.protocol == "lareqa" and sets[0].languages == ["en"]

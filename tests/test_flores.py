@@ -1,5 +1,6 @@
-"""FLORES-200 bitext retrieval (hybridir.bitext) on real FLORES rows: oracle and random encoders, pytrec_eval
-agreement, seen/unseen groups from a training record, topic domains, resource levels, bad codes, the run directory."""
+"""FLORES-200 bitext retrieval (scoring.bitext, benchmarks.flores) on real FLORES rows: oracle and random encoders,
+pytrec_eval agreement, seen/unseen groups from a training record, topic domains, resource levels, bad codes, the
+run directory."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from hybridir.bitext import PIVOT, evaluate_flores, load_flores_task, training_record
+from hybridir.benchmarks.flores import load_flores_task, training_record
 from hybridir.cli import main
 from hybridir.data.flores import TOPICS, flores_codes, resource_levels
 from hybridir.errors import ConfigError, DataError
 from hybridir.metrics import rank_relevant, trec_eval_per_query
-from hybridir.study import _cell_metrics
+from hybridir.scoring.bitext import PIVOT, evaluate_flores
+from hybridir.study.runner import cell_metrics
 
 
 class RowEncoder:
@@ -160,12 +162,12 @@ def test_cli_writes_table_plot_and_flat_summary(tmp_path, data_root, tiny_model_
     md = (out / "results.md").read_text()
     assert "| yor_Latn | no | low |" in md and "In-domain topics (--in-domain-topics): travel" in md
     assert (out / "flores_languages.png").stat().st_size > 10_000
-    flat = _cell_metrics(tmp_path / "cell", ["flores"])  # what a study's table picks up
+    flat = cell_metrics(tmp_path / "cell", ["flores"])  # what a study's table picks up
     assert {"flores/acc@1", "flores/domain_gap", "flores/unseen_mrr@10", "flores/low_acc@1"} <= set(flat)
 
 
 def test_study_yaml_takes_flores_with_in_domain_topics(tmp_path):
-    from hybridir.study_config import load_study_config
+    from hybridir.study import load_study_config
 
     text = """
 name: topics

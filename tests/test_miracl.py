@@ -12,11 +12,13 @@ import pytest
 import pytrec_eval
 from test_lareqa import write_lareqa
 
+from hybridir.benchmarks import Request, load, lookup
 from hybridir.cli import main
-from hybridir.data.miracl import JUDGED_SAMPLE, load_miracl, parse_miracl_name
+from hybridir.data.miracl import JUDGED_SAMPLE, load_miracl
 from hybridir.encoding import Encoder
 from hybridir.errors import ConfigError, DataError, ModelError
-from hybridir.evaluation import bm25_retriever, dense_retriever, evaluate, load_eval_data, retrieval_runs
+from hybridir.evaluation import evaluate
+from hybridir.scoring.retrieval import bm25_retriever, dense_retriever, retrieval_runs
 
 TREC = tuple[str, str, int]  # qid, docid, grade
 
@@ -46,8 +48,8 @@ def test_official_layout_and_miracl_conventions(tmp_path):
     assert es.name == "miracl-xx" and len(es.cand_ids) == 20 and es.cand_texts[1] == "T1 passage 1"
     # grade 0 is judged non-relevant; q2 (only grade 0) and q3 (not judged) have no relevant passage: skipped
     assert es.query_ids == ["q1"] and es.qrels_dict() == {"q1": {"d1": 1}}
-    kind, (same,) = load_eval_data("miracl:xx", tmp_path / "data")  # <data>/miracl/... as for ../shared/data
-    assert kind == "retrieval" and same.cand_ids == es.cand_ids
+    bench, (same,) = load("miracl:xx", Request(tmp_path / "data"))  # <data>/miracl/... as for ../shared/data
+    assert bench.protocol == "retrieval" and same.cand_ids == es.cand_ids
 
 
 def test_judged_sample_variant_is_named_and_seeded(tmp_path):
@@ -57,21 +59,23 @@ def test_judged_sample_variant_is_named_and_seeded(tmp_path):
     assert {"d1", "d2"} <= set(small.cand_ids) and len(small.cand_ids) == 7  # all judged of q1 + 5 others
     assert load_miracl("xx", data_dir=root, sample=5).cand_ids == small.cand_ids  # fixed seed
     assert load_miracl("xx", data_dir=root, sample=5, seed=1).cand_ids != small.cand_ids
-    _, (es,) = load_eval_data("miracl-judged:xx:3000", root)
+    _, (es,) = load("miracl-judged:xx:3000", Request(root))
     assert es.name == "miracl-xx-judged+3k" and len(es.cand_ids) == 20
     with pytest.raises(ConfigError, match="miracl-judged:<lang>"):
-        load_eval_data("miracl-judged:xx:many", root)
+        load("miracl-judged:xx:many", Request(root))
 
 
 def test_one_grammar_for_miracl_names():
-    """evaluate and study configs read names through parse_miracl_name: full collection vs judged + N."""
-    assert parse_miracl_name("miracl:yo") == ("yo", None)
-    assert parse_miracl_name("miracl-judged:yo") == ("yo", JUDGED_SAMPLE)
-    assert parse_miracl_name("miracl-judged:zh:2000") == ("zh", 2000)
-    assert parse_miracl_name("xquad-r") is None and parse_miracl_name("miracle:yo") is None
+    """evaluate and study configs read names through the benchmark registry: full collection vs judged + N."""
+    assert lookup("miracl:yo")[1] == ("yo", None)
+    assert lookup("miracl-judged:yo")[1] == ("yo", JUDGED_SAMPLE)
+    assert [b.name for b, _ in (lookup("miracl-judged:zh:2000"), lookup("xquad-r"))] == ["miracl-judged", "xquad-r"]
+    assert lookup("miracl-judged:zh:2000")[1] == ("zh", 2000)
+    with pytest.raises(ConfigError, match="unknown dataset 'miracle:yo'"):
+        lookup("miracle:yo")
     for bad in ("miracl:", "miracl:yo:2000", "miracl-judged:yo:0", "miracl-judged:yo:2k"):
         with pytest.raises(ConfigError, match="expected miracl:<lang> or miracl-judged"):
-            parse_miracl_name(bad)
+            lookup(bad)
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):

@@ -15,9 +15,8 @@ from hybridir.data.parallel import (
     load_ntrex,
     load_pairs,
     load_squad,
-    load_train_dev,
-    load_training_data,
 )
+from hybridir.data.sources import load_train_dev, load_training_data
 from hybridir.errors import ConfigError, DataError
 
 LANGS = ("en", "de", "zh")

@@ -1,8 +1,9 @@
 """The study runner on tiny grids: grid expansion, validation errors, skip-finished, resume, tables and plots.
 
-Training and evaluation are replaced by fakes that write the same files as the real ones (``final/`` +
-``train_summary.json``; ``results.json`` + ``per_query.npz``), with hybrid better than X-X by construction, so the
-runner's bookkeeping and statistics are tested in seconds. One slow test runs the real functions end to end.
+Training and evaluation are replaced by fakes (``conftest.Fakes``) that write the same files as the real ones
+(``final/`` + ``train_summary.json``; ``results.json`` + ``per_query.npz``), with hybrid better than X-X by
+construction, so the runner's bookkeeping and statistics are tested in seconds. One slow test runs the real
+functions end to end.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir import study, study_report
+from hybridir import study
 from hybridir.errors import ConfigError
 
 LANGS = ["ar", "de", "en", "zh"]
-QUALITY = {"xx": 0.40, "xy": 0.45, "hybrid": 0.55}  # fake per-query AP levels; zero-shot is 0.30
 
 
 def write_yaml(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:
@@ -46,86 +46,6 @@ eval:
   max_questions: 5
   languages: [ar, de, en, zh]
 """
-
-
-class Fakes:
-    """Stand-ins for ``train`` and ``evaluate`` that count their calls and can be told to crash."""
-
-    def __init__(self) -> None:
-        self.train_calls: list[str] = []
-        self.configs: list = []
-        self.eval_calls: list[str] = []
-        self.crash_eval_at: int | None = None
-
-    def train(self, config) -> Path:
-        self.train_calls.append(config.out)
-        final = Path(config.out) / "final"
-        final.mkdir(parents=True, exist_ok=True)
-        (Path(config.out) / "checkpoints" / "step-000003").mkdir(parents=True, exist_ok=True)
-        self.configs.append(config)
-        quality = QUALITY[config.sampler] + 0.01 * config.seed + 0.001 * config.distill_weight
-        (final / "quality.json").write_text(json.dumps({"q": quality}))
-        summary = {"steps": 3, "dev_end": {"n_items": 10, "mono_map": quality, "per_source": {"ntrex": {}}},
-                   "dev_start": {"n_items": 10, "mono_map": 0.5}}  # fmt: skip
-        (Path(config.out) / "train_summary.json").write_text(json.dumps(summary))
-        return final
-
-    def evaluate(self, model, dataset, *, out_dir, languages=None, **kwargs) -> dict:
-        self.eval_calls.append(str(model))
-        if self.crash_eval_at is not None and len(self.eval_calls) == self.crash_eval_at:
-            raise KeyboardInterrupt("killed")
-        qfile = Path(model) / "quality.json"
-        q = json.loads(qfile.read_text())["q"] if qfile.is_file() else 0.30
-        rng = np.random.default_rng(len(str(model)))
-        n = 40
-        if dataset.startswith("miracl"):  # a retrieval set: nDCG@10 per query under monoqa/<set>, ids in qids/<set>
-            name, ndcg = "miracl-yo-judged+1k", np.clip(q + rng.normal(0, 0.05, n), 0, 1)
-            np.savez(Path(out_dir) / "per_query.npz", **{f"monoqa/{name}": ndcg,
-                                                         f"qids/{name}": np.array([f"q{j}" for j in range(n)])})
-            summary = {"ndcg@10": float(ndcg.mean()), "recall@100": 0.9, "mrr@10": 0.5,
-                       f"{name}/ndcg@10": float(ndcg.mean())}  # fmt: skip
-            (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
-            return {"summary": summary}
-        if dataset == "flores":  # reciprocal rank per sentence under bitext/<dir>:<code> and pool_<setting>/<code>
-            rr = np.clip(q + rng.normal(0, 0.05, n), 0, 1)
-            np.savez(Path(out_dir) / "per_query.npz", **{"bitext/x_en:yo": rr, "pool_cross/yo": rr,
-                                                         "qids/x_en:yo": np.array([f"s{j}" for j in range(n)])})
-            summary = {"acc@1": float(rr.mean()), "mrr@10": float(rr.mean())}
-            both = {"x_en": {"mrr@10": q}, "en_x": {"mrr@10": q + 0.1}}
-            (Path(out_dir) / "results.json").write_text(json.dumps({
-                "summary": summary, "bitext": {"yor_Latn": {"seen": qfile.is_file(), **both}},
-                "topics": {"travel": {"in_domain": True, "mrr@10": q}, "sports": {"in_domain": False, "mrr@10": q}}}))
-            return {"summary": summary}
-        # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
-        # distance per query, query ids under qids/<x>; tables mono[x], multi[x], cross[x][y]
-        arrays, tables = {}, {"mono": {}, "multi": {}, "cross": {}}
-        for i, lang in enumerate(languages):
-            arrays[f"qids/{lang}"] = np.array([f"q{j}" for j in range(n)])
-            arrays[f"rank_distance/{lang}"] = np.clip(1 - q + rng.normal(0, 0.05, n), 0, None)
-            for setting in ("mono", "multi", "cross"):
-                ap = np.clip(q + 0.02 * i + rng.normal(0, 0.05, n), 0, 1)
-                arrays[f"{setting}/{lang}"] = ap
-                if setting != "cross":
-                    tables[setting][lang] = {"map": float(ap.mean()), "mrr": 0.5}
-            tables["cross"][lang] = {tgt: {"map": q + 0.01 * i} for tgt in languages if tgt != lang}
-        pairs = [m["map"] for by_tgt in tables["cross"].values() for m in by_tgt.values()]
-        summary = {f"{s}_map": float(np.mean([v["map"] for v in tables[s].values()])) for s in ("mono", "multi")}
-        summary |= {"cross_map": float(np.mean(pairs)), "rank_distance": 1.0 - q, "top10_query_lang_share": 0.5}
-        out_dir = Path(out_dir)
-        np.savez(out_dir / "per_query.npz", **arrays)
-        (out_dir / "results.json").write_text(json.dumps({"summary": summary, **tables}))
-        return {"summary": summary}
-
-
-@pytest.fixture
-def fakes(monkeypatch) -> Fakes:
-    import hybridir.evaluation
-    import hybridir.training
-
-    f = Fakes()
-    monkeypatch.setattr(hybridir.training, "train", f.train)
-    monkeypatch.setattr(hybridir.evaluation, "evaluate", f.evaluate)
-    return f
 
 
 def test_expand_grid_counts_zero_shot_once_alpha_only_for_hybrid_and_seed_overrides(tmp_path):
@@ -227,7 +147,7 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     assert len(claims) == 4 and all(c["holds"] and c["p_value"] < 0.05 for c in claims)
     md = (out / "study.md").read_text()
     assert "## The paper's claims, checked" in md
-    printed = study_report.format_results(out)
+    printed = study.format_results(out)
     assert printed.count("| e5-small |") == len(rows) and printed.splitlines()[4] in md
     assert "▲xx" in md and "## Timing" in md and "## High-resource check" in md
     assert "## Seen vs unseen languages" in md  # trained on ar, de; evaluated on 4 languages
@@ -379,7 +299,7 @@ def test_paper_claims_report_a_claim_that_fails():
             row("xy", 0.79, 0.70, 0.40, 300), row("hybrid-0.5", 0.81, 0.65, 0.38, 400)]  # fmt: skip
     tests = [{"model": "m", "languages": "l", "steps": 5, "arm": "hybrid-0.5", "baseline": "xx", "setting": "cross",
               "p_value": 0.2}]  # fmt: skip
-    claims = {(c["claim"], c["arm"]): c for c in study_report.paper_claims(rows, tests)}
+    claims = {(c["claim"], c["arm"]): c for c in study.paper_claims(rows, tests)}
     cross = claims[("hybrid >= X-X in cross-lingual mAP", "hybrid-0.5")]
     assert not cross["holds"] and cross["p_value"] == 0.2 and cross["baseline_value"] == 0.66
     assert claims[("hybrid >= X-X in multilingual mAP", "hybrid-0.5")]["holds"]
@@ -441,7 +361,7 @@ def test_mono_ft_row_averages_its_languages_and_shows_n_a_for_cross_and_multi(tm
     assert "xquad-r/mono_map" in row["mean"] and not any(k.startswith("xquad-r/cross") for k in row["mean"])
     assert len(row["seeds"]) == 3  # one record per language
     assert "xquad-r/mono_map" not in row["ci95"] or np.isnan(row["ci95"]["xquad-r/mono_map"])  # one seed: no interval
-    table = study_report.results_table(result["rows"])
+    table = study.results_table(result["rows"])
     mono_line = next(line for line in table.splitlines() if "| mono-ft |" in line)
     assert mono_line.count("n/a") >= 3  # cross, multi, rank distance
 
@@ -501,11 +421,11 @@ def test_miracl_in_a_study_gets_its_columns_tests_and_a_colon_free_folder(tmp_pa
     result = json.loads((out / "study.json").read_text())
     hybrid = next(r for r in result["rows"] if r["arm"] == "hybrid-0.25")
     assert hybrid["mean"]["miracl-judged:yo:1000/ndcg@10"] > 0.5  # fake quality 0.55 + seed offsets
-    header = study_report.results_table(result["rows"]).splitlines()[0]
+    header = study.results_table(result["rows"]).splitlines()[0]
     assert "miracl-judged:yo:1000 ndcg@10" in header and "miracl-yo-judged+1k" not in header  # one column per metric
     tested = {(t["baseline"], t["setting"]) for t in result["significance"] if t["arm"] == "hybrid-0.25"}
     assert ("xx", "miracl-judged:yo:1000") in tested
-    assert next(line for line in study_report.results_table(result["rows"]).splitlines()
+    assert next(line for line in study.results_table(result["rows"]).splitlines()
                 if "| hybrid-0.25 |" in line).count("▲zs") >= 2  # XQuAD-R settings and MIRACL  # fmt: skip
 
 

@@ -192,7 +192,7 @@ def test_real_ntrex_run_loss_goes_down_and_resumes_after_kill(data_root, tmp_pat
 def test_cli_arguments_mirror_the_config():
     import argparse
 
-    from hybridir.training import add_cli_arguments, config_from_args
+    from hybridir.train_config import add_cli_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_cli_arguments(parser)
@@ -297,7 +297,7 @@ def test_kd_with_gradcache_moves_the_student_towards_the_teacher(tiny_model_dir,
 def test_hybrid_plus_distillation_resumes_exactly_from_the_teacher_cache(tiny_model_dir, tmp_path, monkeypatch):
     """A killed hybrid + KD run resumes with the same batches and losses, reading the teacher's vectors from its
     cache: the teacher is never loaded again."""
-    import hybridir.training as training
+    import hybridir.teacher as teacher
 
     data = synthetic_folder(tmp_path / "data")
     kw = dict(steps=12, save_every=4, distill_weight=2.0, symmetric=True)
@@ -308,7 +308,7 @@ def test_hybrid_plus_distillation_resumes_exactly_from_the_teacher_cache(tiny_mo
     def no_teacher(name):
         raise AssertionError("the teacher was loaded although its vectors are cached")
 
-    monkeypatch.setattr(training, "load_teacher", no_teacher)
+    monkeypatch.setattr(teacher, "load_teacher", no_teacher)
     train(cut)
     a, b = read_log(tmp_path / "whole"), read_log(tmp_path / "cut")
     assert [r["keys"] for r in a] == [r["keys"] for r in b]

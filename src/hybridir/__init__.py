@@ -13,7 +13,7 @@ _API = {
     "load_encoder": "models",
     "fingerprint": "models",
     "evaluate": "evaluation",
-    "TrainConfig": "training",
+    "TrainConfig": "train_config",
     "train": "training",
     "run_study": "study",
 }

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import benchmarks
 from .errors import HybridIRError
 
 
@@ -54,7 +55,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .training import config_from_args, train
+    from .train_config import config_from_args
+    from .training import train
 
     print(f"final model: {train(config_from_args(args))}")
 
@@ -73,8 +75,7 @@ def _merge(args: argparse.Namespace) -> None:
 
 
 def _study(args: argparse.Namespace) -> None:
-    from .study import describe_study, run_study
-    from .study_report import format_results
+    from .study import describe_study, format_results, run_study
 
     if args.list:
         print(describe_study(args.config, args.out))
@@ -95,9 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="e5-small",
                    help="registry name, hub id, local checkpoint / run dir, or bm25 (lexical baseline)")  # fmt: skip
     e.add_argument("--dataset", default="xquad-r",
-                   help="xquad-r | mlqa-r | monoqa | jsquad-ja | cmrc2018-zh | drcd-zh-tw | iapp-th | persianqa-fa "
-                        "| beir:DIR | miracl:LANG | miracl-judged:LANG[:N] (judged + N random passages) | flores "
-                        "(FLORES-200 X<->English in 205 languages)")  # fmt: skip
+                   help=f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")")
     e.add_argument("--fusion", default=None, choices=["bm25", "bm25-rrf"],
                    help="retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised "
                         "scores summed, like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)")  # fmt: skip
@@ -124,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")
     try:
-        from .training import add_cli_arguments
+        from .train_config import add_cli_arguments
 
         add_cli_arguments(t)
     except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment

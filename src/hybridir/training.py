@@ -23,13 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import resource
-import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,216 +34,16 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from .data.parallel import XQUAD_LANGUAGES, ParallelItem, check_language, data_sources
-from .data.qa import TARGETS
+from .checkpoints import checkpoints, read_log, read_meta, restore, save_checkpoint
 from .data.sources import load_train_dev
 from .dev_metrics import dev_metrics
-from .errors import ConfigError, DataError, ModelError
-from .files import atomic_dir, atomic_savefig, atomic_write_json, atomic_write_text
-from .losses import LOSSES, Objective, VectorCache, load_teacher, uses_teacher
+from .errors import ConfigError
+from .files import atomic_dir, atomic_write_text
+from .losses import Objective
 from .sampling import SAMPLERS, parse_key
-
-# Fields that may change between a run and its resumption; any other change would alter the trajectory.
-# ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
-RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge"}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved into every checkpoint and ``train_summary.json``.
-
-    ``mixed_languages=False`` (default): one language (X-X) or one language pair (X-Y) per batch, as in the
-    hybrid-batch paper; in-batch negatives then share the query's language, so language identity cannot be a
-    shortcut. ``freeze_embeddings=True`` (default): the 250k x 384 word embedding is 96M of e5-small's 118M
-    parameters; freezing it saves about 2 GB of AdamW state and ~20% of step time on CPU, and with a few thousand
-    training sentences most of its rows would get no or noisy updates anyway. ``merge < 1`` saves a WiSE-FT
-    interpolation of the trained and the starting weights (``_Run.merge_with_start``).
-
-    Example::
-
-        TrainConfig(model="e5-small", data="ntrex", languages=["en", "de"], sampler="hybrid", alpha=0.5)
-    """
-
-    model: str = "e5-small"
-    data: str = "ntrex"
-    data_dir: str | None = None
-    languages: list[str] = field(default_factory=lambda: list(XQUAD_LANGUAGES))
-    train_topics: list[str] = field(default_factory=list)
-    dev_data: str = ""
-    qa_target: str = "sentence"
-    source_weights: str = ""
-    sampler: str = "hybrid"
-    alpha: float = 0.5
-    loss: str = "infonce"
-    distill_weight: float = 0.0
-    teacher: str | None = None
-    mixed_languages: bool = False
-    steps: int = 200
-    batch_size: int = 32
-    mini_batch_size: int | None = None
-    lr: float = 5e-5  # chosen on dev data only (studies/recipe_search.yaml; docs/studies.md)
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    merge: float = 1.0
-    max_grad_norm: float = 1.0
-    temperature: float = 0.05
-    symmetric: bool = False
-    hard_negatives: bool = False
-    freeze_embeddings: bool = True
-    freeze_layers: int = 0
-    max_query_length: int = 32
-    max_passage_length: int = 128
-    ict_window: int = 4
-    ict_remove_prob: float = 0.9
-    seed: int = 0
-    out: str = "runs/hybrid"
-    save_every: int = 50
-    keep_checkpoints: int = 2
-    dev_fraction: float = 0.1
-    dev_max_items: int = 200
-    cache_dir: str | None = None
-    show_progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("languages", "train_topics"):
-            if isinstance(value := getattr(self, name), str):
-                setattr(self, name, [x.strip() for x in value.split(",") if x.strip()])
-        for name in ("data", "dev_data"):
-            if isinstance(value := getattr(self, name), list | tuple):
-                setattr(self, name, "+".join(value))
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ConfigError naming the bad field."""
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        if not 0 <= self.alpha <= 1:
-            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if not self.languages or len(set(self.languages)) != len(self.languages):
-            raise ConfigError(f"languages must be a non-empty list without repeats, got {self.languages}")
-        for lang in self.languages:
-            try:
-                check_language(lang, "languages")
-            except DataError as e:
-                raise ConfigError(str(e)) from None
-        if self.sampler != "xx" and len(self.languages) < 2:
-            raise ConfigError(f"sampler {self.sampler!r} needs X-Y batches, i.e. at least two languages")
-        sources = data_sources(self.data)
-        if self.effective_alpha > 0 and sources == ["flores"]:
-            raise ConfigError(f"sampler {self.sampler!r} needs X-X batches, but FLORES gives translation pairs only "
-                              "(X-Y); use --data ntrex+flores or --sampler xy")  # fmt: skip
-        if self.train_topics and "flores" not in sources:
-            raise ConfigError(f"train_topics {self.train_topics} need FLORES in --data (got {self.data!r})")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r}: use one of {', '.join(LOSSES)}")
-        if not self.distill_weight >= 0 or (self.loss == "kd" and self.distill_weight):
-            raise ConfigError(f"distill_weight must be >= 0 and adds KD to the infonce loss only, got "
-                              f"{self.distill_weight} with loss {self.loss!r}")  # fmt: skip
-        if uses_teacher(self) and "en" not in self.languages:
-            raise ConfigError("distillation targets the teacher's English vectors: languages must include 'en'")
-        positive = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "save_every": self.save_every,
-                    "temperature": self.temperature, "max_query_length": self.max_query_length,
-                    "max_passage_length": self.max_passage_length,
-                    "keep_checkpoints": self.keep_checkpoints}  # fmt: skip
-        for name, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f"{name} must be > 0, got {value}")
-        if self.batch_size < 2:
-            raise ConfigError("batch_size must be >= 2: in-batch negatives need a second example")
-        if self.mini_batch_size is not None and not 0 < self.mini_batch_size <= self.batch_size:
-            raise ConfigError(f"mini_batch_size must be in [1, batch_size], got {self.mini_batch_size}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0 <= self.merge <= 1:
-            raise ConfigError(f"merge must be in [0, 1] (1 keeps the trained weights), got {self.merge}")
-        if not 0 <= self.dev_fraction < 1:
-            raise ConfigError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
-        if self.qa_target not in TARGETS:
-            raise ConfigError(f"qa_target must be one of {', '.join(TARGETS)}, got {self.qa_target!r}")
-        if self.freeze_layers < 0:
-            raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
-        _ = self.weights_by_source  # parses source_weights: a bad value fails here, not mid-run
-
-    @property
-    def weights_by_source(self) -> dict[str, float]:
-        """``source_weights`` ("iapp-th=3,afriqa:xy=100") as a mapping; empty means pools shared across sources."""
-        out: dict[str, float] = {}
-        for part in filter(None, (x.strip() for x in self.source_weights.split(","))):
-            name, eq, value = part.partition("=")
-            try:
-                out[name.strip()] = float(value)
-            except ValueError:
-                eq = ""
-            if not eq or not name.strip() or not out[name.strip()] >= 0:
-                raise ConfigError(f"source_weights: expected source=weight pairs with weights >= 0 joined by ',' "
-                                  f"(iapp-th=3,afriqa:xy=100), got {part!r}")  # fmt: skip
-        return out
-
-    @property
-    def effective_alpha(self) -> float:
-        return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)
-
-
-_HELP = {
-    "model": "registry name (hybridir models), hub id or local checkpoint",
-    "data": "ntrex | flores | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME, or several "
-            "joined with + (ntrex+flores) (docs/data_formats.md)",
-    "train_topics": "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
-                    "entertainment, geography); default all",
-    "qa_target": "QA sources (iapp-th, cmrc-trial, afriqa): the positive is the answer sentence, the sentence "
-                 "followed by its passage (sentence-context) or the passage",
-    "source_weights": "weight the sources of a mix, e.g. iapp-th=3,afriqa:xy=100 (SOURCE or SOURCE:xx / SOURCE:xy): "
-                      "a key's chance is its size times its weight (default: pools shared across sources, by size)",
-    "freeze_layers": "freeze the first N transformer layers (and the embedding block) so training moves only the top",
-    "dev_data": "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
-                "different --data are selected on the same dev set",
-    "loss": f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
-            "vectors (hybridir.losses)",
-    "distill_weight": "infonce only: add this weight times the KD term (mean squared distance to the teacher)",
-    "teacher": "KD teacher model (default: the starting --model, frozen)",
-    "merge": "WiSE-FT: the saved model is start + MERGE x (trained - start); 1 keeps the trained weights, 0.5 "
-             "averages them with the starting model's",
-    "cache_dir": "teacher / starting-model vector cache (default <out>/cache)",
-    "data_dir": "data root (default $HYBRIDIR_DATA or ../shared/data)",
-    "sampler": f"batch sampler: {' | '.join(SAMPLERS)}",
-    "alpha": "hybrid only: probability that a batch is X-X (else X-Y)",
-    "mixed_languages": "mix languages (pairs) within a batch instead of one per batch",
-    "mini_batch_size": "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)",
-    "temperature": "InfoNCE temperature (scale = 1 / temperature)",
-    "symmetric": "add the passage-to-query InfoNCE direction",
-    "hard_negatives": "add one ICT hard negative per pair",
-    "freeze_embeddings": "freeze the word embedding (less memory, faster steps on CPU)",
-    "ict_window": "inverse cloze task: sentences per passage window",
-    "ict_remove_prob": "inverse cloze task: probability that the query sentence is removed from its passage",
-    "save_every": "checkpoint every N steps (resume continues from the last one)",
-    "dev_fraction": "share of training documents held out as a dev split (for choosing hyperparameters)",
-}
-
-
-def add_cli_arguments(parser: Any) -> None:
-    """Add one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...) to an argparse
-    parser, so the CLI never drifts from the dataclass. Use with :func:`config_from_args`."""
-    import argparse
-
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if isinstance(default, bool):
-            parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=_HELP.get(f.name, " ")
-            )
-        elif isinstance(default, list):
-            help_ = _HELP.get(f.name, "comma-separated codes (default: %(default)s)")
-            parser.add_argument(flag, dest=f.name, default=",".join(default), help=help_)
-        else:
-            kind = {"mini_batch_size": int}.get(f.name, str if default is None else type(default))
-            help_ = f"{_HELP.get(f.name, '')} (default: %(default)s)".strip()
-            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_)
-
-
-def config_from_args(args: Any) -> TrainConfig:
-    """TrainConfig from a namespace filled by :func:`add_cli_arguments` (ConfigError on bad values)."""
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+from .teacher import start_cache, teacher_targets
+from .train_config import RESUMABLE_FIELDS, TrainConfig
+from .train_summary import write_train_summary
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -278,14 +74,6 @@ def _freeze_word_embeddings(model: Any) -> int:
     return emb.weight.numel()
 
 
-def _pivot(item: ParallelItem) -> str | None:
-    """The language whose teacher vectors are an item's KD target: English, else its one language with a passage."""
-    if "en" in item.pairs and item.pairs["en"].passage:
-        return "en"
-    with_passage = [lang for lang, pair in item.pairs.items() if pair.passage]
-    return with_passage[0] if len(with_passage) == 1 else None
-
-
 def _freeze_lower_layers(model: Any, n: int) -> int:
     """Freeze the embedding block and the first ``n`` transformer layers (none for n = 0); returns the count of
     newly frozen parameters. A strong start keeps its lower layers; only the top adapts to the task."""
@@ -303,28 +91,6 @@ def _freeze_lower_layers(model: Any, n: int) -> int:
                 p.requires_grad_(False)
                 frozen += p.numel()
     return frozen
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """AdamW state as flat safetensors-ready tensors plus the JSON-able rest (param groups)."""
-    sd = opt.state_dict()
-    tensors = {}
-    for pid, st in sd["state"].items():
-        for name, val in st.items():
-            tensors[f"{pid}.{name}"] = val if torch.is_tensor(val) else torch.tensor(val)
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, val in tensors.items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
 class _Run:
@@ -356,7 +122,7 @@ class _Run:
             rank=rank,
         )
         self.pools = pools
-        self.ckpts = _checkpoints(self.out)
+        self.ckpts = checkpoints(self.out)
         torch.manual_seed(config.seed)  # dropout; a resumed run restores the saved RNG state instead
         self.model = model if model is not None else self._load_model(self.ckpts[-1] if self.ckpts else None)
         self.frozen = _freeze_word_embeddings(self.model) if config.freeze_embeddings else 0
@@ -379,55 +145,25 @@ class _Run:
 
         return load_encoder(str(ckpt / "model") if ckpt else self.config.model)  # GPU when there is one
 
-    def start_cache(self) -> VectorCache:
-        """The vector cache of the starting model (its dev vectors are the same in every run that starts from it);
-        its fingerprint is taken before the first step and kept in the checkpoints."""
-        from .models import fingerprint
-
-        if "start_fingerprint" not in self.state:
-            self.state["start_fingerprint"] = fingerprint(self.model)
-        return VectorCache(self.cache_root, self.state["start_fingerprint"])
-
-    def prepare_teacher(self) -> None:
-        """KD targets: the teacher's vectors of every training item's English query (query prompt) and passage
-        (passage prompt), from the cache when there; an item without English but with one language that has a
-        passage (a Thai or Chinese QA question) is its own target, which holds the student near the teacher there.
-        The default teacher is the starting model: before the first step that is the model in hand; on resume it
-        is loaded only if the cache lacks a text."""
-        cfg = self.config
-        if not uses_teacher(cfg):
+    def resume(self) -> None:
+        """Continue from the newest checkpoint (model already loaded from it): optimizer, scheduler, RNG, counters
+        and log; refused when the run was started with settings that change the trajectory."""
+        if not self.ckpts:
             return
-        items = self.train_data.items
-        pivots = [_pivot(it) for it in items]
-        if lacking := [it.id for it, p in zip(items, pivots, strict=True) if p is None]:
-            raise DataError(f"{self.train_data.source}: distillation needs the English side of every item (or one "
-                            f"language with a passage); {len(lacking)} lack it (e.g. {lacking[0]!r})")  # fmt: skip
-        name = cfg.teacher or cfg.model
-        fresh = cfg.teacher is None and self.state["step"] == 0
-        loaded: list[Any] = []
+        defaults = dataclasses.asdict(TrainConfig(languages=self.config.languages))  # fields newer than the run
+        saved = {k: v for k, v in {**defaults, **read_meta(self.ckpts[-1])["config"]}.items()
+                 if k not in RESUMABLE_FIELDS}  # fmt: skip
+        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
+                              "use another --out or the same options")  # fmt: skip
+        self.state = restore(self.ckpts[-1], self.opt, self.sched)
+        self.log = read_log(self.out, self.state["step"])
 
-        def teacher() -> Any:
-            if not loaded:
-                from .models import fingerprint
-
-                loaded.append(self.model if fresh else load_teacher(name))
-                fp = fingerprint(loaded[0])
-                if self.state.setdefault("teacher_fingerprint", fp) != fp:
-                    raise ModelError(f"KD teacher {name!r} changed since this run started (fingerprint {fp}, "
-                                     f"was {self.state['teacher_fingerprint']}); use another --out")  # fmt: skip
-            return loaded[0]
-
-        if "teacher_fingerprint" not in self.state:
-            teacher()
-        cache = VectorCache(self.cache_root, self.state["teacher_fingerprint"])
-        q = cache.vectors([it.pairs[p].query for it, p in zip(items, pivots, strict=True)], "query",
-                          cfg.max_query_length, teacher)  # fmt: skip
-        p = cache.vectors([it.pairs[p].passage for it, p in zip(items, pivots, strict=True)], "passage",
-                          cfg.max_passage_length, teacher)  # fmt: skip
-        dim = self.model.get_embedding_dimension()
-        if q.shape[1] != dim:
-            raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")
-        self.labels = np.stack([q, p], axis=1)
+    def save(self) -> None:
+        save_checkpoint(self.out, self.model, self.opt, self.sched, dataclasses.asdict(self.config), self.state,
+                        self.config.keep_checkpoints)  # fmt: skip
 
     def merge_with_start(self) -> None:
         """``config.merge < 1``: the saved model is start + merge x (trained - start) (:func:`merge_weights`).
@@ -436,47 +172,6 @@ class _Run:
 
         if self.config.merge < 1:
             merge_weights(self.model, self.start or self._load_model(None), self.config.merge)
-
-    # --- checkpoints --------------------------------------------------------------------------------------
-    def resume(self) -> None:
-        """Restore optimizer, scheduler, RNG, log and counters from the newest checkpoint (model already loaded)."""
-        if not self.ckpts:
-            return
-        from safetensors.torch import load_file
-
-        ck = self.ckpts[-1]
-        meta = json.loads((ck / "state.json").read_text())
-        defaults = dataclasses.asdict(TrainConfig(languages=self.config.languages))  # fields newer than the run
-        saved = {k: v for k, v in {**defaults, **meta["config"]}.items() if k not in RESUMABLE_FIELDS}
-        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
-            raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
-                              "use another --out or the same options")  # fmt: skip
-        tensors = load_file(str(ck / "optimizer.safetensors"))
-        torch.set_rng_state(tensors.pop("__torch_rng_state__"))
-        _load_optimizer(self.opt, tensors, meta["optimizer"])
-        self.sched.load_state_dict(meta["scheduler"])
-        self.state = meta["state"]
-        log_path = self.out / "train_log.jsonl"
-        if log_path.exists():
-            lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
-            self.log = [r for r in lines if r["step"] <= self.state["step"]]
-
-    def save_checkpoint(self) -> None:
-        from safetensors.torch import save_file
-
-        step = self.state["step"]
-        tensors, opt_meta = _optimizer_tensors(self.opt)
-        tensors["__torch_rng_state__"] = torch.get_rng_state()
-        meta = {"config": dataclasses.asdict(self.config), "optimizer": opt_meta,
-                "scheduler": self.sched.state_dict(), "state": self.state}  # fmt: skip
-        with atomic_dir(self.out / "checkpoints" / f"step-{step:06d}") as tmp:
-            self.model.save(str(tmp / "model"))
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
-            atomic_write_json(tmp / "state.json", meta)
-        for old in _checkpoints(self.out)[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
 
     # --- one step -----------------------------------------------------------------------------------------
     def batch_texts(self, rows: list[int]) -> tuple[list[list[str]], str, list[str], list[int]]:
@@ -544,13 +239,14 @@ def train(config: TrainConfig, model: Any = None) -> Path:
     config.validate()
     _check_out(Path(config.out))
     _init_distributed()
-    run = _Run(config, model if not _checkpoints(Path(config.out)) else None)
+    run = _Run(config, model if not checkpoints(Path(config.out)) else None)
     run.resume()
     out = run.out
-    run.prepare_teacher()
+    run.labels = teacher_targets(config, run.train_data, run.model, run.state, run.cache_root)
     if "dev_start" not in run.state and run.dev_data is not None:  # before the first step, kept in checkpoints
         run.state["dev_start"] = dev_metrics(run.model, run.dev_data, config.dev_max_items, config.max_query_length,
-                                             config.max_passage_length, cache=run.start_cache())  # fmt: skip
+                                             config.max_passage_length,
+                                             cache=start_cache(run.model, run.state, run.cache_root))  # fmt: skip
     start = run.state["step"]
     bar = tqdm(total=config.steps, initial=start, desc="train", disable=not (config.show_progress and run.is_main))
     for rows in islice(iter(run.sampler), start, config.steps):
@@ -559,7 +255,7 @@ def train(config: TrainConfig, model: Any = None) -> Path:
         if run.is_main:
             atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in run.log))
             if rec["step"] % config.save_every == 0 or rec["step"] == config.steps:
-                run.save_checkpoint()
+                run.save()
         bar.set_postfix(loss=f"{rec['loss']:.3f}", type=rec["type"])
         bar.update(1)
     bar.close()
@@ -573,7 +269,8 @@ def train(config: TrainConfig, model: Any = None) -> Path:
                                                config.max_query_length, config.max_passage_length)  # fmt: skip
         with atomic_dir(final) as tmp:
             run.model.save(str(tmp))
-        _write_summary(run)
+        write_train_summary(out, config, run.log, run.train_data, run.dev_data, run.sampler.world_size, run.state,
+                            run.frozen, sum(p.numel() for p in run.params))  # fmt: skip
     return final
 
 
@@ -584,78 +281,3 @@ def _check_out(out: Path) -> None:
             if not path.is_dir():
                 raise ConfigError(f"{path}: --out {out} must be a run directory, but {path} is an existing file")
             return
-
-
-def _write_summary(run: _Run) -> None:
-    """train_summary.json (config, histograms, speed, memory, dev metrics) and the two plots."""
-    cfg, log = run.config, run.log
-    langs: Counter = Counter()
-    for r in log:
-        for k, n in r["keys"].items():
-            _, q, p = parse_key(k)
-            langs[f"q:{q}"] += n
-            langs[f"p:{p}"] += n
-    timed = [r["seconds"] for r in log[1:]] or [r["seconds"] for r in log]
-    sec = float(np.mean(timed)) if timed else math.nan
-    summary = {
-        "config": dataclasses.asdict(cfg),
-        "data": {"source": run.train_data.source, "sources": run.train_data.info.get("sources"),
-                 "train_items": len(run.train_data.items),
-                 "dev_items": len(run.dev_data.items) if run.dev_data else 0,
-                 "dev_groups": run.train_data.info.get("dev_groups", []), "per_language": run.train_data.counts()},
-        "steps": len(log),
-        "batch_types": dict(Counter(r["type"] for r in log)),
-        "batch_keys": dict(Counter(r["key"] for r in log)),
-        "languages": dict(sorted(langs.items())),
-        "loss_first": log[0]["loss"] if log else None,
-        "loss_parts_last10_mean": {k: float(np.mean([r[k] for r in log[-10:]])) for k in ("infonce", "kd")
-                                   if log and k in log[-1]},
-        "loss_last10_mean": float(np.mean([r["loss"] for r in log[-10:]])) if log else None,
-        "seconds_per_step": sec,
-        "world_size": run.sampler.world_size,
-        "rank_checksums": run.state.get("rank_checksums"),
-        "pairs_per_second": cfg.batch_size * run.sampler.world_size / sec if sec else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "frozen_parameters": run.frozen,
-        "trainable_parameters": sum(p.numel() for p in run.params),
-        "dev_start": run.state.get("dev_start"),
-        "dev_end": run.state.get("dev_end"),
-    }  # fmt: skip
-    atomic_write_json(run.out / "train_summary.json", summary)
-    _plots(run.out, log, summary)
-
-
-def _plots(out: Path, log: list[dict], summary: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = np.array([r["step"] for r in log])
-    loss = np.array([r["loss"] for r in log])
-    for kind, color in (("xx", "tab:blue"), ("xy", "tab:orange")):
-        m = np.array([r["type"] == kind for r in log], dtype=bool)
-        if m.any():
-            ax.scatter(steps[m], loss[m], s=8, color=color, label=f"{kind.upper()} batch")
-    if len(loss) >= 5:
-        k = max(5, len(loss) // 20)
-        ax.plot(steps[k - 1 :], np.convolve(loss, np.ones(k) / k, mode="valid"), color="black", label=f"mean of {k}")
-    ax.set(xlabel="step", ylabel=f"{summary['config']['loss']} loss", title="training loss")
-    ax.legend()
-    atomic_savefig(fig, out / "loss.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 3]})
-    types = summary["batch_types"]
-    a1.bar(list(types), list(types.values()), color=["tab:blue" if t == "xx" else "tab:orange" for t in types])
-    a1.set(title="batch types", ylabel="batches")
-    langs = sorted({k[2:] for k in summary["languages"]})
-    x = np.arange(len(langs))
-    a2.bar(x - 0.2, [summary["languages"].get(f"q:{lang}", 0) for lang in langs], 0.4, label="queries")
-    a2.bar(x + 0.2, [summary["languages"].get(f"p:{lang}", 0) for lang in langs], 0.4, label="passages")
-    a2.set_xticks(x, langs)
-    a2.set(title="examples per language", ylabel="examples")
-    a2.legend()
-    atomic_savefig(fig, out / "batches.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)

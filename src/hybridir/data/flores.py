@@ -5,8 +5,8 @@ row *i* of a split is the same sentence in every language. This module only read
 :mod:`hybridir.data.parallel`, retrieval evaluation sets in the evaluation loaders.
 
 Languages may be given as FLORES codes (``deu_Latn``, ``zho_Hant``) or as hybridir's short codes (``de``, ``zh``,
-``yo``), which map through the ISO 639-3 code of :data:`~hybridir.data.parallel.NTREX_CODES` plus the script
-below when a code has several.
+``yo``), which map through the ISO 639-3 code of :data:`~hybridir.data.languages.NTREX_CODES` plus the script
+of :data:`~hybridir.data.languages.FLORES_SCRIPTS` when a code has several.
 
 Example::
 
@@ -24,15 +24,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from . import resolve_data_dir
+from .languages import FLORES_SCRIPTS, NTREX_CODES
 
 SPLITS = ("train", "dev", "test")
 TOPICS = ("science/technology", "travel", "politics", "sports", "health", "entertainment", "geography")
-# Short codes whose ISO 639-3 code has several FLORES scripts, or differs from NTREX's.
-_SCRIPT = {"zh": "zho_Hans", "zho-CN": "zho_Hans", "zho-TW": "zho_Hant", "ar": "arb_Arab", "arb": "arb_Arab",
-           "sw": "swh_Latn", "fa": "pes_Arab", "ms": "zsm_Latn", "ku": "kmr_Latn", "ckb": "ckb_Arab",
-           "no": "nob_Latn", "et": "est_Latn", "lv": "lvs_Latn", "mn": "khk_Cyrl", "uz": "uzn_Latn",
-           "sq": "als_Latn", "ne": "npi_Deva", "om": "gaz_Latn", "ps": "pbt_Arab", "mg": "plt_Latn",
-           "az": "azj_Latn"}  # fmt: skip
 #: NLLB-200's high / low resource level per FLORES code, with its source in the file's header
 RESOURCE_LEVELS_FILE = Path(__file__).with_name("resource_levels.tsv")
 
@@ -66,13 +61,11 @@ def flores_codes(data_dir: str | os.PathLike | None = None) -> list[str]:
 
 def flores_code(lang: str, data_dir: str | os.PathLike | None = None) -> str:
     """A short code (``de``) or FLORES code (``deu_Latn``) -> the FLORES code; DataError naming the choices."""
-    from .parallel import NTREX_CODES
-
     codes = _codes(flores_dir(data_dir))
     if lang in codes:
         return lang
-    if lang in _SCRIPT and _SCRIPT[lang] in codes:
-        return _SCRIPT[lang]
+    if lang in FLORES_SCRIPTS and FLORES_SCRIPTS[lang] in codes:
+        return FLORES_SCRIPTS[lang]
     iso3 = NTREX_CODES.get(lang, lang).split("-")[0]
     found = [c for c in codes if c.split("_")[0] == iso3]
     if len(found) == 1:

@@ -23,7 +23,7 @@ Example::
     data = load_ntrex(languages=["en", "de", "th"])
     train, dev = data.split(dev_fraction=0.1, seed=0)   # whole documents held out
     train.pools()["xy:en-de"]                           # item indices that have both en and de
-    train, dev = load_train_dev("ntrex+flores", ["en", "de"], dev_fraction=0.1)
+    train, dev = load_train_dev("ntrex+flores", ["en", "de"], dev_fraction=0.1)   # hybridir.data.sources
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import io
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -44,40 +43,10 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from . import read_jsonl, resolve_data_dir
+from .languages import NTREX_CODES, XQUAD_LANGUAGES, check_language  # noqa: F401  (their former home)
 
-XQUAD_LANGUAGES = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
-
-# hybridir's short codes (ISO 639-1 where one exists) -> NTREX-128 file suffix. "en" is the original English
-# source; NTREX's own codes (e.g. "eng-GB", "spa-MX", "zho-TW") are accepted as they are.
-NTREX_CODES = {
-    "af": "afr", "am": "amh", "ar": "arb", "az": "aze-Latn", "ba": "bak", "be": "bel", "bem": "bem", "bg": "bul",
-    "bn": "ben", "bo": "bod", "bs": "bos", "ca": "cat", "ckb": "ckb-Arab", "cs": "ces", "cy": "cym", "da": "dan",
-    "de": "deu", "dv": "div", "dz": "dzo", "ee": "ewe", "el": "ell", "en": "eng", "es": "spa", "et": "est",
-    "eu": "eus", "fa": "fas", "ff": "fuc", "fi": "fin", "fil": "fil", "fj": "fij", "fo": "fao", "fr": "fra",
-    "ga": "gle", "gl": "glg", "gu": "guj", "ha": "hau", "he": "heb", "hi": "hin", "hmn": "hmn", "hr": "hrv",
-    "hu": "hun", "hy": "hye", "id": "ind", "ig": "ibo", "is": "isl", "it": "ita", "ja": "jpn", "ka": "kat",
-    "kk": "kaz", "km": "khm", "kn": "kan", "ko": "kor", "ku": "kmr", "ky": "kir", "lb": "ltz", "lo": "lao",
-    "lt": "lit", "lv": "lav", "mey": "mey", "mg": "mlg", "mi": "mri", "mk": "mkd", "ml": "mal", "mn": "mon",
-    "mr": "mar", "ms": "msa", "mt": "mlt", "my": "mya", "nb": "nob", "nd": "nde", "ne": "nep", "nl": "nld",
-    "nn": "nno", "no": "nob", "nso": "nso", "ny": "nya", "om": "orm", "pa": "pan", "pl": "pol", "prs": "prs",
-    "ps": "pus", "pt": "por", "ro": "ron", "ru": "rus", "rw": "kin", "sd": "snd-Arab", "shi": "shi", "si": "sin",
-    "sk": "slk", "sl": "slv", "sm": "smo", "sn": "sna-Latn", "so": "som", "sq": "sqi", "sr": "srp-Cyrl",
-    "ss": "ssw", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "tg": "tgk-Cyrl", "th": "tha", "ti": "tir",
-    "tk": "tuk", "tn": "tsn", "to": "ton", "tr": "tur", "tt": "tat", "ty": "tah", "ug": "uig", "uk": "ukr",
-    "ur": "urd", "uz": "uzb", "ve": "ven", "vi": "vie", "wo": "wol", "xh": "xho", "yo": "yor", "yue": "yue",
-    "zh": "zho-CN", "zu": "zul",
-}  # fmt: skip
 # Scripts written without spaces between sentences.
 _NO_SPACE = {"zh", "ja", "yue", "zho-CN", "zho-TW", "jpn"}
-_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4}|_[A-Z][a-z]{3})?$")
-
-
-def check_language(code: str, where: str) -> str:
-    """Reject strings that cannot be a language code (``English``, ``EN_us``, ``""``), naming ``where``."""
-    if not isinstance(code, str) or not _LANG_RE.match(code):
-        raise DataError(f"{where}: unknown language code {code!r} (expected e.g. 'de', 'zh', 'fil', 'zho-TW' or "
-                        "the FLORES code 'yor_Latn')")  # fmt: skip
-    return code
 
 
 def read_utf8(path: Path) -> str:

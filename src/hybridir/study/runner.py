@@ -9,7 +9,7 @@ study continues where it stopped (training resumes from its own checkpoints, fin
 
 The study directory then gets ``study.md`` / ``study.csv`` / ``study.json`` (mean +- std over seeds, paired
 significance tests of every hybrid arm against every baseline over queries) and plots for each axis the grid has;
-that part lives in :mod:`hybridir.study_report`.
+that part lives in :mod:`hybridir.study.summary`.
 
 Example::
 
@@ -30,9 +30,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .files import atomic_dir, atomic_write_json, atomic_write_text
-from .study_config import (
+from ..errors import ConfigError
+from ..files import atomic_dir, atomic_write_json, atomic_write_text
+from .config import (
     Cell,
     StudyConfig,
     cell_datasets,
@@ -43,6 +43,7 @@ from .study_config import (
     read_results,
     train_kwargs,
 )
+from .summary import write_summary
 
 # ----------------------------------------------------------------------------------------------------------------
 # Running cells
@@ -60,7 +61,6 @@ def run_study(
 
     cfg = load_study_config(Path(config_path))
     out = Path(out_dir or cfg.out or Path("runs") / "studies" / cfg.name)
-    from .study_report import write_summary
 
     cells = expand_grid(cfg)
     cache = embedding_cache(cfg)
@@ -83,7 +83,7 @@ def embedding_cache(cfg: StudyConfig) -> Path:
     """Where evaluation embeddings are cached: the YAML's ``cache_dir``, else the user cache shared by every study,
     so the zero-shot model's vectors (the same in every study) are encoded once per machine. Keys include the
     model fingerprint and inference path, so trained models never collide."""
-    from .offline_e5 import cache_root
+    from ..offline_e5 import cache_root
 
     return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root() / "embeddings"
 
@@ -123,7 +123,7 @@ def run_cell(
         "cell_id": cell.cell_id,
         **settings["cell"],
         "model_path": model_ref,
-        "metrics": _cell_metrics(cell_dir, settings["eval"], mono_only=cell.sampler == "mono-ft"),
+        "metrics": cell_metrics(cell_dir, settings["eval"], mono_only=cell.sampler == "mono-ft"),
         "dev": _dev_metrics(cell_dir / "train", "dev_end"),
         "dev_start": _dev_metrics(cell_dir / "train", "dev_start"),
         "timing": timing | {"total_s": timing.get("train_s", 0.0) + sum(timing["eval_s"].values())},
@@ -137,7 +137,7 @@ def _check_same_settings(path: Path, settings: dict[str, Any]) -> None:
     """A resumed cell must have been started with the same settings, else its results would be mislabelled."""
     if not path.is_file():
         return
-    from .training import RESUMABLE_FIELDS  # paths and checkpointing may change between a run and its resumption
+    from ..train_config import RESUMABLE_FIELDS  # paths and checkpointing may change between a run and its resumption
 
     old, new = (_without(s, RESUMABLE_FIELDS) for s in (json.loads(path.read_text(encoding="utf-8")), settings))
     if old != new:
@@ -173,7 +173,7 @@ def _train_cell(train_kwargs: dict[str, Any], cell_dir: Path, show_progress: boo
 
     The training checkpoints only serve a resumed training run, so they go once the marker is written: a cell keeps
     its final model (~0.5 GB for e5-small) rather than three copies plus optimizer states (~1.7 GB)."""
-    from .training import TrainConfig, train
+    from ..training import TrainConfig, train
 
     marker = cell_dir / "train_done.json"
     if marker.is_file():
@@ -197,7 +197,7 @@ def _evaluate_cell(
     show_progress: bool,
 ) -> float:
     """Evaluate into a temporary directory renamed on success, so a killed evaluation is simply redone."""
-    from .evaluation import evaluate
+    from ..evaluation import evaluate
 
     timing_file = eval_dir / "eval_time.json"
     if timing_file.is_file():
@@ -211,7 +211,7 @@ def _evaluate_cell(
     return wall
 
 
-def _cell_metrics(cell_dir: Path, datasets: Iterable[str], mono_only: bool = False) -> dict[str, float]:
+def cell_metrics(cell_dir: Path, datasets: Iterable[str], mono_only: bool = False) -> dict[str, float]:
     """Flat ``<dataset>/<metric>`` numbers from each dataset's results.json summary. ``mono_only`` (mono-ft: a
     one-language evaluation) keeps only the monolingual figures of a LAReQA-style summary; its cross / multi /
     bias figures would describe a one-language pool and are left out (the table shows n/a)."""

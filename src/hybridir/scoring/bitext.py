@@ -22,6 +22,8 @@ the queries on those topics vs the others and the gap (in - out), over every eva
 Multilingual pool (LAReQA-style): every sentence of a language set queries all sentences of the set except
 itself; relevant = its translations; mAP and rank distance as for XQuAD-R (docs/metrics.md).
 
+The task (split, groups, topics) is loaded by the ``flores`` benchmark (:mod:`hybridir.benchmarks.flores`).
+
 Example::
 
     task = load_flores_task("runs/hybrid/final", languages=["yo", "sw", "de"])
@@ -31,26 +33,19 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .data.evalset import EvalSet
-from .data.flores import FloresSplit, check_topics, flores_code, flores_codes, load_flores, resource_levels
-from .data.parallel import XQUAD_LANGUAGES, data_sources
-from .errors import ConfigError, DataError
-from .evaluation import evaluate_lareqa
-from .metrics import rank_metrics, rank_relevant, tie_key
+from ..data.evalset import EvalSet
+from ..data.flores import FloresSplit, resource_levels
+from ..metrics import rank_metrics, rank_relevant, tie_key
+from .lareqa import evaluate_lareqa
 
 PIVOT = "eng_Latn"
-#: the multilingual pool ranks n x 204 sentences against each other (memory ~ n^3): beyond this, name fewer
-MAX_POOL_LANGUAGES = 50
 #: the pool's summary figures (LAReQA names; the mono setting is empty in a bitext pool)
 _POOL_KEYS = ("multi_map", "multi_ndcg@10", "multi_recall@10", "cross_map", "rank_distance",
               "top10_query_lang_share", "top10_unbiased_share")  # fmt: skip
@@ -74,64 +69,6 @@ class FloresTask:
         """Indices of the query rows (all, or ``max_queries`` of them spread evenly over every topic)."""
         n = len(self.split.index_ids)
         return np.unique(np.linspace(0, n - 1, min(self.max_queries or n, n)).round().astype(int))
-
-
-def training_record(model: str | os.PathLike) -> tuple[dict[str, Any], Path] | None:
-    """(TrainConfig fields, file) of a model trained by hybridir: ``train_summary.json`` of its run (the run
-    directory or its ``final`` model) or ``state.json`` of a checkpoint; None for any other model."""
-    path = Path(model).expanduser()
-    for f in (path / "train_summary.json", path.parent / "train_summary.json", path.parent / "state.json"):
-        if f.is_file():
-            return json.loads(f.read_text(encoding="utf-8"))["config"], f
-    return None
-
-
-def _codes(langs: list[str], data_dir: str | os.PathLike | None) -> tuple[list[str], list[str]]:
-    """(FLORES codes, the given codes FLORES does not have) of training languages such as ``de`` or ``zho-TW``."""
-    found, missing = [], []
-    for lang in langs:
-        try:
-            found.append(flores_code(lang, data_dir))
-        except DataError:
-            missing.append(lang)
-    return found, missing
-
-
-def load_flores_task(
-    model: str | os.PathLike | None,
-    languages: list[str] | None = None,
-    data_dir: str | os.PathLike | None = None,
-    seen_languages: list[str] | None = None,
-    in_domain_topics: list[str] | None = None,
-    max_queries: int | None = None,
-) -> FloresTask:
-    """Read the test split and settle the groups: ``languages`` (short or FLORES codes; all 205 when None) also
-    form the multilingual pool when given (else the 11 XQuAD-R languages); ``seen_languages`` and
-    ``in_domain_topics`` override what the model's training record says."""
-    codes = sorted({flores_code(x, data_dir) for x in languages} | {PIVOT}) if languages else flores_codes(data_dir)
-    if codes == [PIVOT]:
-        raise ConfigError("FLORES-200 retrieval pairs languages with English: name at least one other language")
-    pool = codes if languages else sorted({flores_code(x, data_dir) for x in XQUAD_LANGUAGES})
-    if len(pool) > MAX_POOL_LANGUAGES:
-        raise ConfigError(f"--languages: {len(pool)} languages, but the multilingual pool ranks every sentence "
-                          f"against all of them, which needs memory growing with the cube of their number: name at "
-                          f"most {MAX_POOL_LANGUAGES}, or none for all 205 (the pool is then the 11 XQuAD-R "
-                          "languages)")  # fmt: skip
-    record = training_record(model) if model is not None else None
-    seen, seen_from = set(), "no hybridir training record: every language counts as unseen by hybridir training"
-    if seen_languages is not None:
-        seen, seen_from = {flores_code(x, data_dir) for x in seen_languages}, "--seen-languages"
-    elif record:
-        found, missing = _codes(record[0]["languages"], data_dir)
-        seen, seen_from = set(found), f"training languages in {record[1]}"
-        if missing:
-            seen_from += f" ({', '.join(missing)} not in FLORES-200)"
-    topics, topics_from = check_topics(in_domain_topics) or None, "--in-domain-topics"
-    if topics is None and record and record[0].get("train_topics") and "flores" in data_sources(record[0]["data"]):
-        topics, topics_from = check_topics(record[0]["train_topics"]), f"train_topics in {record[1]}"
-    split = load_flores(codes, "test", data_dir)
-    return FloresTask(split, [c for c in codes if c != PIVOT], pool, seen, seen_from, topics,
-                      topics_from if topics else None, max_queries)  # fmt: skip
 
 
 class _Memo:

@@ -1,6 +1,6 @@
 """Study configuration: the YAML grid parsed and validated into :class:`StudyConfig`, its cells (:class:`Cell`) and
-what each cell trains with; the small helpers both the runner (:mod:`hybridir.study`) and the summaries
-(:mod:`hybridir.study_report`) need. Neither of those imports the other.
+what each cell trains with; the small helpers both the runner (:mod:`.runner`) and the summary (:mod:`.summary`)
+need. Neither of those imports the other. Datasets are the study-ready benchmarks of :mod:`hybridir.benchmarks`.
 
 Example::
 
@@ -22,31 +22,24 @@ from typing import Any
 
 import yaml
 
-from .data.flores import check_topics
-from .data.miracl import MIRACL_LANGS, parse_miracl_name
-from .data.parallel import NTREX_CODES, XQUAD_LANGUAGES, ntrex_files
-from .errors import ConfigError, DataError
+from ..benchmarks import lookup
+from ..data.flores import check_topics
+from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
+from ..data.parallel import ntrex_files
+from ..errors import ConfigError, DataError
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
 SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft")
-# Evaluation data sets and the languages a mono-ft cell can be evaluated in (None: not a per-language set, so
-# mono-ft cells skip it). The lead wires new data sets here.
-DATASETS: dict[str, tuple[str, ...] | None] = {
-    "xquad-r": tuple(XQUAD_LANGUAGES),
-    "monoqa": ("ja", "zh", "zh-tw", "th", "fa"),
-    "flores": None,
-}
-
 def dataset_languages(dataset: str) -> tuple[str, ...] | None:
-    """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language set)."""
-    if miracl := parse_miracl_name(dataset):  # evaluated per language, so mono-ft cells of <lang> too
-        return (miracl[0],)
-    return DATASETS.get(dataset)
+    """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language benchmark)."""
+    bench, spec = lookup(dataset)
+    return bench.arm_languages(spec)
 
 
 def eval_dirname(dataset: str) -> str:
     """A cell's folder for ``dataset``'s results (``miracl-judged:yo`` -> ``miracl-judged_yo``): no colons in paths."""
     return dataset.replace(":", "_")
+
 
 # Keys of each YAML section; anything else is a typo the user should hear about.
 _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "seeds_override", "train", "eval",
@@ -180,7 +173,7 @@ def load_study_config(path: Path) -> StudyConfig:
 
 def _check_train_configs(cfg: StudyConfig) -> None:
     """Build every cell's TrainConfig now, so a value training would refuse fails before hours of other cells."""
-    from .training import TrainConfig
+    from ..train_config import TrainConfig
 
     for cell in expand_grid(cfg):
         if (kwargs := train_kwargs(cfg, cell, Path("."))) is not None:
@@ -276,9 +269,9 @@ def _language_sets(value: Any, v: _Validator, known: set[str]) -> dict[str, list
 
 
 def _train_section(value: Any, v: _Validator, where: str = "train") -> dict[str, Any]:
-    """Validate the ``train`` section (or a recipe) against :class:`hybridir.training.TrainConfig`'s fields and their
-    types. ``data`` may be a list of sources, list fields a list."""
-    from .training import TrainConfig
+    """Validate the ``train`` section (or a recipe) against :class:`hybridir.train_config.TrainConfig`'s fields and
+    their types. ``data`` may be a list of sources, list fields a list."""
+    from ..train_config import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     section = v.mapping(value, where, set(fields) | _GRID_OWNED)
@@ -309,14 +302,9 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for ds, opts in per_ds.items():
         try:
-            miracl = parse_miracl_name(ds)
+            bench, spec = lookup(ds, study=True)
         except ConfigError as e:
             raise v.fail("eval.datasets", str(e)) from None
-        if ds not in DATASETS and miracl is None:
-            raise v.fail("eval.datasets", f"unknown dataset {ds!r}; use {', '.join(DATASETS)}, miracl:<lang> or "
-                         "miracl-judged:<lang>[:<sample size>]")  # fmt: skip
-        if miracl and miracl[0] not in MIRACL_LANGS:  # a typo here would fail hours into the study
-            raise v.fail("eval.datasets", f"{ds}: {miracl[0]!r} is not a MIRACL language ({', '.join(MIRACL_LANGS)})")
         opts = v.mapping(opts, f"eval.datasets.{ds}", _EVAL_KEYS - {"datasets"})
         merged = {**shared, **opts}
         for key in ("max_questions", "batch_size"):
@@ -326,7 +314,11 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
             if key in merged and not isinstance(merged[key], bool):
                 raise v.fail(f"eval.{key}", f"expected true or false, got {merged[key]!r}")
         if merged.get("languages") is not None:
-            merged["languages"] = _eval_languages(ds, v.str_list(merged["languages"], f"eval.{ds}.languages"), v)
+            merged["languages"] = v.str_list(merged["languages"], f"eval.{ds}.languages")
+            try:
+                bench.check_languages(spec, merged["languages"])
+            except ConfigError as e:
+                raise v.fail(f"eval.{ds}.languages", str(e)) from None
         if merged.get("in_domain_topics") is not None:  # FLORES topics (also for models that record none)
             try:
                 merged["in_domain_topics"] = check_topics(v.str_list(merged["in_domain_topics"],
@@ -337,24 +329,11 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _eval_languages(dataset: str, languages: list[str], v: _Validator) -> list[str]:
-    """XQuAD-R has 11 languages; a monoqa language filter must keep at least one of its sets (by language or name)."""
-    from .data.monoqa import MONOQA_SETS
-
-    if dataset == "xquad-r" and (bad := [x for x in languages if x not in XQUAD_LANGUAGES]):
-        raise v.fail("eval.xquad-r.languages", f"not XQuAD-R languages: {', '.join(bad)} (it has "
-                     f"{' '.join(XQUAD_LANGUAGES)})")  # fmt: skip
-    if dataset == "monoqa" and not any(lang in languages or name in languages
-                                       for name, (_, _, lang) in MONOQA_SETS.items()):  # fmt: skip
-        raise v.fail("eval.monoqa.languages", f"selects none of the sets {', '.join(MONOQA_SETS)}")
-    return languages
-
-
 def known_languages(data_dir: Path | None = None) -> set[str]:
     """Codes a study may train on: hybridir's short codes, NTREX-128 codes, every NTREX file and FLORES folder of
     the data, and the QA sets' languages (AfriQA's Twi and Fon are in neither NTREX nor the short-code table)."""
-    from .data.flores import flores_codes
-    from .data.qa import qa_languages
+    from ..data.flores import flores_codes
+    from ..data.qa import qa_languages
 
     codes = set(NTREX_CODES) | set(NTREX_CODES.values()) | set().union(*qa_languages().values())
     with contextlib.suppress(DataError):  # no data here: the known codes still validate; training says more
@@ -404,7 +383,7 @@ def cell_datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
 
 
 def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any] | None:
-    """The :class:`~hybridir.training.TrainConfig` arguments of a cell (None for zero-shot)."""
+    """The :class:`~hybridir.train_config.TrainConfig` arguments of a cell (None for zero-shot)."""
     if cell.sampler == "zero-shot":
         return None
     arm: dict[str, Any] = {
@@ -422,7 +401,6 @@ def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any]
     if cfg.data_dir is not None:
         kwargs["data_dir"] = str(cfg.data_dir)
     return kwargs
-
 
 
 def read_results(cell_dir: Path, dataset: str) -> dict[str, Any]:

@@ -1,0 +1,13 @@
+"""The analyses of a study summary, in the order their sections appear in study.md (one module each)."""
+
+from __future__ import annotations
+
+from . import flores_breakdown, high_resource, model_size, paper_claims, seen_unseen
+
+ANALYSES = (
+    paper_claims.ANALYSIS,
+    seen_unseen.ANALYSIS,
+    high_resource.ANALYSIS,
+    model_size.ANALYSIS,
+    flores_breakdown.ANALYSIS,
+)

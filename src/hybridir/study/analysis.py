@@ -1,0 +1,58 @@
+"""What a study analysis is: a question the summary answers when the grid can answer it.
+
+An :class:`Analysis` declares when it applies (which grid axes or datasets it needs), computes its result from
+the aggregated rows (:class:`Context`), and renders its Markdown section. The summary runs the analyses of
+:data:`hybridir.study.analyses.ANALYSES` in order; one that does not apply gets its ``empty`` result, so
+study.json keeps the same keys for every study. Adding a question is one new file in ``analyses/`` plus one line
+in that list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .aggregate import Row
+from .config import StudyConfig
+
+
+@dataclass
+class Context:
+    """What every analysis reads: the config, the rows, the study folder, the paired tests over queries and the
+    grid's language sets (name -> codes). ``found`` holds each analysis's result by name, once computed."""
+
+    cfg: StudyConfig
+    rows: list[Row]
+    out: Path
+    tests: list[dict[str, Any]]
+    langsets: dict[str, Sequence[str]]
+    found: dict[str, Any] = field(default_factory=dict)
+
+    def has_dataset(self, *names: str) -> bool:
+        return any(name in self.cfg.datasets for name in names)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One question: ``name`` is its key in :attr:`Context.found` (and in study.json where the summary keeps it)."""
+
+    name: str
+    applies: Callable[[Context], bool]
+    compute: Callable[[Context], Any]
+    section: Callable[[Context, Any], list[str]]
+    empty: Callable[[], Any] = list
+
+
+def run_analyses(ctx: Context, analyses: Sequence[Analysis]) -> list[Analysis]:
+    """Fill ``ctx.found`` with every analysis's result (``empty`` where it does not apply); returns those that apply,
+    in order: the summary's sections."""
+    applied = []
+    for a in analyses:
+        if a.applies(ctx):
+            ctx.found[a.name] = a.compute(ctx)
+            applied.append(a)
+        else:
+            ctx.found[a.name] = a.empty()
+    return applied

@@ -1,0 +1,147 @@
+"""The study's plots, only for the axes the grid has: per group the bars, the trade-off, the alpha curve, the X-to-Y
+heat map and the high-resource bars; then the number-of-languages, model-size and size-gain curves. An analysis's
+own figures live in its module; this one draws the generic ones and calls those in a fixed order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .aggregate import SETTINGS, Row, per_language
+from .analyses.high_resource import plot_high_resource
+from .analyses.model_size import plot_size_gains
+from .analyses.seen_unseen import plot_languages
+from .analyses.tradeoff import plot_tradeoff
+from .analysis import Context
+from .config import slug
+from .plotting import color, figure, save_figure
+
+
+def make_plots(ctx: Context) -> list[Path]:
+    """Per-group bars, trade-offs, alpha curves, heat maps and high-resource bars, then the number-of-languages,
+    model-size and size-gain curves: only for the axes the grid has."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows, out, high_resource = ctx.rows, ctx.out, ctx.cfg.high_resource
+    plots_dir = out / "plots"
+    made: list[Path] = []
+    zero = {r.model: r for r in rows if r.arm == "zero-shot"}
+    groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.arm != "zero-shot":
+            groups[(r.model, r.langset, r.steps)].append(r)
+    for key, members in groups.items():
+        arms = ([zero[key[0]]] if key[0] in zero else []) + members
+        tag = slug("_".join(str(k) for k in key))
+        made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", _title(key)))
+        made.append(plot_tradeoff(arms, plots_dir / f"tradeoff_{tag}.png", _title(key)))
+        hybrids = [r for r in members if r.arm.startswith("hybrid")]
+        if len(plain := [r for r in hybrids if r.records[0]["sampler"] == "hybrid" and "@" not in r.arm]) > 1:
+            made.append(_plot_alpha(plain, arms, plots_dir / f"alpha_{tag}.png", _title(key)))
+        made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", _title(key)))
+        xx = [r for r in members if r.arm == "xx"]
+        if xx and hybrids:
+            mono_ft = [r for r in members if r.arm == "mono-ft"]
+            made.append(plot_high_resource([*xx, *mono_ft], hybrids, out, high_resource,
+                                            plots_dir / f"high_resource_{tag}.png", _title(key)))  # fmt: skip
+    made += plot_languages(groups, zero, ctx.found["seen_unseen"], ctx.langsets, plots_dir)
+    made += _plot_model_size(groups, zero, ctx.cfg.models, plots_dir)
+    made += plot_size_gains(ctx.found["model_size_gains"], plots_dir)
+    return [p for p in made if p is not None]
+
+
+def _title(key: tuple[Any, ...]) -> str:
+    model, langset, steps = key
+    return f"{model}, languages {langset}, {steps} steps"
+
+
+def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:
+    """mono / cross / multi mAP and rank distance per arm (error bars: 95% interval over seeds)."""
+    panels = [*SETTINGS, ("xquad-r/rank_distance", "rank distance (lower = less bias)")]
+    fig, axes = figure(len(panels), title)
+    for ax, (name, label) in zip(axes, panels, strict=True):
+        means = [r.mean.get(name, np.nan) for r in arms]
+        stds = [0.0 if math.isnan(s := r.ci95.get(name, np.nan)) else s for r in arms]
+        ax.bar(range(len(arms)), means, yerr=stds, color=[color(r.arm) for r in arms], capsize=3)
+        ax.set_xticks(range(len(arms)), [r.arm for r in arms], rotation=30, fontsize=8)
+        ax.set_title(label, fontsize=9)
+    return save_figure(fig, path)
+
+
+def _plot_alpha(hybrids: list[Row], arms: list[Row], path: Path, title: str) -> Path:
+    """Hybrid's mAP against alpha, baselines as horizontal lines."""
+    fig, axes = figure(len(SETTINGS), title)
+    hybrids = sorted(hybrids, key=_alpha)
+    alphas = [_alpha(r) for r in hybrids]
+    for ax, (name, label) in zip(axes, SETTINGS, strict=True):
+        ax.errorbar(alphas, [r.mean.get(name, np.nan) for r in hybrids],
+                    yerr=[np.nan_to_num(r.ci95.get(name, np.nan)) for r in hybrids],
+                    marker="o", color="C3", label="hybrid")  # fmt: skip
+        for b in (r for r in arms if not r.arm.startswith("hybrid")):
+            ax.axhline(b.mean.get(name, np.nan), ls="--", color=color(b.arm), label=b.arm)
+        ax.set_xlabel("alpha")
+        ax.set_title(label, fontsize=9)
+    axes[0].legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def _plot_heatmap(arms: list[Row], out: Path, path: Path, title: str) -> Path | None:
+    """X-to-Y mAP (query language -> passage language; monolingual on the diagonal), mean over seeds, of the arm
+    with the best cross-lingual mAP."""
+    best = max(arms, key=lambda r: r.mean.get("xquad-r/cross_map", -np.inf))
+    pairs = per_language(best, out, "cross") | {f"{x}-{x}": v for x, v in per_language(best, out, "mono").items()}
+    if not pairs:
+        return None
+    langs = sorted({lang for key in pairs for lang in key.split("-", 1)})
+    grid = np.full((len(langs), len(langs)), np.nan)
+    for key, val in pairs.items():
+        src, tgt = key.split("-", 1)
+        grid[langs.index(src), langs.index(tgt)] = val
+    fig, axes = figure(1, f"{title}\nbest arm by cross mAP: {best.arm}")
+    im = axes[0].imshow(grid, cmap="viridis", vmin=0, vmax=1)
+    for i, j in np.argwhere(~np.isnan(grid)):
+        axes[0].text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                     color="white" if grid[i, j] < 0.5 else "black")  # fmt: skip
+    axes[0].set_xticks(range(len(langs)), langs, fontsize=7)
+    axes[0].set_yticks(range(len(langs)), langs, fontsize=7)
+    axes[0].set_xlabel("passage language")
+    axes[0].set_ylabel("query language")
+    fig.colorbar(im, ax=axes[0], label="mAP")
+    fig.set_size_inches(max(4.0, 0.5 * len(langs) + 2.5), max(3.6, 0.45 * len(langs) + 1.8))
+    return save_figure(fig, path)
+
+
+def _plot_model_size(groups: dict, zero: dict[str, Row], models: list[str], plots_dir: Path) -> list[Path]:
+    """mAP per model of the grid (in the YAML's order, smallest first by convention), one line per arm."""
+    made = []
+    by_langs_steps: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for (_, langset, steps), members in groups.items():
+        by_langs_steps[(langset, steps)] += members
+    for (langset, steps), members in by_langs_steps.items():
+        present = [m for m in models if any(r.model == m for r in members)]
+        if len(present) < 2:
+            continue
+        fig, axes = figure(3, f"languages {langset}, {steps} steps: model size")
+        lines = {"zero-shot": [zero.get(m) for m in present]}
+        for arm in dict.fromkeys(r.arm for r in members):
+            lines[arm] = [next((r for r in members if r.arm == arm and r.model == m), None) for m in present]
+        for ax, (name, label) in zip(axes, SETTINGS, strict=True):
+            for arm, arm_rows in lines.items():
+                ax.plot(range(len(present)), [r.mean.get(name, np.nan) if r else np.nan for r in arm_rows],
+                        marker="o", color=color(arm), label=arm)  # fmt: skip
+            ax.set_xticks(range(len(present)), present, rotation=30, fontsize=7)
+            ax.set_title(label, fontsize=9)
+        axes[0].legend(fontsize=6)
+        made.append(save_figure(fig, plots_dir / f"model_size_{slug(str(langset))}_{steps}steps.png"))
+    return made
+
+
+def _alpha(row: Row) -> float:
+    return float(row.records[0]["alpha"])
+

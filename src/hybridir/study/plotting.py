@@ -1,0 +1,34 @@
+"""Figure helpers shared by the study's plots: one colour per arm, a row of panels, an atomic save."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ..files import atomic_savefig
+
+
+def color(arm: str) -> str:
+    """One colour per arm in every plot: zero-shot grey, X-X blue, X-Y orange, hybrid by alpha."""
+    if m := re.match(r"hybrid-([0-9.]+)", arm):
+        return f"C{2 + min(4, round(float(m.group(1)) * 4))}"
+    return {"zero-shot": "C7", "xx": "C0", "xy": "C1", "kd": "C8", "mixed": "C4"}.get(arm.partition("@")[0], "C9")
+
+
+def figure(n_panels: int, title: str):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n_panels, figsize=(3.6 * n_panels, 3.4), squeeze=False)
+    fig.suptitle(title, fontsize=10)
+    return fig, axes[0]
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=90)
+    plt.close(fig)
+    return path
+
