@@ -48,19 +48,19 @@ TARGETS = ("sentence", "sentence-context", "passage")
 AFRIQA_LANGUAGES = {"bem": "bem", "fon": "fon", "hau": "ha", "ibo": "ig", "kin": "rw", "twi": "tw", "yor": "yo",
                     "zul": "zu"}  # fmt: skip
 
-# Sentence ends: Latin / Cyrillic / Arabic / Devanagari punctuation followed by space, CJK full stops, and for
-# Thai (no sentence punctuation) the spaces that separate its sentences and clauses.
-_ENDS = regex.compile(r"(?<=[.!?;؟।۔])\s+|(?<=[。！？；])|\n+")
+# Sentence ends: Latin / Cyrillic / Arabic / Devanagari punctuation followed by space (not after an initial such as
+# the S of "U.S."), CJK full stops, and for Thai (no sentence punctuation) the spaces between its clauses.
+_ENDS = regex.compile(r"(?<=[.!?;؟।۔])(?<!\b\p{Lu}\.)\s+|(?<=[。！？；])|\n+")
 _THAI_SPACE = regex.compile(r"\s+")
-# Characters: a sentence shorter than this takes the next piece too (``U.S.`` + `` Army ...``). Thai pieces are
-# clauses between spaces; 120 gives sentences near XQuAD-R's Thai ones (median 176 characters).
-_MIN_SENTENCE = {"th": 120}
-_MIN_DEFAULT = 30
+# Characters: a sentence shorter than this takes the next piece too. Thai pieces are clauses between spaces; 120
+# gives sentences near XQuAD-R's Thai ones (median 176 characters). CJK sentences are short in characters.
+_MIN_SENTENCE = {"th": 120, "zh": 8, "ja": 8, "zh-tw": 8}
+_MIN_DEFAULT = 20
 
 
 def sentence_spans(text: str, lang: str) -> list[tuple[int, int]]:
     """[start, end) of each sentence of ``text``; a sentence under the language's minimum length takes the next
-    piece too, so an abbreviation (``U.S. Army``) or a short Thai clause does not become a sentence of its own."""
+    piece too (and a short last piece joins the one before), so a short Thai clause is not a sentence of its own."""
     splitter = _THAI_SPACE if lang == "th" else _ENDS
     spans: list[tuple[int, int]] = []
     start = 0
@@ -77,6 +77,8 @@ def sentence_spans(text: str, lang: str) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], e)
         else:
             merged.append((s, e))
+    if len(merged) > 1 and merged[-1][1] - merged[-1][0] < shortest:  # a short tail joins the sentence before it
+        merged[-2:] = [(merged[-2][0], merged[-1][1])]
     return merged
 
 
