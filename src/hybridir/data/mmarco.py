@@ -92,10 +92,10 @@ def load_mmarco(languages: Sequence[str], data_dir: str | os.PathLike | None = N
     cached = cache_root() / "mmarco" / f"{key}.jsonl"
     if not cached.is_file():
         atomic_write_text(cached, "".join(_records(files, languages, max_queries, show_progress)))
+    name = "mmarco" if root is None else Path(root).name
     data = load_pairs(cached)
     for it in data.items:
-        it.dedup_key = it.group
-    name = "mmarco" if root is None else Path(root).name
+        it.dedup_key, it.source = it.group, name
     return TrainingData(data.items, name, {"files": {rel: str(p) for rel, p in files.items()}, "queries": max_queries})
 
 
