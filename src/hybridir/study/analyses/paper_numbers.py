@@ -43,7 +43,7 @@ def _study_value(row: Row | None, metric: str) -> tuple[float | None, int]:
         return None, 0
     if metric.startswith("miracl/"):
         suffix = "/" + metric.split("/")[1]
-        vals = [v for k, v in row.mean.items() if k.startswith("miracl:") and k.endswith(suffix)]
+        vals = [v for k, v in row.mean.items() if k.startswith("miracl:") and k.endswith(suffix) and k.count("/") == 1]
         return (float(np.mean(vals)), len(vals)) if vals else (None, 0)
     return row.mean.get(metric), 0
 
