@@ -29,15 +29,16 @@ def data_root() -> Path:
     return root
 
 
-def build_tiny_encoder(path: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-dim random BERT with a byte-level BPE tokenizer (every script tokenizes), saved as a
+def build_tiny_encoder(path: Path, seed: int = 0, arch: str = "bert") -> Path:
+    """A 2-layer, 32-dim random BERT (``arch="xlm-roberta"``: XLM-R-shaped, the paper's architecture, built from a
+    config with no download) with a byte-level BPE tokenizer (every script tokenizes), saved as a
     sentence-transformers checkpoint with E5-style prompts. Loads in well under a second."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules as models
     from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
     from tokenizers.models import BPE
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
     torch.manual_seed(seed)
     tok = Tokenizer(BPE(unk_token="[UNK]"))
@@ -53,9 +54,13 @@ def build_tiny_encoder(path: Path, seed: int = 0) -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
                                    sep_token="[SEP]", model_max_length=128)  # fmt: skip
     fast.save_pretrained(hf_dir)
-    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, pad_token_id=0)  # fmt: skip
-    BertModel(cfg, add_pooling_layer=False).save_pretrained(hf_dir)
+    shape = dict(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, pad_token_id=0)  # fmt: skip
+    if arch == "xlm-roberta":  # positions start after the padding index, as in XLM-R
+        net = XLMRobertaModel(XLMRobertaConfig(**shape, max_position_embeddings=130), add_pooling_layer=False)
+    else:
+        net = BertModel(BertConfig(**shape, max_position_embeddings=128), add_pooling_layer=False)
+    net.save_pretrained(hf_dir)
     word = models.Transformer(str(hf_dir), max_seq_length=128)
     st = SentenceTransformer(
         modules=[word, models.Pooling(32, pooling_mode="mean"), models.Normalize()],

@@ -74,6 +74,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     dev_fraction: float = 0.1
     dev_max_items: int = 200
+    eval_every: int = 0
+    early_stopping_patience: int = 0
     cache_dir: str | None = None
     show_progress: bool = True
 
@@ -133,6 +135,12 @@ class TrainConfig:
             raise ConfigError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
         if self.qa_target not in TARGETS:
             raise ConfigError(f"qa_target must be one of {', '.join(TARGETS)}, got {self.qa_target!r}")
+        if self.eval_every < 0 or self.early_stopping_patience < 0:
+            raise ConfigError("eval_every and early_stopping_patience must be >= 0 (0 = off)")
+        if self.early_stopping_patience and not self.eval_every:
+            raise ConfigError("early_stopping_patience needs eval_every > 0 (how often the held-out loss is computed)")
+        if self.eval_every and not self.dev_fraction:
+            raise ConfigError("eval_every needs a dev split of the training data (dev_fraction > 0)")
         if self.freeze_layers < 0:
             raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
         _ = self.weights_by_source  # parses source_weights: a bad value fails here, not mid-run
@@ -189,6 +197,9 @@ _HELP = {
     "ict_window": "inverse cloze task: sentences per passage window",
     "ict_remove_prob": "inverse cloze task: probability that the query sentence is removed from its passage",
     "save_every": "checkpoint every N steps (resume continues from the last one)",
+    "eval_every": "every N steps compute the InfoNCE loss on the held-out dev split and keep the best weights, which "
+                  "become the final model (0 = off; hybridir.early_stopping)",
+    "early_stopping_patience": "stop after N held-out evaluations without a lower loss (0 = never stop early)",
     "dev_fraction": "share of training documents held out as a dev split (for choosing hyperparameters)",
 }
 

@@ -52,6 +52,7 @@ def write_train_summary(out: Path, cfg: Any, log: list[dict[str, Any]], train_da
         "trainable_parameters": trainable,
         "dev_start": state.get("dev_start"),
         "dev_end": state.get("dev_end"),
+        "early_stopping": state.get("early_stopping"),
     }  # fmt: skip
     atomic_write_json(out / "train_summary.json", summary)
     _plots(out, log, summary)

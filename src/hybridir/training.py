@@ -37,6 +37,7 @@ from transformers import get_linear_schedule_with_warmup
 from .checkpoints import checkpoints, read_log, read_meta, restore, save_checkpoint
 from .data.sources import load_train_dev
 from .dev_metrics import dev_metrics
+from .early_stopping import EarlyStopping
 from .errors import ConfigError
 from .files import atomic_dir, atomic_write_text
 from .losses import Objective
@@ -248,17 +249,24 @@ def train(config: TrainConfig, model: Any = None) -> Path:
                                              config.max_passage_length,
                                              cache=start_cache(run.model, run.state, run.cache_root))  # fmt: skip
     start = run.state["step"]
+    stopper = EarlyStopping(run) if config.eval_every else None  # held-out loss, best weights (the paper's choice)
     bar = tqdm(total=config.steps, initial=start, desc="train", disable=not (config.show_progress and run.is_main))
     for rows in islice(iter(run.sampler), start, config.steps):
+        if stopper and stopper.stopped:  # a resumed run that had already stopped early
+            break
         rec = run.step(rows)
+        if stopper and rec["step"] % config.eval_every == 0:
+            rec["dev_loss"] = stopper.check(rec["step"])
         run.log.append(rec)
         if run.is_main:
             atomic_write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in run.log))
-            if rec["step"] % config.save_every == 0 or rec["step"] == config.steps:
+            if rec["step"] % config.save_every == 0 or rec["step"] == config.steps or (stopper and stopper.stopped):
                 run.save()
         bar.set_postfix(loss=f"{rec['loss']:.3f}", type=rec["type"])
         bar.update(1)
     bar.close()
+    if stopper:
+        stopper.restore_best(run.state["step"])
     if _distributed():
         run.state["rank_checksums"] = _rank_checksums(run.params)
     final = out / "final"

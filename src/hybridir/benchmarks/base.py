@@ -49,6 +49,8 @@ class Benchmark:
     columns: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: per-query setting (the part of a per_query.npz key before '/') -> the summary metric its paired test marks
     tested: ClassVar[dict[str, str]] = {}
+    #: a study's name for its per-query settings where another benchmark has the same ones (``mlqa-r:`` + mono)
+    setting_prefix: ClassVar[str] = ""
 
     def parse(self, dataset: str) -> Any:
         """The parts of ``dataset`` when it names this benchmark, else None; ConfigError for a malformed name of it."""

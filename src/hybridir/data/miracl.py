@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from .evalset import EvalSet
 
 MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th",
                 "yo", "zh")  # fmt: skip
+HUB_TOPICS, HUB_CORPUS = "miracl/miracl", "miracl/miracl-corpus"
 #: size of the random sample beside the judged passages in the ``miracl-judged:<lang>`` variant
 JUDGED_SAMPLE = 10_000
 
@@ -61,11 +62,10 @@ def load_miracl(lang: str, split: str = "dev", *, data_dir: str | os.PathLike | 
     """
     base = _local_base(data_dir, lang)
     if base is None:
-        topics, qrels_file, rows, where = _from_hub(lang, split)
+        (topics, qrels_file, corpus), where = _from_hub(lang, split), f"{HUB_TOPICS} {lang} {split}"
     else:
-        topics, qrels_file, corpus = _local_files(base, lang, split)
-        rows = itertools.chain.from_iterable(records(p, ("docid", "text")) for p in corpus)
-        where = str(base)
+        (topics, qrels_file, corpus), where = _local_files(base, lang, split), str(base)
+    rows = itertools.chain.from_iterable(records(p, ("docid", "text")) for p in corpus)
     docs = [(str(r["docid"]), doc_text(r)) for r in rows]
     judged = read_qrels(qrels_file, min_grade=0, docids={d for d, _ in docs})
     relevant = {q: rel for q, j in judged.items() if (rel := {d: g for d, g in j.items() if g > 0})}
@@ -105,42 +105,39 @@ def _local_base(data_dir: str | os.PathLike | None, lang: str) -> Path | None:
     return next((b for b in (root / "miracl", root) if (b / f"miracl-v1.0-{lang}").is_dir()), None)
 
 
-def _local_files(base: Path, lang: str, split: str) -> tuple[Path, Path, list[Path]]:
-    """Topics, qrels and corpus shards of the official layout; a missing one is named (a partial download)."""
+def _local_files(base: Path, lang: str, split: str, corpus_base: Path | None = None) -> tuple[Path, Path, list[Path]]:
+    """Topics, qrels and corpus shards of the official layout (the passages under ``corpus_base``, default
+    ``base``); a missing one is named (a partial download)."""
     topics = base / f"miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv"
     qrels = base / f"miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"
-    corpus = sorted((base / f"miracl-corpus-v1.0-{lang}").glob("docs-*.jsonl.gz"))
+    corpus_dir = (corpus_base or base) / f"miracl-corpus-v1.0-{lang}"
+    corpus = sorted(corpus_dir.glob("docs-*.jsonl.gz"))
     for path in (topics, qrels):
         if not path.is_file():
             raise DataError(f"{path}: missing (official MIRACL layout; see hybridir.data.miracl)")
     if not corpus:
-        raise DataError(f"{base / f'miracl-corpus-v1.0-{lang}'}: no docs-*.jsonl.gz (the MIRACL passage collection)")
+        raise DataError(f"{corpus_dir}: no docs-*.jsonl.gz (the MIRACL passage collection)")
     return topics, qrels, corpus
 
 
-def _from_hub(lang: str, split: str) -> tuple[Path, Path, Iterable[dict], str]:
-    """Topics and qrels of ``miracl/miracl`` and passages of ``miracl/miracl-corpus`` (online only). Offline it
-    raises a DataError that says so."""
+def _from_hub(lang: str, split: str) -> tuple[Path, Path, list[Path]]:
+    """The official files of ``miracl/miracl`` (topics, qrels) and ``miracl/miracl-corpus`` (passages), downloaded
+    once into the hub cache by ``huggingface_hub.snapshot_download`` and read exactly like a local copy (online
+    only). Offline it raises a one-line DataError naming the files and where to put them."""
     if lang not in MIRACL_LANGS:
         raise DataError(f"unknown MIRACL language {lang!r}; known: {', '.join(MIRACL_LANGS)}")
+    base = f"miracl-v1.0-{lang}"
+    wanted = [f"{base}/topics/topics.{base}-{split}.tsv", f"{base}/qrels/qrels.{base}-{split}.tsv"]
     try:
-        from datasets import load_dataset
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import snapshot_download
 
-        if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-            raise ConnectionError("HF_HUB_OFFLINE is set")
-        base = f"miracl-v1.0-{lang}"
-        topics = hf_hub_download("miracl/miracl", f"{base}/topics/topics.{base}-{split}.tsv", repo_type="dataset")
-        qrels_file = hf_hub_download("miracl/miracl", f"{base}/qrels/qrels.{base}-{split}.tsv", repo_type="dataset")
-        corpus = load_dataset(
-            "json",
-            split="train",
-            data_files=f"hf://datasets/miracl/miracl-corpus/miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz",
-        )
+        topics_root = snapshot_download(HUB_TOPICS, repo_type="dataset", allow_patterns=wanted)
+        corpus_root = snapshot_download(HUB_CORPUS, repo_type="dataset",
+                                        allow_patterns=f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz")  # fmt: skip
     except Exception as e:  # any hub or network failure means the same thing to the user
         raise DataError(
             f"miracl:{lang}: could not download MIRACL from the Hugging Face hub ({type(e).__name__}: {e}). "
-            f"It needs internet; offline, put the official files under <data>/miracl/ (miracl-v1.0-{lang}/, "
-            f"miracl-corpus-v1.0-{lang}/; see hybridir.data.miracl)."
+            f"It needs internet; offline, put the official files under <data>/miracl/ ({', '.join(wanted)}, "
+            f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz; see hybridir.data.miracl)."
         ) from e
-    return Path(topics), Path(qrels_file), corpus, f"miracl/miracl {lang} {split}"
+    return _local_files(Path(topics_root), lang, split, Path(corpus_root))

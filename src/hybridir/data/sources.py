@@ -1,6 +1,7 @@
 """``--data`` -> (train, dev) training data: one dispatch over every named source and file format.
 
-Sources: ``ntrex``, ``flores``, the QA sets ``iapp-th`` / ``cmrc-trial`` / ``afriqa`` (:mod:`hybridir.data.qa`), a
+Sources: ``ntrex``, ``flores``, ``mmarco[:N]`` or a folder in mMARCO's layout (:mod:`hybridir.data.mmarco`), the
+QA sets ``iapp-th`` / ``cmrc-trial`` / ``afriqa`` (:mod:`hybridir.data.qa`), a
 folder of ``<lang>.txt`` line-aligned files, a ``.jsonl`` / ``.tsv`` file, a SQuAD ``.json`` file or
 ``hf:<dataset>``; several join with ``+``. In a mix every source gives the requested languages it has (AfriQA has
 no German, NTREX no Twi), and a requested language no source has is an error; a single source must have them all.
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from .mmarco import is_mmarco_dir, load_mmarco, parse_mmarco_spec
 from .parallel import (
     NTREX_CODES,
     XQUAD_LANGUAGES,
@@ -50,9 +52,13 @@ def load_training_data(
         return load_flores_pairs(languages, "train", None, data_dir)
     if spec in QA_SOURCES:
         return load_qa(spec, languages, qa_target, data_dir, seed, dev_fraction=0)[0]
+    if (n_queries := parse_mmarco_spec(spec)) is not None:
+        return load_mmarco(languages, data_dir, n_queries)
     if spec.startswith("hf:"):
         return load_hub(spec[3:], languages)
     path = Path(spec).expanduser()
+    if path.is_dir() and is_mmarco_dir(path):
+        return load_mmarco(languages, root=path)
     if path.is_dir():
         found = {f.stem: f for f in sorted(path.glob("*.txt"))}
         missing = [lang for lang in languages if lang not in found]
@@ -67,8 +73,9 @@ def load_training_data(
         return load_squad(path, languages[0])
     if path.suffix in (".jsonl", ".tsv"):
         return load_pairs(path).select(languages)
-    raise ConfigError(f"unknown training data {spec!r}: use 'ntrex', 'flores', {', '.join(QA_SOURCES)}, 'hf:<name>', "
-                      "a folder, .jsonl, .tsv or .json, or several joined with '+' (ntrex+flores)")  # fmt: skip
+    raise ConfigError(f"unknown training data {spec!r}: use 'ntrex', 'flores', 'mmarco[:N]', "
+                      f"{', '.join(QA_SOURCES)}, 'hf:<name>', a folder, .jsonl, .tsv or .json, or several joined "
+                      "with '+' (ntrex+flores)")  # fmt: skip
 
 
 def _has(source: str, languages: Sequence[str], data_dir: str | os.PathLike | None) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..benchmarks import BENCHMARKS
+from ..benchmarks import BENCHMARKS, lookup
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
 from .config import Cell, eval_dirname, is_number, read_results
 
@@ -179,7 +179,7 @@ def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[
             # the FLORES pool settings have no column and stay in study.json's test list only.
             column = _SETTING_COLUMN.get(setting) or (f"{setting}/ndcg@10" if setting in datasets else None)
             if column and p < SIGNIFICANCE_LEVEL and diff != 0:
-                better = (diff < 0) if setting in _LOWER_IS_BETTER else (diff > 0)
+                better = (diff < 0) if setting.rpartition(":")[2] in _LOWER_IS_BETTER else (diff > 0)
                 h.marks[column].append(("▲" if better else "▼") + _short(b.arm))
     return tests
 
@@ -198,14 +198,15 @@ def _seed_mean_per_query(row: Row, out: Path, datasets: Iterable[str]) -> dict[s
             path = cell_dir / "eval" / eval_dirname(ds) / "per_query.npz"
             if not path.is_file():
                 continue
+            prefix = lookup(ds)[0].setting_prefix  # mlqa-r:mono/<x> apart from XQuAD-R's mono/<x>
             with np.load(path, allow_pickle=False) as npz:
                 for key in npz.files:
                     if key.startswith("monoqa/"):  # nDCG@10 per query of a retrieval set (monoqa, MIRACL)
                         retrieval_ds[key[7:]] = ds
                     if key.startswith("qids/"):
-                        qids[key[5:]] = npz[key]
+                        qids[prefix + key[5:]] = npz[key]
                     else:
-                        stacks[key].append(np.asarray(npz[key], dtype=float))
+                        stacks[prefix + key].append(np.asarray(npz[key], dtype=float))
     by_setting: dict[str, dict[str, tuple]] = defaultdict(dict)
     for key, arrays in stacks.items():
         if len({a.shape for a in arrays}) == 1:
@@ -213,8 +214,9 @@ def _seed_mean_per_query(row: Row, out: Path, datasets: Iterable[str]) -> dict[s
             # One unit per query: a (queries x targets) cross-lingual table is averaged over its targets.
             scores = scores.reshape(len(scores), -1).mean(axis=1) if scores.ndim > 1 else scores
             setting, _, unit = key.partition("/")  # e.g. mono/ar, cross/ar, monoqa/jsquad-ja; ids in qids/<unit>
+            prefix = setting.rpartition(":")[0] + ":" if ":" in setting else ""  # mlqa-r:mono/ar: ids of mlqa-r:ar
             setting = retrieval_ds.get(unit, setting)  # a retrieval set's nDCG@10 belongs to its study dataset
-            by_setting[setting][key] = (qids.get(unit), scores)
+            by_setting[setting][key] = (qids.get(prefix + unit), scores)
     return by_setting
 
 

@@ -43,7 +43,9 @@ def eval_dirname(dataset: str) -> str:
 
 # Keys of each YAML section; anything else is a typo the user should hear about.
 _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "seeds_override", "train", "eval",
-             "high_resource"}  # fmt: skip
+             "high_resource", "paper"}  # fmt: skip
+#: the hybrid-batch paper's models, as a study's ``paper`` key names them (grid model -> paper model)
+PAPER_MODELS = ("labse", "xlm-r")
 _GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps"}
 _EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots", "in_domain_topics"}
 # TrainConfig fields that the grid (or the runner) sets per cell, so the ``train`` section may not.
@@ -121,6 +123,8 @@ class StudyConfig:
     datasets: dict[str, dict[str, Any]] = field(default_factory=lambda: {"xquad-r": {}})
     # A convention, not a measurement: the XQuAD-R languages with the largest Wikipedias and web corpora.
     high_resource: list[str] = field(default_factory=lambda: ["en", "de", "es", "ru", "zh"])
+    #: grid model -> the paper's model whose published numbers go beside it (analyses/paper_numbers.py)
+    paper_models: dict[str, str] = field(default_factory=dict)
 
 
 def load_study_config(path: Path) -> StudyConfig:
@@ -156,6 +160,9 @@ def load_study_config(path: Path) -> StudyConfig:
     cfg.language_sets = _language_sets(grid.get("languages", list(XQUAD_LANGUAGES)), v, known)
     cfg.high_resource = v.str_list(raw.get("high_resource", cfg.high_resource), "high_resource")
     cfg.train = _train_section(raw.get("train", {}), v)
+    cfg.paper_models = {k: v.string(m, f"paper.{k}") for k, m in v.mapping(raw.get("paper"), "paper", None).items()}
+    if bad := [f"{k}: {m}" for k, m in cfg.paper_models.items() if k not in cfg.models or m not in PAPER_MODELS]:
+        raise v.fail("paper", f"{bad[0]}: expected a grid model mapped to one of {', '.join(PAPER_MODELS)}")
     cfg.datasets = _eval_section(raw.get("eval", {}), v)
     arms = {c.arm for c in expand_grid(cfg)}
     overrides = v.mapping(raw.get("seeds_override", {}), "seeds_override", None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from . import flores_breakdown, high_resource, model_size, paper_claims, seen_unseen
+from . import flores_breakdown, high_resource, model_size, paper_claims, paper_numbers, seen_unseen
 
 ANALYSES = (
     paper_claims.ANALYSIS,
+    paper_numbers.ANALYSIS,
     seen_unseen.ANALYSIS,
     high_resource.ANALYSIS,
     model_size.ANALYSIS,
