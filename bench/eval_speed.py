@@ -174,6 +174,7 @@ def compare_paths(model, args, folder: Path, root: Path) -> dict:
             row[f"{kind}_ratio"] = row[f"{kind}_texts_per_s"] / rows[ref][f"{kind}_texts_per_s"]
             cos = (emb[name][kind] * emb[ref][kind]).sum(1)
             row[f"{kind}_cos_mean"], row[f"{kind}_cos_min"] = float(cos.mean()), float(cos.min())
+    print("speed (quality follows):", json.dumps(rows), flush=True)  # the slow quality runs can be cut short
     quality_paths = [p for p in args.quality_paths if p in encoders]
     for name in quality_paths:  # metrics on real slices, each path from scratch unless --cache-dir
         enc = Encoder(model, backend=encoders[name][0].backend, precision=encoders[name][0].precision,
