@@ -208,13 +208,13 @@ def calibration_texts(model: Any, n: int = 300, seed: int = 0) -> list[dict[str,
 def openvino_model(model: Any, fingerprint: str, cache_dir: Path | None = None, precision: str = "fp32") -> Path:
     """The OpenVINO IR (``model.xml`` + ``.bin``) of ``model``'s transformer, built once per fingerprint into
     ``cache_dir`` (default: the user cache) through a temporary directory renamed when complete: fp32 weights
-    in ``<fingerprint>/``, the quantised ``int8w`` / ``int8`` ones (made from that fp32 IR) in
-    ``<fingerprint>/<variant>/``."""
+    in ``<fingerprint>/``, the quantised ``int8w`` / ``int8`` ones (made from that fp32 IR) beside it in
+    ``<fingerprint>-<variant>/``, so that rebuilding one never removes another."""
     from .offline_e5 import cache_root
 
     ov = _openvino()
-    root = Path(cache_dir or cache_root() / "openvino").expanduser() / fingerprint
-    folder = root / variant(precision) if precision in RECIPES else root
+    name = f"{fingerprint}-{variant(precision)}" if precision in RECIPES else fingerprint
+    folder = Path(cache_dir or cache_root() / "openvino").expanduser() / name
     xml = folder / "model.xml"
     if xml.is_file() and (folder / "model.bin").is_file():
         return xml
