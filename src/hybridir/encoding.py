@@ -59,7 +59,9 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
 # The paths measured faithful (XQuAD-R mono / cross / multi mAP within 0.003 and MIRACL-yo nDCG@10 within 0.005 of
 # torch-fp32) on each kind of CPU, fastest first, measured by
 #   .venv/bin/python bench/eval_speed.py --only-paths --onnx   (tables in docs/metrics.md, "Inference paths")
-# bf16: the development machine with AMX; avx2: a 2-core AMD EPYC with AVX2 + FMA only. A path measured outside
+# bf16: the development machine with AMX (openvino-bf16 5.4x); avx2: a 2-core AMD EPYC with AVX2 + FMA only
+# (openvino-int8w 2.4x / 2.5x on XQuAD-R / MIRACL, mAP diff <= 0.0018, nDCG diff +0.0031; openvino-fp32 2.5x / 2.3x,
+# cosine 1.00000; static openvino-int8 cross mAP -0.0091: unfaithful there). A path measured outside
 # the bounds, or not measured on a kind, is never chosen for it (it stays available by name). CPU kinds never
 # measured get openvino-fp32: fp32 arithmetic, cosine 1.00000 to the reference on every CPU measured.
 FAITHFUL: dict[str, tuple[str, ...]] = {
