@@ -12,12 +12,15 @@
     interleaved rounds (best round kept); faithfulness as cosine to fp32 and as the metric difference on real
     slices: XQuAD-R mono / cross / multi mAP (``--paths-languages``, complete pools) and MIRACL-yo nDCG@10
     (every query against a pool of the judged passages plus ``--miracl-sample`` random ones). ONNX Runtime
-    fp32 / dynamic int8 are measured too when onnxruntime is installed (not a hybridir path).
+    fp32 / dynamic int8 are measured too with ``--onnx`` (not a hybridir path). The CPU's features, its kind and
+    ``auto``'s choice on it are printed beside the table: its rows feed ``hybridir.encoding.FAITHFUL``.
 
 Usage::
 
     .venv/bin/python bench/eval_speed.py --languages th en --max-questions 20 --threads 2
     .venv/bin/python bench/eval_speed.py --only-paths      # (d) only, prints a table
+    .venv/bin/python bench/eval_speed.py --only-paths --paths torch-fp32 openvino-fp32 openvino-int8w \
+        openvino-int8 --quality-paths torch-fp32 openvino-fp32 openvino-int8w openvino-int8 --cache-dir /tmp/emb
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ import torch
 from hybridir.data import resolve_data_dir
 from hybridir.data.lareqa import lareqa_dir, load_lareqa
 from hybridir.data.miracl import load_miracl
-from hybridir.encoding import Encoder
+from hybridir.encoding import Encoder, choose_path, cpu_features, cpu_kind, installed
 from hybridir.evaluation import evaluate, evaluate_lareqa, evaluate_retrieval
 from hybridir.files import atomic_write_json
 from hybridir.models import load_encoder
 
-PATHS = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "torch-int8"]
+PATHS = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8w", "openvino-int8", "torch-int8"]
 
 
 def matmul_peak(seconds: float = 3.0, n: int = 1024) -> float:
@@ -171,10 +174,11 @@ def compare_paths(model, args, folder: Path, root: Path) -> dict:
             row[f"{kind}_ratio"] = row[f"{kind}_texts_per_s"] / rows[ref][f"{kind}_texts_per_s"]
             cos = (emb[name][kind] * emb[ref][kind]).sum(1)
             row[f"{kind}_cos_mean"], row[f"{kind}_cos_min"] = float(cos.mean()), float(cos.min())
+    print("speed (quality follows):", json.dumps(rows), flush=True)  # the slow quality runs can be cut short
     quality_paths = [p for p in args.quality_paths if p in encoders]
-    for name in quality_paths:  # metrics on real slices, each path from scratch (no cache)
+    for name in quality_paths:  # metrics on real slices, each path from scratch unless --cache-dir
         enc = Encoder(model, backend=encoders[name][0].backend, precision=encoders[name][0].precision,
-                      show_progress=False)  # fmt: skip
+                      show_progress=False, cache_dir=args.cache_dir)  # fmt: skip
         res, _ = evaluate_lareqa(enc, es, show_progress=False)
         rows[name] |= {f"xquad_{k}": res["summary"][f"{k}_map"] for k in ("mono", "cross", "multi")}
         res, _ = evaluate_retrieval(enc, [mir])
@@ -182,8 +186,12 @@ def compare_paths(model, args, folder: Path, root: Path) -> dict:
     for name in quality_paths:
         for key in ("xquad_mono", "xquad_cross", "xquad_multi", "miracl_ndcg10"):
             rows[name][f"{key}_diff"] = rows[name][key] - rows[ref][key]
-    return {"texts": {k: len(v) for k, v in texts.items()}, "xquad_slice": {"languages": args.paths_languages,
-            "questions": len(es.query_ids), "candidates": len(es.cand_ids)},
+    features = cpu_features()
+    cpu = {"kind": cpu_kind(features), "features": sorted(features), "auto": choose_path(installed(), features),
+           "threads": torch.get_num_threads()}  # fmt: skip
+    return {"cpu": cpu, "texts": {k: len(v) for k, v in texts.items()},
+            "xquad_slice": {"languages": args.paths_languages, "questions": len(es.query_ids),
+                            "candidates": len(es.cand_ids)},
             "miracl_slice": {"queries": len(mir.query_ids), "passages": len(mir.cand_ids)}, "paths": rows}  # fmt: skip
 
 
@@ -198,6 +206,9 @@ def paths_table(d: dict) -> str:
         lines.append(f"| {name} | {r['xquad-r_texts_per_s']:.1f} | {r['xquad-r_ratio']:.2f}x | "
                      f"{r['miracl-yo_texts_per_s']:.1f} | {r['miracl-yo_ratio']:.2f}x | {' / '.join(cos)} | "
                      f"{q} | {m} |")
+    cpu = d["cpu"]
+    lines.append(f"\nCPU kind {cpu['kind']} (features: {' '.join(cpu['features']) or 'none of interest'}; "
+                 f"{cpu['threads']} threads); auto chooses {cpu['auto']} here")
     return "\n".join(lines)
 
 
@@ -214,13 +225,15 @@ def main() -> None:
     ap.add_argument("--only-paths", action="store_true", help="run section (d) only")
     ap.add_argument("--skip-paths", action="store_true", help="skip section (d)")
     ap.add_argument("--paths", nargs="+", default=PATHS, help="(d) paths to time")
-    ap.add_argument("--quality-paths", nargs="+", default=["torch-fp32", "openvino-bf16", "torch-bf16"],
+    ap.add_argument("--quality-paths", nargs="+",
+                    default=["torch-fp32", "openvino-bf16", "torch-bf16", "openvino-int8w", "openvino-int8"],
                     help="(d) paths whose metrics are computed on the real slices")
     ap.add_argument("--onnx", action="store_true", help="(d) also time ONNX Runtime fp32 / int8 (needs onnxruntime)")
     ap.add_argument("--n-texts", type=int, default=600, help="(d) XQuAD-R sentences timed (half as many MIRACL)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--paths-languages", nargs="+", default=["ar", "de", "en", "th", "zh"])
     ap.add_argument("--max-questions-paths", type=int, default=200)
+    ap.add_argument("--cache-dir", type=Path, help="(d) embedding cache of the quality runs (reruns skip work)")
     ap.add_argument("--miracl-sample", type=int, default=3000, help="(d) random MIRACL passages beside the judged")
     args = ap.parse_args()
     if args.threads:

@@ -116,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cache-dir", type=Path, default=None, help="on-disk embedding cache (opt-in)")
     e.add_argument("--no-plots", action="store_true")
     e.add_argument("--backend", default="auto", choices=["auto", "torch", "openvino"],
-                   help="inference path: auto = openvino with bf16 on a bf16 CPU (faithful, ~2x), else torch")
-    e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                   help="fp32 (reference), bf16, int8 (torch only; not faithful); auto follows the backend")
+                   help="inference path: auto = the fastest path measured faithful on this kind of CPU")
+    e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8w", "int8"],
+                   help="fp32 (torch: the reference), bf16, int8w (openvino: int8 weights), int8 (openvino: "
+                        "static, calibrated; torch: dynamic); auto follows the backend (docs/metrics.md)")
     e.set_defaults(func=_evaluate)
 
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")

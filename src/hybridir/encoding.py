@@ -3,18 +3,22 @@
 Evaluation hands its texts to an :class:`Encoder`; the encoder decides how they become vectors and remembers
 them per model fingerprint and path, so that no text is encoded twice across settings, runs or study cells.
 
-Inference paths (``backend``-``precision``), measured side by side by ``bench/eval_speed.py``:
+Inference paths (``backend``-``precision``), measured side by side by ``bench/eval_speed.py --only-paths``:
 
 - ``torch-fp32``: sentence-transformers' own ``model.encode``, the reference every other path is checked against.
-- ``openvino-bf16``: the model's transformer compiled by OpenVINO with bfloat16 inference on CPUs with native
-  bf16 (AVX512-BF16 / AMX); tokenisation, prompts, pooling and normalisation stay the model's own modules. About
-  2x torch-fp32 on the 2-core development CPU at cosine 0.99999 to it. ``openvino-fp32`` keeps fp32 arithmetic.
+- ``openvino-fp32`` / ``openvino-bf16``: the model's transformer compiled by OpenVINO with fp32 arithmetic, or
+  bfloat16 on CPUs with native bf16 (AVX512-BF16 / AMX); tokenisation, prompts, pooling and normalisation stay the
+  model's own modules.
+- ``openvino-int8w``: int8-compressed weights (NNCF, per-channel asymmetric), fp32 activations.
+- ``openvino-int8``: static int8 (weights and activations) calibrated by NNCF on NTREX-128 training sentences and
+  passages, never on evaluation data.
 - ``torch-bf16`` (autocast) and ``torch-int8`` (dynamic quantisation of the Linear layers): no extra package;
-  int8 is fast but measurably unfaithful (cosine ~0.97 to fp32), so it is never chosen automatically.
+  torch-int8 is measurably unfaithful (cosine ~0.97 to fp32), so it stays available by name only.
 
-``auto`` (the default) picks ``openvino-bf16`` for a CPU model when OpenVINO is installed and the CPU has native
-bf16 (that path met the faithfulness bound of issue 11: XQuAD-R mAP within 0.003 and MIRACL nDCG@10 within 0.005
-of fp32), else ``torch-fp32``. The path used is recorded in every results.json.
+``auto`` (the default) is :func:`choose_path` of the installed packages and the CPU's features: the fastest path
+that met the faithfulness bound (XQuAD-R mAP within 0.003 and MIRACL-yo nDCG@10 within 0.005 of torch-fp32) on that
+kind of CPU, as written down in :data:`FAITHFUL`. The path used and the CPU's features are recorded in every
+results.json.
 
 Sentence-transformers' own ``backend="onnx" | "openvino"`` need ``optimum``, whose releases pin transformers
 versions this project cannot use (optimum-onnx < 4.58; optimum-intel pulls another torch); OpenVINO's runtime is
@@ -24,13 +28,15 @@ Example::
 
     enc = Encoder(load_encoder("e5-small"), cache_dir=Path("~/.cache/hybridir/embeddings"))
     q = enc(["what is x?"], "query")
-    enc.path   # "openvino-bf16" on a bf16-capable CPU with openvino installed
+    enc.path   # "openvino-bf16" on a bf16 CPU, "openvino-int8w" on an AVX2-only one, with hybridir[fast]
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import importlib.util
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -43,9 +49,31 @@ import torch
 from .errors import ConfigError
 from .files import atomic_dir, atomic_write_bytes
 
-PRECISIONS: dict[str, tuple[str, ...]] = {"torch": ("fp32", "bf16", "int8"), "openvino": ("fp32", "bf16")}
+PRECISIONS: dict[str, tuple[str, ...]] = {"torch": ("fp32", "bf16", "int8"),
+                                          "openvino": ("fp32", "bf16", "int8w", "int8")}  # fmt: skip
 #: default token budget of one batch (rows x longest row) for the non-reference paths
 MAX_TOKENS = 4096
+#: the CPU flags (as Linux /proc/cpuinfo names them) that decide which paths are fast and faithful
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+# The paths measured faithful (XQuAD-R mono / cross / multi mAP within 0.003 and MIRACL-yo nDCG@10 within 0.005 of
+# torch-fp32) on each kind of CPU, fastest first, measured by
+#   .venv/bin/python bench/eval_speed.py --only-paths --onnx   (tables in docs/metrics.md, "Inference paths")
+# bf16: the development machine with AMX (openvino-bf16 5.4x); avx2: a 2-core AMD EPYC with AVX2 + FMA only
+# (openvino-int8w 2.4x / 2.5x on XQuAD-R / MIRACL, mAP diff <= 0.0018, nDCG diff +0.0031; openvino-fp32 2.5x / 2.3x,
+# cosine 1.00000; static openvino-int8 cross mAP -0.0091: unfaithful there). A path measured outside
+# the bounds, or not measured on a kind, is never chosen for it (it stays available by name). CPU kinds never
+# measured get openvino-fp32: fp32 arithmetic, cosine 1.00000 to the reference on every CPU measured.
+FAITHFUL: dict[str, tuple[str, ...]] = {
+    "bf16": ("openvino-bf16", "openvino-fp32"),
+    "avx2": ("openvino-int8w", "openvino-fp32"),
+}
+UNMEASURED = ("openvino-fp32",)
+#: what each path needs beyond torch (``nncf`` builds the quantised models once; the build is cached)
+NEEDS: dict[str, frozenset[str]] = {
+    "openvino-fp32": frozenset({"openvino"}), "openvino-bf16": frozenset({"openvino"}),
+    "openvino-int8w": frozenset({"openvino", "nncf"}), "openvino-int8": frozenset({"openvino", "nncf"}),
+}  # fmt: skip
 
 
 def _openvino() -> Any:
@@ -58,6 +86,14 @@ def _openvino() -> Any:
     return openvino
 
 
+def _nncf() -> Any:
+    try:
+        import nncf
+    except ImportError as e:
+        raise ConfigError("the int8 OpenVINO paths need the nncf package: pip install 'hybridir[fast]'") from e
+    return nncf
+
+
 def openvino_available() -> bool:
     try:
         _openvino()
@@ -66,27 +102,73 @@ def openvino_available() -> bool:
     return True
 
 
+def installed() -> frozenset[str]:
+    """The optional inference packages importable here (``openvino``, ``nncf``)."""
+    return frozenset(name for name in ("openvino", "nncf") if importlib.util.find_spec(name) is not None)
+
+
+@functools.cache
+def cpu_features() -> frozenset[str]:
+    """The :data:`CPU_FLAGS` this CPU has: /proc/cpuinfo on Linux, else torch's and OpenVINO's capability reports."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split()) & frozenset(CPU_FLAGS)
+    capability = torch.backends.cpu.get_cpu_capability()  # "AVX2", "AVX512", "DEFAULT", ...
+    found = {"avx2", "fma"} if capability.startswith(("AVX2", "AVX512")) else set()
+    found |= {"avx512f"} if capability.startswith("AVX512") else set()
+    if openvino_available() and "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        found.add("avx512_bf16")
+    return frozenset(found)
+
+
+def cpu_kind(features: frozenset[str]) -> str:
+    """``bf16`` (native bf16), ``avx512``, ``avx2`` (AVX2 + FMA) or ``other``: the rows of :data:`FAITHFUL`."""
+    if features & {"avx512_bf16", "amx_bf16"}:
+        return "bf16"
+    if "avx512f" in features:
+        return "avx512"
+    return "avx2" if {"avx2", "fma"} <= features else "other"
+
+
 def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (OpenVINO's capability list), i.e. bf16 is fast, not emulated."""
-    return openvino_available() and "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    """True when the CPU computes bf16 natively, i.e. bf16 is fast, not emulated."""
+    return cpu_kind(cpu_features()) == "bf16"
+
+
+def candidates(packages: frozenset[str], features: frozenset[str]) -> list[str]:
+    """The faithful paths for this CPU whose packages are installed, fastest first, ending with torch-fp32."""
+    measured = FAITHFUL.get(cpu_kind(features), UNMEASURED)
+    return [p for p in measured if NEEDS[p] <= packages] + ["torch-fp32"]
+
+
+def choose_path(packages: frozenset[str], features: frozenset[str]) -> str:
+    """``auto``'s choice for a CPU model: the fastest path measured faithful on this kind of CPU that can run here."""
+    return candidates(packages, features)[0]
 
 
 def resolve_path(model: Any, backend: str = "auto", precision: str = "auto") -> tuple[str, str]:
-    """(backend, precision) for ``model``; ``auto`` as in the module docstring. ConfigError on unknown choices."""
+    """(backend, precision) for ``model``; ``auto`` as in the module docstring. ConfigError on unknown choices.
+
+    A pinned half takes the first faithful candidate that matches it (``--backend openvino``: the fastest faithful
+    OpenVINO path; ``--precision fp32``: the fastest fp32 one), else the backend's fp32 / torch at that precision.
+    """
     on_cpu = str(getattr(model, "device", "cpu")).startswith("cpu")
-    if backend == "auto":
-        fast = on_cpu and precision in ("auto", "bf16") and cpu_has_bf16()
-        backend = "openvino" if fast else "torch"
-    if backend not in PRECISIONS:
+    if backend != "auto" and backend not in PRECISIONS:
         raise ConfigError(f"unknown backend {backend!r}: use auto, {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        precision = "bf16" if backend == "openvino" and cpu_has_bf16() else "fp32"
+    paths = [tuple(p.split("-")) for p in (candidates(installed(), cpu_features()) if on_cpu else ["torch-fp32"])]
+    match = [(b, p) for b, p in paths if backend in ("auto", b) and precision in ("auto", p)]
+    backend, precision = match[0] if match else (
+        "torch" if backend == "auto" else backend, "fp32" if precision == "auto" else precision)  # fmt: skip
     if precision not in PRECISIONS[backend]:
         raise ConfigError(f"backend {backend!r} has no precision {precision!r}: use {', '.join(PRECISIONS[backend])}")
     if backend == "openvino":
         _openvino()
         if not on_cpu:
             raise ConfigError(f"backend 'openvino' runs on the CPU, the model is on {model.device}: use backend torch")
+        if precision in ("int8w", "int8"):
+            _nncf()
     return backend, precision
 
 
@@ -101,24 +183,65 @@ class _TokenEmbeddings(torch.nn.Module):
         return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
-def openvino_model(model: Any, fingerprint: str, cache_dir: Path | None = None) -> Path:
-    """The OpenVINO IR (``model.xml`` + ``.bin``, fp32 weights) of ``model``'s transformer, converted once per
-    fingerprint into ``cache_dir`` (default: the user cache) through a temporary directory renamed when complete."""
+#: how each quantised OpenVINO model is made; part of its cache keys, so a new recipe never reads an old model
+RECIPES = {
+    "int8w": "nncf.compress_weights int8_asym per-channel",
+    "int8": "nncf.quantize transformer, fast bias correction, 300 NTREX-128 texts (12 languages, seed 0) v1",
+}
+#: NTREX-128 languages of the int8 calibration texts: several scripts, high and low resource (training data only)
+CALIBRATION_LANGUAGES = ("en", "de", "es", "fr", "ru", "ar", "hi", "th", "zh", "ja", "sw", "yo")
+
+
+def calibration_texts(model: Any, n: int = 300, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """``n`` single-text model inputs for static int8 calibration: NTREX-128 ICT queries and passages (training
+    text, never evaluation data) in :data:`CALIBRATION_LANGUAGES`, each with the model's own prompt."""
+    from .data.parallel import load_ntrex
+
+    data = load_ntrex(CALIBRATION_LANGUAGES, seed=seed)
+    rng = np.random.default_rng(seed)
+    prompts = model.prompts or {}
+    texts = [(prompts.get(kind), getattr(pair, kind)) for i in rng.permutation(len(data.items))
+             for pair in data.items[i].pairs.values() for kind in ("query", "passage")]  # fmt: skip
+    texts = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)]
+    feats = [model.preprocess([text], prompt=prompt) for prompt, text in texts]
+    return [{k: f[k].numpy() for k in ("input_ids", "attention_mask")} for f in feats]
+
+
+def openvino_model(model: Any, fingerprint: str, cache_dir: Path | None = None, precision: str = "fp32") -> Path:
+    """The OpenVINO IR (``model.xml`` + ``.bin``) of ``model``'s transformer, built once per fingerprint into
+    ``cache_dir`` (default: the user cache) through a temporary directory renamed when complete: fp32 weights
+    in ``<fingerprint>/``, the quantised ``int8w`` / ``int8`` ones (made from that fp32 IR) beside it in
+    ``<fingerprint>-<variant>/``, so that rebuilding one never removes another."""
     from .offline_e5 import cache_root
 
     ov = _openvino()
-    folder = Path(cache_dir or cache_root() / "openvino").expanduser() / fingerprint
+    name = f"{fingerprint}-{variant(precision)}" if precision in RECIPES else fingerprint
+    folder = Path(cache_dir or cache_root() / "openvino").expanduser() / name
     xml = folder / "model.xml"
     if xml.is_file() and (folder / "model.bin").is_file():
         return xml
-    hf = copy.deepcopy(model[0].auto_model).float().eval()  # tracing may touch module state: convert a copy
-    example = model.preprocess(["passage: example text", "short"], prompt=None)
-    with torch.no_grad():
-        converted = ov.convert_model(_TokenEmbeddings(hf), example_input={
-            "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})  # fmt: skip
+    if precision in RECIPES:
+        nncf = _nncf()
+        fp32 = ov.Core().read_model(str(openvino_model(model, fingerprint, cache_dir)))
+        if precision == "int8w":
+            converted = nncf.compress_weights(fp32, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        else:
+            converted = nncf.quantize(fp32, nncf.Dataset(calibration_texts(model)), subset_size=300,
+                                      model_type=nncf.ModelType.TRANSFORMER)  # fmt: skip
+    else:
+        hf = copy.deepcopy(model[0].auto_model).float().eval()  # tracing may touch module state: convert a copy
+        example = model.preprocess(["passage: example text", "short"], prompt=None)
+        with torch.no_grad():
+            converted = ov.convert_model(_TokenEmbeddings(hf), example_input={
+                "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})  # fmt: skip
     with atomic_dir(folder) as tmp:
         ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
     return xml
+
+
+def variant(precision: str) -> str:
+    """``precision`` plus a hash of its :data:`RECIPES` entry (the quantised model's folder and cache-key tag)."""
+    return f"{precision}-{hashlib.sha1(RECIPES[precision].encode()).hexdigest()[:8]}"
 
 
 class Encoder:
@@ -166,8 +289,10 @@ class Encoder:
     def describe(self) -> dict[str, Any]:
         """What results.json records about how its embeddings were made."""
         budget = None if self.path == "torch-fp32" else self.max_tokens
+        features = cpu_features()
         return {"path": self.path, "backend": self.backend, "precision": self.precision,
-                "batch_size": self.batch_size, "max_tokens": budget}  # fmt: skip
+                "batch_size": self.batch_size, "max_tokens": budget,
+                "cpu": {"kind": cpu_kind(features), "features": sorted(features)}}  # fmt: skip
 
     def _dim(self) -> int | None:
         """The embedding size (sentence-transformers renamed the method in 5.x; older versions have the old name)."""
@@ -178,8 +303,10 @@ class Encoder:
         if self.cache_dir is None:
             return None
         prompt = (self.model.prompts or {}).get(prompt_name, "")
-        # fp32 keeps the key it always had, so caches written before the fast paths stay valid
+        # fp32 keeps the key it always had, so caches written before the fast paths stay valid; a quantised path's
+        # key names its recipe, so vectors of an older quantisation are never read
         tag = "" if self.path == "torch-fp32" else f"|{self.path}"
+        tag += f"|{variant(self.precision)}" if self.backend == "openvino" and self.precision in RECIPES else ""
         key = f"{prompt}|{self.model.max_seq_length}|{self.normalize}{tag}"
         return self.cache_dir / self.fingerprint / hashlib.sha1(key.encode()).hexdigest()[:12]
 
@@ -256,7 +383,8 @@ class Encoder:
         model = self.model
         if self.backend == "openvino":
             ov = _openvino()
-            xml = openvino_model(model, self.fingerprint, self.cache_dir and self.cache_dir / "openvino")
+            folder = self.cache_dir and self.cache_dir / "openvino"
+            xml = openvino_model(model, self.fingerprint, folder, self.precision)
             compiled = ov.Core().compile_model(str(xml), "CPU", {
                 "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
                 "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"})  # fmt: skip
