@@ -459,3 +459,20 @@ def test_committed_studies_load_and_expand(path, data_root):
     trained = [c for c in cells if c.sampler != "zero-shot"]
     if path.stem in ("model_size", "high_resource", "domain_shift", "num_languages", "kd_low_resource"):
         assert all(len(cfg.seeds_override.get(c.arm, cfg.seeds)) >= 3 for c in trained)  # the research studies
+
+
+def test_recipe_choice_takes_the_best_worst_gain_over_zero_shot():
+    """The pre-registered rule: a recipe that gains a lot in three figures but loses in one ranks below a recipe
+    with small gains everywhere."""
+    from hybridir.study.aggregate import Row
+    from hybridir.study.analyses.recipe_choice import RULE_KEYS, recipe_scores
+
+    def row(arm: str, *vals: float) -> Row:
+        return Row("m", "set", 60, arm, [{"seed": 0}], mean=dict(zip(RULE_KEYS, vals, strict=True)))
+
+    rows = [row("zero-shot", 0.8, 0.4, 0.5, 0.3), row("hybrid-0.5@big", 0.79, 0.7, 0.7, 0.6),
+            row("hybrid-0.5@steady", 0.81, 0.45, 0.55, 0.35), Row("m", "set", 60, "xx@nodev", [{"seed": 0}])]
+    scores = recipe_scores(rows)
+    assert [s["arm"] for s in scores] == ["hybrid-0.5@steady", "hybrid-0.5@big"] and scores[0]["chosen"]
+    assert scores[0]["score"] == pytest.approx(0.01) and scores[1]["score"] == pytest.approx(-0.01)
+    assert recipe_scores(rows[1:]) == []  # no starting point: nothing to choose

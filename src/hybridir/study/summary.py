@@ -41,6 +41,7 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
         "high_resource": ctx.found["high_resource"],
         "model_size_gains": ctx.found["model_size_gains"],
         "claims": ctx.found["claims"],
+        "recipe_choice": ctx.found["recipe_choice"],
         "timing": {
             "cells": {rec["cell_id"]: rec["timing"] for rec in records},
             "total_s": float(sum(rec["timing"]["total_s"] for rec in records)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import flores_breakdown, high_resource, model_size, paper_claims, paper_numbers, seen_unseen
+from . import flores_breakdown, high_resource, model_size, paper_claims, paper_numbers, recipe_choice, seen_unseen
 
 ANALYSES = (
     paper_claims.ANALYSIS,
@@ -11,4 +11,5 @@ ANALYSES = (
     high_resource.ANALYSIS,
     model_size.ANALYSIS,
     flores_breakdown.ANALYSIS,
+    recipe_choice.ANALYSIS,
 )
