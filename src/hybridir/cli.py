@@ -11,7 +11,6 @@ Bad input ends with one line naming the file, record and problem (exit code 2), 
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from pathlib import Path
@@ -167,12 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except HybridIRError as exc:
         print(f"hybridir: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the disk filled up mid-write: atomic writes left no half file, so a rerun resumes
-        if exc.errno != errno.ENOSPC:
-            raise
-        print(f"hybridir: error: no space left on device ({exc.filename or 'writing output'}); free space and run "
-              "the same command again to resume", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print("hybridir: interrupted (finished checkpoints and cells are kept; run again to resume)", file=sys.stderr)
