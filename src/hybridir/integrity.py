@@ -1,5 +1,5 @@
 """Caches that verify themselves: a SHA-256 stored with every cache file (embedding shards, teacher vectors) and a
-``SHA256SUMS`` manifest in every cache folder (exported models).
+``manifest.json`` of sizes and SHA-256 sums in every cache folder (exported models, the offline e5-small).
 
 A cache entry cut short by ``kill -9`` or a full disk, or damaged on disk, fails its checksum; it is reported once
 (one warning line), removed and recomputed by the caller, never used. Files written before checksums existed have
@@ -14,16 +14,18 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .errors import warn
-from .files import atomic_write_bytes, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_json
 
 _TAG = b"\nHYBRIDIR-SHA256 "  # trailer: tag + 64 hex digits of the SHA-256 of everything before it
 _TRAILER = len(_TAG) + 64
-MANIFEST = "SHA256SUMS"
+MANIFEST = "manifest.json"
 
 
 def _sha256(data: bytes) -> bytes:
@@ -62,27 +64,40 @@ def read_sealed(paths: Iterable[Path], what: str) -> dict[Path, bytes]:
     return good
 
 
-def seal_dir(folder: str | os.PathLike) -> None:
-    """Write ``SHA256SUMS`` over every file under ``folder``; call it last, inside :func:`hybridir.files.atomic_dir`."""
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks (exported models are hundreds of MB)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def seal_dir(folder: str | os.PathLike, **info: Any) -> None:
+    """Write ``manifest.json`` (size and SHA-256 of every file under ``folder``, plus ``info``); call it last,
+    inside :func:`hybridir.files.atomic_dir`."""
     folder = Path(folder)
-    lines = [f"{_sha256(p.read_bytes()).decode()}  {p.relative_to(folder).as_posix()}\n"
-             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST]  # fmt: skip
-    atomic_write_text(folder / MANIFEST, "".join(lines))
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}  # fmt: skip
+    atomic_write_json(folder / MANIFEST, {**info, "files": files})
+
+
+def intact_dir(folder: str | os.PathLike) -> bool:
+    """Whether every file that ``folder``'s manifest lists is there with its size and SHA-256."""
+    folder = Path(folder)
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+        return bool(files) and all((p := folder / rel).is_file() and p.stat().st_size == meta["size"]
+                                   and file_sha256(p) == meta["sha256"] for rel, meta in files.items())  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def verified_dir(folder: str | os.PathLike, what: str) -> bool:
-    """Whether ``folder`` exists and every file its manifest lists has its checksum. A folder that exists but fails
-    is reported (one warning line); the caller rebuilds it (``atomic_dir`` replaces it whole)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return False
-    try:
-        entries = [line.split("  ", 1) for line in (folder / MANIFEST).read_text().splitlines()]
-        ok = bool(entries) and all(_sha256((folder / name).read_bytes()).decode() == digest
-                                   for digest, name in entries)  # fmt: skip
-    except (OSError, ValueError):
-        ok = False
-    if not ok:
+    """:func:`intact_dir`, reporting a folder that exists but fails (one warning line); the caller rebuilds it
+    (``atomic_dir`` replaces it whole)."""
+    if intact_dir(folder):
+        return True
+    if Path(folder).exists():
         warn(f"{what} {folder} failed its checksum (truncated, corrupt or unverified); rebuilding it")
-    return ok
-
+    return False
