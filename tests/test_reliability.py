@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_beir import write_beir
+from test_study import BASE, write_yaml
+from test_training import synthetic_folder, tiny_config
 
 from hybridir.cli import main
 from hybridir.encoding import Encoder
@@ -18,9 +21,6 @@ from hybridir.errors import DiskSpaceError, LockError
 from hybridir.integrity import read_sealed, seal_dir, verified_dir, write_sealed
 from hybridir.locks import LOCK_NAME, DirLock
 from hybridir.training import train
-from test_beir import write_beir
-from test_study import BASE, write_yaml
-from test_training import synthetic_folder, tiny_config
 
 
 def one_line_error(capsys, *words: str) -> str:
