@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import save_shifted
 from test_beir import write_beir
 from test_training import LANGS, synthetic_folder
 
@@ -198,15 +199,7 @@ def test_evaluate_with_embedding_cache_survives_kill_9(zygote, tiny_model_dir, t
 
 
 def test_merge_survives_kill_9(zygote, tiny_model_dir, tmp_path):
-    import torch
-
-    from hybridir.models import load_encoder
-
-    tuned = load_encoder(str(tiny_model_dir), device="cpu")
-    with torch.no_grad():
-        for p in tuned.parameters():
-            p.add_(0.5)
-    tuned.save(str(tmp_path / "tuned"))
+    save_shifted(tiny_model_dir, tmp_path / "tuned", 0.5)
 
     def argv(work: Path) -> list[str]:
         return ["merge", "--model", str(tmp_path / "tuned"), "--start", str(tiny_model_dir), "--weight", "0.3",
