@@ -44,6 +44,7 @@ for line in sys.stdin:
         os.environ.update(req["env"])
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1); os.dup2(fd, 2)
+        import faulthandler; faulthandler.dump_traceback_later(240, exit=True)  # a hung run leaves its stack in the log
         try:
             code = hybridir.cli.main(req["argv"])
         except BaseException:
@@ -64,7 +65,7 @@ class Zygote:
         self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env)  # fmt: skip
 
-    def _line(self, timeout: float = 600) -> dict:
+    def _line(self, timeout: float = 300) -> dict:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         assert ready, "hybridir run timed out"
         return json.loads(self.proc.stdout.readline())
