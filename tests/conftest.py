@@ -77,6 +77,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
 
 
+def save_shifted(model_dir: Path, out: Path, delta: float) -> Path:
+    """``model_dir``'s model with ``delta`` added to every weight, saved to ``out``: a stand-in fine-tuned model."""
+    import torch
+
+    from hybridir.models import load_encoder
+
+    tuned = load_encoder(str(model_dir), device="cpu")
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(delta)
+    tuned.save(str(out))
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     from hybridir.models import load_encoder

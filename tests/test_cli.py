@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from conftest import save_shifted
 
 from hybridir.cli import main
 
@@ -54,11 +55,7 @@ def test_merge_writes_the_interpolated_checkpoint(tiny_model_dir, tmp_path, caps
 
     from hybridir.models import load_encoder
 
-    tuned = load_encoder(str(tiny_model_dir), device="cpu")
-    with torch.no_grad():
-        for p in tuned.parameters():
-            p.add_(1.0)
-    tuned.save(str(tmp_path / "tuned"))
+    save_shifted(tiny_model_dir, tmp_path / "tuned", 1.0)
     args = ["merge", "--model", str(tmp_path / "tuned"), "--start", str(tiny_model_dir), "--out", str(tmp_path / "m")]
     assert main([*args, "--weight", "0.25"]) == 0
     assert "parameters interpolated" in capsys.readouterr().out

@@ -14,9 +14,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from . import benchmarks
-from .errors import HybridIRError
+from .errors import ConfigError, HybridIRError
+from .locks import DirLock
 
 
 def _csv(value: str) -> list[str]:
@@ -43,12 +45,15 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
     out = args.out or Path("runs") / f"eval-{Path(str(args.model)).name}-{args.dataset.replace(':', '-')}"
-    result = evaluate(
-        args.model, args.dataset, data_dir=args.data_dir, out_dir=out, languages=args.languages,
-        max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
-        cache_dir=args.cache_dir, plots=not args.no_plots, backend=args.backend, precision=args.precision,
-        fusion=args.fusion, seen_languages=args.seen_languages, in_domain_topics=args.in_domain_topics,
-    )  # fmt: skip
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file; give a run directory")
+    with DirLock(out, "evaluate"):
+        result = evaluate(
+            args.model, args.dataset, data_dir=args.data_dir, out_dir=out, languages=args.languages,
+            max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
+            cache_dir=args.cache_dir, plots=not args.no_plots, backend=args.backend, precision=args.precision,
+            fusion=args.fusion, seen_languages=args.seen_languages, in_domain_topics=args.in_domain_topics,
+        )  # fmt: skip
     md = Path(out) / "results.md"
     print(md.read_text() if md.exists() else result.get("summary"))
     print(f"\nwritten to {out}/")
@@ -84,8 +89,15 @@ def _study(args: argparse.Namespace) -> None:
     print(format_results(out))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too (exit code 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hybridir", description=__doc__.split("\n")[0])
+    p = _Parser(prog="hybridir", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("models", help="list model names; --build prepares the offline default")

