@@ -467,12 +467,18 @@ def test_recipe_choice_takes_the_best_worst_gain_over_zero_shot():
     from hybridir.study.aggregate import Row
     from hybridir.study.analyses.recipe_choice import RULE_KEYS, recipe_scores
 
-    def row(arm: str, *vals: float) -> Row:
-        return Row("m", "set", 60, arm, [{"seed": 0}], mean=dict(zip(RULE_KEYS, vals, strict=True)))
+    start = dict(zip([k[4:] for k in RULE_KEYS], (0.8, 0.4, 0.5, 0.3), strict=True))
 
-    rows = [row("zero-shot", 0.8, 0.4, 0.5, 0.3), row("hybrid-0.5@big", 0.79, 0.7, 0.7, 0.6),
-            row("hybrid-0.5@steady", 0.81, 0.45, 0.55, 0.35), Row("m", "set", 60, "xx@nodev", [{"seed": 0}])]
+    def row(arm: str, *vals: float, dev_start: dict | None = None) -> Row:
+        return Row("m", "set", 60, arm, [{"seed": 0, "dev_start": dev_start or start}],
+                   mean=dict(zip(RULE_KEYS, vals, strict=True)))  # fmt: skip
+
+    other = {k: v + 0.1 for k, v in start.items()}  # a recipe that changed the dev data itself
+    rows = [row("hybrid-0.5@big", 0.79, 0.7, 0.7, 0.6), row("hybrid-0.5@steady", 0.81, 0.45, 0.55, 0.35),
+            row("hybrid-0.5@passage", 0.95, 0.6, 0.7, 0.5, dev_start=other),
+            Row("m", "set", 60, "xx@nodev", [{"seed": 0}])]  # fmt: skip
     scores = recipe_scores(rows)
-    assert [s["arm"] for s in scores] == ["hybrid-0.5@steady", "hybrid-0.5@big"] and scores[0]["chosen"]
+    assert [s["arm"] for s in scores] == ["hybrid-0.5@steady", "hybrid-0.5@big", "hybrid-0.5@passage"]
+    assert scores[0]["chosen"] and not scores[2]["shared_dev_set"] and "chosen" not in scores[2]
     assert scores[0]["score"] == pytest.approx(0.01) and scores[1]["score"] == pytest.approx(-0.01)
-    assert recipe_scores(rows[1:]) == []  # no starting point: nothing to choose
+    assert scores[2]["score"] == pytest.approx(0.05)  # the best score, but on another dev set: not chosen
