@@ -95,9 +95,8 @@ class Searcher:
 
     @property
     def name(self) -> str:
-        """The model's name as the index records it (a local checkpoint's folder name)."""
-        model = self.index.manifest["model"]
-        return Path(model).name if Path(model).is_absolute() else model
+        """The index folder's name: the run tag and the web page's column title."""
+        return self.index.folder.resolve().name
 
     def search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
         """The top-``k`` hits of each query, best first (ties: higher passage id first, as trec_eval)."""
@@ -115,7 +114,7 @@ class Searcher:
                   k: int = RUN_DEPTH, tag: str | None = None) -> Path:  # fmt: skip
         """Search every query of a file (or of (id, text) pairs) and write a TREC run file atomically."""
         pairs = read_queries(queries) if isinstance(queries, str | os.PathLike) else queries
-        tag = (tag or self.name).replace(" ", "_")
+        tag = "_".join((tag or self.name).split())
         hits = self.search([text for _, text in pairs], k)
         lines = (f"{qid} Q0 {h.id} {h.rank} {h.score:.9g} {tag}\n"  # .9g: float32 scores exactly, no false ties
                  for (qid, _), found in zip(pairs, hits, strict=True) for h in found)  # fmt: skip
