@@ -85,7 +85,7 @@ def test_beir_miracl_and_tsv_corpora(tmp_path):
     (b'{"id": "en-berlin", "text": "again"}', "duplicate id 'en-berlin' (first at corpus.jsonl:1)"),
     (b'{"id": "e", "text": "  "}', "empty text"),
     (b'{"id": "u", "text": "caf\xe9"}', "not UTF-8 (byte 0xe9"),
-    (b'{"id": "j", "text": "unterminated}', "not JSON"),
+    (b'{"id": "j", "text": "unterminated}', "not valid JSON"),
     (b'["a", "list"]', "expected a JSON object"),
 ])  # fmt: skip
 def test_bad_corpus_line_is_one_line_naming_file_and_line(tiny_model_dir, tmp_path, capsys, line, message):

@@ -98,7 +98,7 @@ def test_query_files_tsv_and_jsonl_and_their_errors(tmp_path):
         read_queries(tsv)
     jsonl = tmp_path / "q.jsonl"
     jsonl.write_text(json.dumps({"_id": "a", "text": "x"}) + "\n{broken\n", encoding="utf-8")
-    with pytest.raises(DataError, match="q.jsonl:2: not JSON"):
+    with pytest.raises(DataError, match="q.jsonl:2: not valid JSON"):
         read_queries(jsonl)
     with pytest.raises(DataError, match="not found"):
         read_queries(tmp_path / "missing.tsv")

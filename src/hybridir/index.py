@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .data import json_object
 from .data.beir import doc_text
 from .errors import ConfigError, DataError
 from .files import _umask_mode, atomic_dir, atomic_write_json
@@ -108,12 +109,7 @@ def _parse(path: Path, lineno: int, line: str) -> dict[str, Any]:
             raise DataError(f"{where}: expected 'id<TAB>text[<TAB>title]', got {len(cols)} column(s)")
         row: dict[str, Any] = {"id": cols[0], "text": cols[1], "title": cols[2] if len(cols) == 3 else ""}
     else:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not JSON ({e.msg} at column {e.colno})") from e
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        row = json_object(line, where)
         key = next((k for k in _ID_FIELDS if k in row), None)
         if key is None:
             raise DataError(f"{where}: missing id (one of the fields {', '.join(_ID_FIELDS)})")
@@ -275,7 +271,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     start = time.perf_counter()
     out, files = Path(out).expanduser(), corpus_files(corpus)
     total = sum(1 for _ in read_corpus(corpus, lang))  # checks every line before any encoding
-    enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=False,
+    enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
     stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total}
