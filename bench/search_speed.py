@@ -15,11 +15,14 @@ Usage::
     .venv/bin/python bench/search_speed.py                                    # everything, ~15-30 min on 2 cores
     .venv/bin/python bench/search_speed.py --corpus pool.jsonl --lang yo --backend openvino --precision fp32
     .venv/bin/python bench/search_speed.py --index runs/idx --skip-build      # search part on a built index
+    .venv/bin/python bench/search_speed.py --limit 1000 --synthetic 49043     # a quick look: 1000 passages built
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import resource
 import tempfile
 import time
@@ -32,7 +35,7 @@ from hybridir.data import resolve_data_dir
 from hybridir.data.beir import doc_text
 from hybridir.data.miracl import read_topics
 from hybridir.encoding import Encoder
-from hybridir.files import atomic_write_json
+from hybridir.files import atomic_write_json, atomic_write_text
 from hybridir.index import Index, build_index, read_corpus
 from hybridir.models import load_encoder
 from hybridir.search import Searcher
@@ -44,7 +47,11 @@ def peak_rss_mb() -> float:
 
 def build_part(args: argparse.Namespace, out: Path) -> dict:
     """(a): plain encoding of the corpus texts, then ``build_index`` of the same corpus into ``out``."""
-    texts = [doc_text(asdict(p)) for p in read_corpus(args.corpus, args.lang)]
+    passages = list(itertools.islice(read_corpus(args.corpus, args.lang), args.limit))
+    texts = [doc_text(asdict(p)) for p in passages]
+    if args.limit:  # the first N passages as a corpus of their own
+        args.corpus = out.parent / "corpus.jsonl"
+        atomic_write_text(args.corpus, "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in passages))
     enc = Encoder(load_encoder(args.model), show_progress=False, backend=args.backend, precision=args.precision)
     enc.encode(texts[:8], "passage")  # builds the inference path (OpenVINO compile) outside the timing
     start = time.perf_counter()
@@ -141,6 +148,7 @@ def main() -> None:
     p.add_argument("--model", default="e5-small")
     p.add_argument("--backend", default="auto")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--limit", type=int, default=None, help="build part: the first N passages only")
     p.add_argument("--index", type=Path, default=None, help="index folder (default: a temporary one)")
     p.add_argument("--skip-build", action="store_true", help="only the search part, on --index")
     p.add_argument("--queries", type=int, default=1000)

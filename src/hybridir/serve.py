@@ -100,9 +100,10 @@ border-radius:3px;color:#fff;font-size:.8em;margin-right:.4em} .score{color:#888
 <div id="status"></div><div id="columns"></div>
 <script>
 const PALETTE = ["#4e79a7","#f28e2b","#e15759","#76b7b2","#59a14f","#edc948","#b07aa1","#ff9da7","#9c755f","#bab0ac"];
+const COLORS = new Map();  // one colour per language, the same in every column, distinct for the first ten
 function color(lang) {
-  let h = 0; for (const c of lang) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-  return PALETTE[h % PALETTE.length];
+  if (!COLORS.has(lang)) COLORS.set(lang, PALETTE[COLORS.size % PALETTE.length]);
+  return COLORS.get(lang);
 }
 function el(tag, cls, text) {
   const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text;
