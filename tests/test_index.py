@@ -132,7 +132,7 @@ def test_kill_9_then_rerun_gives_the_same_index_as_an_uninterrupted_build(tiny_m
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # start-up alone (torch, the model) can take minutes on a busy machine
     while len(list((killed / "shards").glob("0*"))) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
