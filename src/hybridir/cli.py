@@ -4,6 +4,9 @@
     hybridir evaluate --model e5-small --dataset xquad-r [--data-dir DIR] [--out runs/eval]
     hybridir train --model e5-small --data ntrex --languages ar,de,en --sampler hybrid --alpha 0.5 --out runs/hybrid
     hybridir study studies/smoke.yaml [--out runs/study-smoke]
+    hybridir index --model e5-small --corpus corpus.jsonl --out runs/idx
+    hybridir search runs/idx "query" [--k 10]  |  --queries topics.tsv --run runs/dev.trec
+    hybridir serve runs/idx [--compare runs/idx2]
 
 Bad input ends with one line naming the file, record and problem (exit code 2), not a traceback.
 """
@@ -96,6 +99,84 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# ------------------------------------------------------------- index, search, serve (hybridir.index / search / serve)
+def _index(args: argparse.Namespace) -> None:
+    from .index import build_index
+
+    stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
+                        shard_size=args.shard_size, backend=args.backend, precision=args.precision,
+                        batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet)  # fmt: skip
+    m = stats["manifest"]
+    print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
+          f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
+          f"({stats['encode_seconds']:.1f} s encoding)")  # fmt: skip
+
+
+def _search(args: argparse.Namespace) -> None:
+    from .search import RUN_DEPTH, Searcher, format_hits
+
+    if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
+        raise ConfigError("give either one QUERY or --queries FILE together with --run OUT")
+    searcher = Searcher(args.index, args.model, backend=args.backend, precision=args.precision,
+                        cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe)  # fmt: skip
+    if args.query is not None:
+        print(format_hits(searcher.search([args.query], args.k or 10)[0]))
+    else:
+        print(f"run file: {searcher.write_run(args.queries, args.run, args.k or RUN_DEPTH, args.tag)}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .serve import create_app
+
+    app = create_app([args.index, *([args.compare] if args.compare else [])], k=args.k)
+    uvicorn.run(app, host=args.host, port=args.port)
+
+
+def _add_index_commands(sub: argparse._SubParsersAction) -> None:
+    paths = {"choices": ["auto", "torch", "openvino"]}, {"choices": ["auto", "fp32", "bf16", "int8w", "int8"]}
+    x = sub.add_parser("index", help="encode a corpus into a searchable index (resumable: rerun after a kill)")
+    x.add_argument("--model", default="e5-small", help="registry name, hub id, local checkpoint / run dir")
+    x.add_argument("--corpus", type=Path, required=True,
+                   help="JSONL (id, text, optional title / lang), BEIR corpus.jsonl or folder, MIRACL docs-*.jsonl.gz "
+                        "or folder, TSV (id<TAB>text[<TAB>title])")  # fmt: skip
+    x.add_argument("--out", type=Path, required=True, help="index folder")
+    x.add_argument("--lang", default=None, help="language of rows without a lang field (default: detected)")
+    x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
+                   help="flat: exact inner product (default); hnsw / ivf: approximate, for millions of passages")
+    x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard")
+    x.add_argument("--batch-size", type=int, default=64)
+    x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
+    x.add_argument("--precision", default="auto", **paths[1])
+    x.add_argument("--cache-dir", type=Path, default=None, help="embedding cache shared with evaluate (opt-in)")
+    x.add_argument("--quiet", action="store_true", help="no progress bars")
+    x.set_defaults(func=_index)
+
+    q = sub.add_parser("search", help="search an index: one query as a table, or a query file into a TREC run")
+    q.add_argument("index", type=Path, help="index folder (hybridir index --out)")
+    q.add_argument("query", nargs="?", default=None, help="one query, any language")
+    q.add_argument("--queries", type=Path, default=None, help="TSV qid<TAB>query (MIRACL topics) or JSONL id/text")
+    q.add_argument("--run", type=Path, default=None, help="TREC run file to write (with --queries)")
+    q.add_argument("--k", type=int, default=None, help="hits per query (default 10; 100 for a run file)")
+    q.add_argument("--tag", default=None, help="run tag (default: the model name)")
+    q.add_argument("--model", default=None, help="check the index was built with this model (default: its own)")
+    q.add_argument("--backend", default=None, **paths[0], help="default: the path the index was built with")
+    q.add_argument("--precision", default=None, **paths[1])
+    q.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (opt-in)")
+    q.add_argument("--ef-search", type=int, default=None, help="hnsw: candidates explored per query")
+    q.add_argument("--nprobe", type=int, default=None, help="ivf: lists probed per query")
+    q.set_defaults(func=_search)
+
+    v = sub.add_parser("serve", help="a web page comparing the top-k (and language mix) of one or two indexes")
+    v.add_argument("index", type=Path)
+    v.add_argument("--compare", type=Path, default=None, help="a second index (e.g. another model, same corpus)")
+    v.add_argument("--k", type=int, default=10)
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8000)
+    v.set_defaults(func=_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hybridir", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only-summary", action="store_true", help="rebuild table and plots from finished cells only")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_study)
+    _add_index_commands(sub)
     return p
 
 

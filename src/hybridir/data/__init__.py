@@ -39,11 +39,16 @@ def read_jsonl(path: Path) -> list[tuple[str, dict]]:
         for k, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {k}: not valid JSON ({e.msg})") from e
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}, line {k}: expected a JSON object")
-            out.append((f"{path}, line {k}", rec))
+            out.append((f"{path}, line {k}", json_object(line, f"{path}, line {k}")))
     return out
+
+
+def json_object(line: str, where: str) -> dict:
+    """One line of JSONL as a dict; malformed JSON or a non-object is a DataError starting with ``where``."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+    return rec

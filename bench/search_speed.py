@@ -1,0 +1,171 @@
+"""Index build and search speed, measured side by side in one run (default: MIRACL-yo's 49,043 passages, e5-small).
+
+(a) index build: ``hybridir index`` (read + check the corpus, detect / assign languages, encode shard by shard,
+    write shards atomically, join them, manifest) over encoding the same texts in one plain ``Encoder`` call,
+    on the same inference path (target: ratio <= 1.1).
+(b) search: ``--queries`` queries (MIRACL-yo dev topics, then passage openings as extra queries), top-``--k``;
+    faiss search latency p50 / p99 one query at a time and queries per second (one at a time and batched), then
+    end-to-end latency (encode one query + search) for ``--e2e`` of them (target: p99 < 50 ms for exact search
+    over 49k x 384). ``--synthetic N`` searches N random unit vectors instead of the built index (flat search
+    cost does not depend on the values: for a latency figure at full size when encoding the corpus is too slow).
+(c) memory: peak RSS after each part, the index's vectors in memory and its size on disk.
+
+Usage::
+
+    .venv/bin/python bench/search_speed.py                                    # everything, ~15-30 min on 2 cores
+    .venv/bin/python bench/search_speed.py --corpus pool.jsonl --lang yo --backend openvino --precision fp32
+    .venv/bin/python bench/search_speed.py --index runs/idx --skip-build      # search part on a built index
+    .venv/bin/python bench/search_speed.py --limit 1000 --synthetic 49043     # a quick look: 1000 passages built
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from hybridir.data import resolve_data_dir
+from hybridir.data.beir import doc_text
+from hybridir.data.miracl import read_topics
+from hybridir.encoding import Encoder
+from hybridir.files import atomic_write_json, atomic_write_text
+from hybridir.index import Index, build_index, read_corpus
+from hybridir.models import load_encoder
+from hybridir.search import Searcher
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_part(args: argparse.Namespace, out: Path) -> dict:
+    """(a): plain encoding of the corpus texts, then ``build_index`` of the same corpus into ``out``."""
+    passages = list(itertools.islice(read_corpus(args.corpus, args.lang), args.limit))
+    texts = [doc_text(asdict(p)) for p in passages]
+    if args.limit:  # the first N passages as a corpus of their own
+        args.corpus = out.parent / "corpus.jsonl"
+        atomic_write_text(args.corpus, "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in passages))
+    enc = Encoder(load_encoder(args.model), show_progress=False, backend=args.backend, precision=args.precision)
+    enc.encode(texts[:8], "passage")  # builds the inference path (OpenVINO compile) outside the timing
+    start = time.perf_counter()
+    enc.encode(texts, "passage")
+    plain = time.perf_counter() - start
+    del enc
+    stats = build_index(args.model, args.corpus, out, lang=args.lang, backend=args.backend,
+                        precision=args.precision, show_progress=False)  # fmt: skip
+    return {"passages": len(texts), "path": stats["manifest"]["inference_path"], "plain_encode_s": plain,
+            "build_s": stats["seconds"], "build_encode_s": stats["encode_seconds"], "ratio": stats["seconds"] / plain,
+            "rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def query_texts(args: argparse.Namespace, index: Index) -> list[str]:
+    topics = resolve_data_dir(args.data_dir) / "miracl/miracl-v1.0-yo/topics/topics.miracl-v1.0-yo-dev.tsv"
+    queries = [t for _, t in read_topics(topics)] if topics.is_file() else []
+    openings = (" ".join(d.text.split()[:8]) for d in index.docs)
+    return (queries + [q for q in openings if q])[: args.queries]
+
+
+def search_part(args: argparse.Namespace, folder: Path) -> dict:
+    """(b) and (c): latency and throughput of exact (or the index's) search, then end to end."""
+    searcher = Searcher(folder)  # the inference path the index was built with
+    index = searcher.index
+    texts = query_texts(args, index)
+    start = time.perf_counter()
+    vectors = searcher.encoder(texts, "query")
+    encode_per_query = (time.perf_counter() - start) / len(texts)
+    kind = index.manifest["index"]["type"]
+    if args.synthetic:
+        import faiss
+
+        rng = np.random.default_rng(0)
+        data = rng.standard_normal((args.synthetic, index.vectors.shape[1]), dtype=np.float32)
+        data /= np.linalg.norm(data, axis=1, keepdims=True)
+        index.faiss = faiss.IndexFlatIP(data.shape[1])
+        index.faiss.add(data)
+        kind = "flat, synthetic vectors"
+    size = index.faiss.ntotal
+    index.search(vectors[:10], args.k)  # warm-up
+    lat = []
+    for v in vectors:
+        t = time.perf_counter()
+        index.search(v[None], args.k)
+        lat.append(time.perf_counter() - t)
+    start = time.perf_counter()
+    index.search(vectors, args.k)
+    batched = len(vectors) / (time.perf_counter() - start)
+    e2e = []
+    for q in texts[: args.e2e]:
+        t = time.perf_counter()
+        index.search(searcher.encoder([q], "query"), args.k)
+        e2e.append(time.perf_counter() - t)
+    disk = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    ms = 1000 * np.array(lat)
+    return {"index": f"{size} x {index.vectors.shape[1]} ({kind})", "queries": len(texts), "k": args.k,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "qps_one_at_a_time": len(lat) / sum(lat), "qps_batched": batched,
+            "query_encode_ms_batched": 1000 * encode_per_query,
+            "e2e_p50_ms": float(np.percentile(1000 * np.array(e2e), 50)) if e2e else None,
+            "e2e_p99_ms": float(np.percentile(1000 * np.array(e2e), 99)) if e2e else None,
+            "vectors_mb": size * index.vectors.shape[1] * 4 / 2**20, "disk_mb": disk / 2**20,
+            "rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def table(build: dict | None, search: dict) -> str:
+    rows = []
+    if build:
+        rows += [("index build", f"{build['build_s']:.1f} s for {build['passages']} passages ({build['path']}; "
+                                 f"{build['build_encode_s']:.1f} s of it encoding)", ""),
+                 ("plain encoding, same texts", f"{build['plain_encode_s']:.1f} s", ""),
+                 ("build / plain encoding", f"{build['ratio']:.3f}", "<= 1.1"),
+                 ("peak RSS after build", f"{build['rss_mb']:.0f} MB", "")]  # fmt: skip
+    rows += [("search index", search["index"], ""),
+             (f"search latency, {search['queries']} queries, top {search['k']}",
+              f"p50 {search['p50_ms']:.2f} ms, p99 {search['p99_ms']:.2f} ms", "p99 < 50 ms"),
+             ("queries per second", f"{search['qps_one_at_a_time']:.0f} one at a time, "
+                                    f"{search['qps_batched']:.0f} batched", ""),
+             ("query encoding (batched)", f"{search['query_encode_ms_batched']:.1f} ms a query", "")]  # fmt: skip
+    if search["e2e_p50_ms"] is not None:
+        rows.append(("end to end (encode + search, one query)",
+                     f"p50 {search['e2e_p50_ms']:.1f} ms, p99 {search['e2e_p99_ms']:.1f} ms", ""))
+    rows += [("memory", f"vectors {search['vectors_mb']:.1f} MB, on disk {search['disk_mb']:.1f} MB, "
+                        f"peak RSS {search['rss_mb']:.0f} MB", "")]  # fmt: skip
+    lines = ["| measure | result | target |", "|---|---|---|"]
+    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, default=None, help="default: <data>/miracl/miracl-corpus-v1.0-yo")
+    p.add_argument("--lang", default=None, help="language of rows without one (MIRACL folders name theirs)")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--model", default="e5-small")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--limit", type=int, default=None, help="build part: the first N passages only")
+    p.add_argument("--index", type=Path, default=None, help="index folder (default: a temporary one)")
+    p.add_argument("--skip-build", action="store_true", help="only the search part, on --index")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--e2e", type=int, default=100, help="queries timed end to end (encode + search)")
+    p.add_argument("--synthetic", type=int, default=None, help="search N random unit vectors instead")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = p.parse_args()
+    args.corpus = args.corpus or resolve_data_dir(args.data_dir) / "miracl/miracl-corpus-v1.0-yo"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.index or Path(tmp) / "index"
+        build = None if args.skip_build else build_part(args, folder)
+        search = search_part(args, folder)
+    if args.json:
+        atomic_write_json(args.json, {"build": build, "search": search})
+    print(table(build, search))
+
+
+if __name__ == "__main__":
+    main()

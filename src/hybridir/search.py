@@ -1,0 +1,143 @@
+"""Search an index built by :mod:`hybridir.index`: one query as a readable table, or many into a TREC run file.
+
+Queries are encoded with the index's model (checked by fingerprint: an index searched with another model than it
+was built with is refused) through the inference path recorded in its manifest, with the model's query prompt.
+Hits of equal score are ordered by passage id, descending, as trec_eval orders them, so the run file, the table
+and ``hybridir evaluate`` agree on ties (MIRACL has duplicate passages, which score exactly alike).
+
+A run file has one line per hit, ``qid Q0 docid rank score tag`` (trec_eval, ranx and pyserini read it); a query
+file is TSV ``qid<TAB>query`` (MIRACL / TREC topics) or JSONL with ``id`` or ``_id`` and ``text`` (BEIR queries).
+
+Example::
+
+    from hybridir.search import Searcher
+    searcher = Searcher("runs/idx")
+    for hit in searcher.search(["Ta ni Olusegun Obasanjo?"], k=5)[0]:
+        print(hit.rank, round(hit.score, 3), hit.lang, hit.title)
+    searcher.write_run("topics.tsv", "runs/dev.trec", k=100)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, DataError
+from .files import atomic_write_text
+from .index import Index, read_corpus
+
+#: depth of run files: enough for Recall@100 and for nDCG@10 with ties at rank 10
+RUN_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    rank: int
+    score: float
+    id: str
+    lang: str
+    title: str
+    text: str
+
+
+def read_queries(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(query id, text) pairs of a TSV topics file or a JSONL queries file; a bad line is a DataError naming it."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: query file not found")
+    if path.suffix in (".tsv", ".txt"):
+        from .data.miracl import read_topics
+
+        queries, seen = [], set()
+        for qid, text in read_topics(path):
+            if qid in seen:
+                raise DataError(f"{path}: query id {qid!r} appears twice")
+            seen.add(qid)
+            queries.append((qid, text))
+        return queries
+    return [(q.id, q.text) for q in read_corpus(path)]
+
+
+class Searcher:
+    """An index plus the encoder of its model, ready for queries.
+
+    Args:
+        index: an index folder or a loaded :class:`~hybridir.index.Index`.
+        model: the model to encode queries with (default: the index's own); another model is a ConfigError.
+        backend, precision: the inference path (default: the one the index was built with).
+        ef_search, nprobe: breadth of an approximate index.
+    """
+
+    def __init__(self, index: str | os.PathLike | Index, model: str | None = None, *, backend: str | None = None,
+                 precision: str | None = None, batch_size: int = 64, cache_dir: Path | None = None,
+                 show_progress: bool = False, ef_search: int | None = None,
+                 nprobe: int | None = None) -> None:  # fmt: skip
+        from .encoding import Encoder
+        from .models import load_encoder
+
+        self.index = index if isinstance(index, Index) else Index(index, ef_search=ef_search, nprobe=nprobe)
+        built = self.index.manifest
+        enc = built["encoder"]
+        self.encoder = Encoder(load_encoder(model or built["model"]), batch_size=batch_size, cache_dir=cache_dir,
+                               show_progress=show_progress, backend=backend or enc["backend"],
+                               precision=precision or enc["precision"])  # fmt: skip
+        if self.encoder.fingerprint != built["fingerprint"]:
+            asked = model or built["model"]
+            raise ConfigError(
+                f"{self.index.folder / 'manifest.json'}: index built with model {built['model']!r} (fingerprint "
+                f"{built['fingerprint']}), not with {asked!r} ({self.encoder.fingerprint}): search it with its own "
+                "model or index the corpus again with this one"
+            )
+
+    @property
+    def name(self) -> str:
+        """The index folder's name: the run tag and the web page's column title."""
+        return self.index.folder.resolve().name
+
+    def search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+        """The top-``k`` hits of each query, best first (ties: higher passage id first, as trec_eval)."""
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        scores, rows = self.index.search(self.encoder(queries, "query"), k)
+        out = []
+        for qs, qr in zip(scores, rows, strict=True):
+            docs = sorted(((float(s), self.index.docs[r]) for s, r in zip(qs, qr, strict=True) if r >= 0),
+                          key=lambda h: (h[0], h[1].id), reverse=True)  # fmt: skip
+            out.append([Hit(i, s, d.id, d.lang or "und", d.title, d.text) for i, (s, d) in enumerate(docs, 1)])
+        return out
+
+    def write_run(self, queries: str | os.PathLike | list[tuple[str, str]], out: str | os.PathLike,
+                  k: int = RUN_DEPTH, tag: str | None = None) -> Path:  # fmt: skip
+        """Search every query of a file (or of (id, text) pairs) and write a TREC run file atomically."""
+        pairs = read_queries(queries) if isinstance(queries, str | os.PathLike) else queries
+        tag = "_".join((tag or self.name).split())
+        hits = self.search([text for _, text in pairs], k)
+        lines = (f"{qid} Q0 {h.id} {h.rank} {h.score:.9g} {tag}\n"  # .9g: float32 scores exactly, no false ties
+                 for (qid, _), found in zip(pairs, hits, strict=True) for h in found)  # fmt: skip
+        return atomic_write_text(out, "".join(lines))
+
+
+def snippet(text: str, width: int = 80) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def format_hits(hits: list[Hit], width: int = 120) -> str:
+    """A plain-text table: rank, score, language, title, snippet."""
+    head = f"{'rank':>4}  {'score':>6}  {'lang':<4}  {'title':<24}  snippet"
+    rows = [f"{h.rank:>4}  {h.score:6.4f}  {h.lang:<4}  {snippet(h.title, 24):<24}  "
+            f"{snippet(h.text, max(20, width - 48))}" for h in hits]  # fmt: skip
+    return "\n".join([head, *rows]) if rows else "(no hits)"
+
+
+def describe(searcher: Searcher) -> dict[str, Any]:
+    """What the web page and the JSON API show about an index."""
+    m = searcher.index.manifest
+    return {"name": searcher.name, "model": m["model"], "fingerprint": m["fingerprint"], "count": m["count"],
+            "dim": m["dim"], "index": m["index"]["type"], "inference_path": m["inference_path"],
+            "languages": m["languages"]}  # fmt: skip
