@@ -30,8 +30,8 @@ CASES = [
     ("evaluate", "unknown dataset", "--dataset nope --out {tmp}/e"),
     ("evaluate", "BEIR folder missing", "--dataset beir:{tmp}/nobeir --out {tmp}/e"),
     ("evaluate", "model directory empty", "--model {empty} --dataset beir:{beir} --out {tmp}/e"),
-    ("evaluate", "backend without that precision", "--model {model} --dataset beir:{beir} --backend openvino "
-                                                   "--precision int8 --out {tmp}/e"),
+    ("evaluate", "backend without that precision", "--model {model} --dataset beir:{beir} --backend torch "
+                                                   "--precision int8w --out {tmp}/e"),
     ("evaluate", "unknown precision", "--dataset beir:{beir} --precision fp64 --out {tmp}/e"),
     ("evaluate", "--out is an existing file", "--model {model} --dataset beir:{beir} --out {file}"),
     ("merge", "weight outside [0, 1]", "--model {model} --start {model} --weight 1.5 --out {tmp}/m"),
