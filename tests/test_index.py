@@ -50,7 +50,11 @@ def test_build_stores_vectors_ids_texts_languages_and_manifest(tiny_model_dir, c
     assert stats["shards_encoded"] == 3 and stats["shards_reused"] == 0
     idx = load_index(tmp_path / "idx")
     m = idx.manifest
-    assert (m["count"], m["dim"], m["index"]["type"], m["inference_path"]) == (8, 32, "flat", "torch-fp32")
+    from hybridir.encoding import Encoder
+    from hybridir.models import load_encoder
+
+    auto = Encoder(load_encoder(str(tiny_model_dir), device="cpu")).path  # what auto picks on this CPU
+    assert (m["count"], m["dim"], m["index"]["type"], m["inference_path"]) == (8, 32, "flat", auto)
     assert m["model"] == str(Path(tiny_model_dir).resolve()) and len(m["fingerprint"]) == 16
     assert [d.id for d in idx.docs] == [p["id"] for p in PASSAGES]
     langs = {d.id: d.lang for d in idx.docs}

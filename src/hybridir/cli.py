@@ -103,11 +103,9 @@ class _Parser(argparse.ArgumentParser):
 def _index(args: argparse.Namespace) -> None:
     from .index import build_index
 
-    with DirLock(args.out, "index"):  # one writer per index folder
-        stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
-                            shard_size=args.shard_size, backend=args.backend, precision=args.precision,
-                            batch_size=args.batch_size, cache_dir=args.cache_dir,
-                            show_progress=not args.quiet)  # fmt: skip
+    stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
+                        shard_size=args.shard_size, backend=args.backend, precision=args.precision,
+                        batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet)  # fmt: skip
     m = stats["manifest"]
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
