@@ -96,7 +96,7 @@ def test_openvino_models_are_built_once_per_fingerprint_and_recipe(tiny_model, t
     assert xml.stat().st_mtime_ns == stamp
     quantised = tmp_path / "openvino" / f"{first.fingerprint}-{encoding.variant('int8w')}" / "model.xml"
     assert sorted(p.name for p in (tmp_path / "openvino").iterdir()) == [first.fingerprint, quantised.parent.name]
-    assert sorted(p.name for p in folder.iterdir()) == ["model.bin", "model.xml"]  # no temporary left over
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.bin", "model.xml"]  # no tmp
     stamp = quantised.stat().st_mtime_ns
     Encoder(tiny_model, backend="openvino", precision="int8w", cache_dir=tmp_path, show_progress=False).encode(
         TEXTS[:3], "passage"
