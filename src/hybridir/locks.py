@@ -47,6 +47,11 @@ class DirLock:
             except BlockingIOError:
                 holder = _read(fd)
                 os.close(fd)
+                if _dead(holder):  # its process is gone, a forked child of it still holds the flock: break it
+                    warn(f"{self.dir}: breaking the lock of hybridir {holder.get('command', '')} (pid "
+                         f"{holder.get('pid')}), whose process is gone")  # fmt: skip
+                    self.path.unlink(missing_ok=True)
+                    continue
                 raise LockError(f"{self.dir} is in use by hybridir {holder.get('command', '')} (pid "
                                 f"{holder.get('pid', '?')} on {holder.get('host', '?')} since "
                                 f"{holder.get('since', '?')}); wait for it, stop it or use another directory") from None
@@ -68,6 +73,19 @@ class DirLock:
             self.path.unlink(missing_ok=True)  # before unlocking: a waiting process then sees a fresh file
             os.close(self.fd)
             self.fd = None
+
+
+def _dead(holder: dict) -> bool:
+    """Whether the recorded holder was a process of this host that no longer runs (a zombie counts as gone)."""
+    if holder.get("host") != socket.gethostname() or not isinstance(pid := holder.get("pid"), int):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _read(fd: int) -> dict:
