@@ -107,7 +107,7 @@ train(TrainConfig(**__import__("json").loads(sys.argv[1])))
 """
 
 
-def kill_after_checkpoint(config: TrainConfig, step: int, timeout: float = 120) -> int:
+def kill_after_checkpoint(config: TrainConfig, step: int, timeout: float = 600) -> int:
     """Run ``config`` in a child process and SIGKILL it as soon as checkpoint ``step`` exists."""
     import dataclasses
 
@@ -146,7 +146,7 @@ def test_two_cpu_processes_on_gloo_share_batches_and_stay_in_sync(tiny_model_dir
            "--steps", "6", "--batch-size", "4", "--lr", "1e-3", "--save-every", "3", "--out", str(out),
            "--no-show-progress", "--dev-fraction", "0.25", "--dev-max-items", "10"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 6
@@ -174,7 +174,7 @@ def test_real_ntrex_run_loss_goes_down_and_resumes_after_kill(data_root, tmp_pat
     cfg = TrainConfig(model="e5-small", data="ntrex", data_dir=str(data_root), languages=["en", "de", "th"],
                       steps=16, batch_size=8, lr=5e-5, max_query_length=32, max_passage_length=64, save_every=6,
                       out=str(tmp_path / "run"), show_progress=False, dev_max_items=30)  # fmt: skip
-    assert kill_after_checkpoint(cfg, 6, timeout=240) == -signal.SIGKILL
+    assert kill_after_checkpoint(cfg, 6, timeout=600) == -signal.SIGKILL
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the child: on a shared 2-core box one thread per process is faster
     try:
