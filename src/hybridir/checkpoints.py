@@ -52,6 +52,12 @@ def save_checkpoint(out: Path, model: Any, opt: torch.optim.Optimizer, sched: An
         model.save(str(tmp / "model"))
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
         atomic_write_json(tmp / "state.json", meta)
+    prune(out, keep)
+
+
+def prune(out: Path, keep: int) -> None:
+    """Drop all but the newest ``keep`` checkpoints (also on resume: a kill between a save and its pruning would
+    otherwise leave one more than an uninterrupted run)."""
     for old in checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 

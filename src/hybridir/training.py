@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from .checkpoints import checkpoints, read_log, read_meta, restore, save_checkpoint
+from .checkpoints import checkpoints, prune, read_log, read_meta, restore, save_checkpoint
 from .data.sources import load_train_dev
 from .dev_metrics import dev_metrics
 from .early_stopping import EarlyStopping
@@ -164,6 +164,7 @@ class _Run:
                               "use another --out or the same options")  # fmt: skip
         self.state = restore(self.ckpts[-1], self.opt, self.sched)
         self.log = read_log(self.out, self.state["step"])
+        prune(self.out, self.config.keep_checkpoints)
 
     def save(self) -> None:
         save_checkpoint(self.out, self.model, self.opt, self.sched, dataclasses.asdict(self.config), self.state,
