@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridir.study import load_study_config, run_study
+from hybridir.study import expand_grid, load_study_config, run_study
 from hybridir.study.aggregate import collect_rows
 from hybridir.study.analyses.recipe_choice import recipe_scores
 
@@ -32,9 +32,7 @@ LEVERS = {"qa-t01", "qa-lr2e-5", "qa-hn", "qa-freeze6", "qa-m50", "qa-passage"}
 
 def scores(path: Path) -> list[dict]:
     cfg = load_study_config(path)
-    from hybridir.study.config import expand_grid
-
-    rows, _ = collect_rows(expand_grid(cfg), Path(cfg.out))
+    rows, _ = collect_rows(expand_grid(cfg), Path(cfg.out or Path("runs") / "studies" / cfg.name))
     return recipe_scores(rows)
 
 
