@@ -15,6 +15,7 @@ Every step is resumable (the studies are); rerun the same command after a kill:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from hybridir.study import expand_grid, load_study_config, run_study
 from hybridir.study.aggregate import collect_rows
 from hybridir.study.analyses.recipe_choice import recipe_scores
 
-HERE = Path(__file__).parent
+HERE = Path(os.path.relpath(Path(__file__).parent))  # relative: the study files name their config as given
 SEARCH = HERE / "recipe_search_qa.yaml"
 LEVERS = {"qa-t01", "qa-lr2e-5", "qa-hn", "qa-freeze6", "qa-m50", "qa-passage"}
 
