@@ -1,5 +1,9 @@
 """Training data: parallel items (one id, a query/passage pair per language) and monolingual pairs.
 
+Past ~450 lines on purpose: the item model (Pair, ParallelItem, TrainingData with its pools, split and hard
+negatives) and the small loaders that build it read together; the QA sets, mMARCO and the ``--data`` dispatch
+already live in ``qa.py``, ``mmarco.py`` and ``sources.py``. Next split when it grows: the hub / FLORES loaders.
+
 One data model serves every source, so samplers and the training loop never care where text came from:
 
 - NTREX-128 (or any folder of line-aligned sentence files) turned into parallel pseudo query/passage pairs by the

@@ -39,7 +39,7 @@ from pathlib import Path
 import regex
 
 from ..errors import ConfigError, DataError
-from . import resolve_data_dir
+from . import json_object, resolve_data_dir
 from .parallel import Pair, ParallelItem, TrainingData, read_utf8
 
 TARGETS = ("sentence", "sentence-context", "passage")
@@ -112,14 +112,10 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict]]:
             continue
         where = f"{path}, line {k}"
         try:
-            rec = json.loads(line.decode("utf-8"))
+            text = line.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{where}: not UTF-8 text (byte {e.start}: {e.reason})") from e
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON ({e.msg})") from e
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: expected a JSON object")
-        yield where, rec
+        yield where, json_object(text, where)
 
 
 def _text(rec: dict, key: str, where: str) -> str:
