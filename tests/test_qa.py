@@ -151,6 +151,14 @@ def test_a_mix_takes_from_each_source_the_languages_it_has(data_root):
         load_train_dev("ntrex+afriqa", ["en", "xx"], data_root)
 
 
+def test_a_mix_leaves_out_a_source_without_the_languages_and_says_so(data_root, capsys):
+    train, _ = load_train_dev("ntrex+iapp-th", ["en", "de"], data_root, dev_fraction=0.1)
+    assert train.source == "ntrex"
+    assert "training source 'iapp-th' has none of the languages en, de: left out" in capsys.readouterr().err
+    with pytest.raises(DataError, match="iapp-th\\+cmrc-trial: no source has any of the languages de"):
+        load_train_dev("iapp-th+cmrc-trial", ["de"], data_root)
+
+
 def test_real_qa_sets(data_root):
     """The release files as shipped: counts after skipping what has no gold passage or answer."""
     iapp, iapp_dev = load_qa("iapp-th", ["th"], data_dir=data_root)
@@ -224,6 +232,17 @@ def test_train_config_new_fields_validate():
             TrainConfig(source_weights=bad)
     with pytest.raises(ConfigError, match="qa_target"):
         TrainConfig(qa_target="answer")
+
+
+def test_the_default_is_the_recipe_chosen_on_qa_dev_and_auto_weights_follow_the_sources():
+    from hybridir.train_config import RECIPE_SOURCE_WEIGHTS, TrainConfig
+
+    default = TrainConfig()
+    assert default.data == "ntrex+afriqa+iapp-th+cmrc-trial" and default.temperature == 0.01
+    assert default.weights_by_source == RECIPE_SOURCE_WEIGHTS and {"ha", "yo", "th", "zh"} <= set(default.languages)
+    assert TrainConfig(data="ntrex+iapp-th").weights_by_source == {"iapp-th": 3.0}
+    assert TrainConfig(data="ntrex").weights_by_source == {}  # one source: shared pools, as before the recipe
+    assert TrainConfig(source_weights="").weights_by_source == {}
     with pytest.raises(ConfigError, match="freeze_layers"):
         TrainConfig(freeze_layers=-1)
 

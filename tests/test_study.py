@@ -395,7 +395,7 @@ def test_recipes_and_dev_only_evaluation(tmp_path, fakes):
         name: recipes
         grid:
           samplers: [zero-shot, hybrid]
-          recipes: {base: {}, t01: {temperature: 0.01, lr: 5.0e-5}}
+          recipes: {base: {}, t05: {temperature: 0.05, lr: 5.0e-5}}
           languages: [de, en]
           steps: [3]
         train: {batch_size: 4}
@@ -403,13 +403,13 @@ def test_recipes_and_dev_only_evaluation(tmp_path, fakes):
         """)
     cfg = study.load_study_config(path)
     assert cfg.datasets == {} and [c.arm for c in study.expand_grid(cfg)] == ["zero-shot", "hybrid-0.5@base",
-                                                                             "hybrid-0.5@t01"]  # fmt: skip
+                                                                             "hybrid-0.5@t05"]  # fmt: skip
     out = study.run_study(path, tmp_path / "out", show_progress=False)
-    assert fakes.eval_calls == [] and [c.temperature for c in fakes.configs] == [0.05, 0.01]
+    assert fakes.eval_calls == [] and [c.temperature for c in fakes.configs] == [0.01, 0.05]
     table = (out / "study.md").read_text()
-    assert "| dev mono |" in table and "hybrid-0.5@t01" in table
-    bad = write_yaml(tmp_path, path.read_text().replace("temperature: 0.01", "temperature: cold"), "bad.yaml")
-    with pytest.raises(ConfigError, match="grid.recipes.t01.temperature: expected float"):
+    assert "| dev mono |" in table and "hybrid-0.5@t05" in table
+    bad = write_yaml(tmp_path, path.read_text().replace("temperature: 0.05", "temperature: cold"), "bad.yaml")
+    with pytest.raises(ConfigError, match="grid.recipes.t05.temperature: expected float"):
         study.load_study_config(bad)
 
 

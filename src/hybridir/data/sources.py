@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, warn
 from .mmarco import is_mmarco_dir, load_mmarco, parse_mmarco_spec
 from .parallel import (
     NTREX_CODES,
@@ -112,10 +112,10 @@ def load_train_dev(
     train, dev = [], []
     for source in train_sources + extra:
         langs = _has(source, languages, data_dir) if mix else list(languages)
-        if not langs:
+        if not langs:  # in a mix each source gives the languages it has, which may be none
             if source in train_sources:
-                raise DataError(f"training source {source!r} has none of the languages {', '.join(languages)}")
-            continue  # a dev-only source without the run's languages adds nothing
+                warn(f"training source {source!r} has none of the languages {', '.join(languages)}: left out")
+            continue
         if source == "flores":
             part = load_flores_pairs(langs, "train", topics, data_dir) if source in train_sources else None
             held = load_flores_pairs(langs, "dev", topics, data_dir) if dev_fraction > 0 else None
@@ -128,6 +128,9 @@ def load_train_dev(
             train.append(part)
         if held is not None:
             dev.append(held)
+    if not train:
+        raise DataError(f"training data {'+'.join(train_sources)}: no source has any of the languages "
+                        f"{', '.join(languages)}")  # fmt: skip
     if mix and (missing := sorted(set(languages) - {lang for part in train + dev for lang in part.languages})):
         raise DataError(f"training data {'+'.join(train_sources + extra)}: no source has the requested language(s) "
                         f"{', '.join(missing)}")  # fmt: skip
