@@ -482,3 +482,17 @@ def test_recipe_choice_takes_the_best_worst_gain_over_zero_shot():
     assert scores[0]["chosen"] and not scores[2]["shared_dev_set"] and "chosen" not in scores[2]
     assert scores[0]["score"] == pytest.approx(0.01) and scores[1]["score"] == pytest.approx(-0.01)
     assert scores[2]["score"] == pytest.approx(0.05)  # the best score, but on another dev set: not chosen
+
+
+def test_seed_pairs_marks_a_difference_only_when_its_seed_interval_excludes_zero():
+    from hybridir.study.analyses.seed_pairs import gains_markdown
+
+    base = {"model": "m", "languages": "l", "steps": 3, "arm": "hybrid-0.5", "n_seeds": 8}
+    gains = [base | {"baseline": "xx", "metric": "a", "label": "cross mAP", "mean": 0.05, "ci95": 0.02},
+             base | {"baseline": "xx", "metric": "b", "label": "mono mAP", "mean": -0.01, "ci95": 0.02},
+             base | {"baseline": "xy", "metric": "b", "label": "mono mAP", "mean": -0.03, "ci95": 0.02}]
+    table = gains_markdown(gains, "T")
+    assert "## T" in table
+    assert "| m | l | 3 | hybrid-0.5 | xx | 8 | +0.05 ± 0.02* | -0.01 ± 0.02 |" in table
+    assert "| m | l | 3 | hybrid-0.5 | xy | 8 |  | -0.03 ± 0.02* |" in table
+    assert gains_markdown([], "T") == []

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from . import flores_breakdown, high_resource, model_size, paper_claims, paper_numbers, recipe_choice, seen_unseen
+from . import (
+    flores_breakdown,
+    high_resource,
+    model_size,
+    paper_claims,
+    paper_numbers,
+    recipe_choice,
+    seed_pairs,
+    seen_unseen,
+)
 
 ANALYSES = (
     paper_claims.ANALYSIS,
+    seed_pairs.ANALYSIS,
     paper_numbers.ANALYSIS,
     seen_unseen.ANALYSIS,
     high_resource.ANALYSIS,

@@ -6,66 +6,24 @@ Applies to grids with two or more models (``grid.models``); its plots show the g
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import SETTINGS, Row, mean_ci95, per_seed
+from ..aggregate import Row
 from ..analysis import Analysis
 from ..config import slug
 from ..plotting import color, figure, save_figure
+from .seed_pairs import gains_markdown, paired_gains
 
 
 def model_size_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, Any]]:
-    """Hybrid minus X-X and minus X-Y for each model of a ladder (a grid with two or more models): the mean and
-    95% interval of the per-seed differences (paired by seed), so a gain that grows with size shows as a trend
-    beyond the seed spread. Empty for a one-model grid."""
+    """Hybrid minus X-X and minus X-Y for each model of a ladder (a grid with two or more models), paired by seed
+    (:func:`~.seed_pairs.paired_gains`), so a gain that grows with size shows as a trend beyond the seed spread.
+    Empty for a one-model grid."""
     if len({r.model for r in rows if r.arm != "zero-shot"}) < 2:
         return []
-    by = {(r.model, r.langset, r.steps, r.arm): r for r in rows}
-    gains = []
-    for r in sorted(rows, key=lambda r: list(models).index(r.model) if r.model in models else len(models)):
-        if not r.arm.startswith("hybrid"):
-            continue
-        for base in ("xx", "xy"):
-            if (b := by.get((r.model, r.langset, r.steps, base))) is None:
-                continue
-            for name, label in _gain_metrics(rows):
-                h, o = per_seed(r, name), per_seed(b, name)
-                if diffs := [h[seed] - o[seed] for seed in h if seed in o]:
-                    mean, ci = mean_ci95(diffs)
-                    gains.append({"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm,
-                                  "baseline": base, "metric": name, "label": label, "n_seeds": len(diffs),
-                                  "mean": mean, "ci95": ci})  # fmt: skip
-    return gains
-
-
-def _gain_metrics(rows: list[Row]) -> list[tuple[str, str]]:
-    """XQuAD-R's three settings and rank distance, plus each retrieval set's nDCG@10 (MIRACL, BEIR)."""
-    names = {k for r in rows for k in r.mean}
-    extra = sorted(k for k in names if k.endswith("/ndcg@10") and k.count("/") == 1 and not k.startswith("dev/"))
-    labelled = [(k, k.replace("/ndcg@10", " nDCG@10")) for k in extra]
-    return [*SETTINGS, ("xquad-r/rank_distance", "rank dist."), *labelled]
-
-
-def _gains_markdown(gains: list[dict[str, Any]]) -> list[str]:
-    if not gains:
-        return []
-    labels = list(dict.fromkeys(g["label"] for g in gains))
-    lines = ["", "## Hybrid gain by model size", "",
-             "Hybrid minus each baseline, per model: mean of the per-seed differences ± half-width of their 95% "
-             "interval (paired by seed; rank distance: negative = less bias than the baseline).", "",
-             "| model | languages | steps | arm | baseline | seeds | " + " | ".join(labels) + " |",
-             "|" + "---|" * (6 + len(labels))]  # fmt: skip
-    cells: dict[tuple[Any, ...], dict[str, str]] = defaultdict(dict)
-    for g in gains:
-        key = (g["model"], g["languages"], g["steps"], g["arm"], g["baseline"], g["n_seeds"])
-        ci = "" if math.isnan(g["ci95"]) else f" ± {g['ci95']:.3g}"
-        cells[key][g["label"]] = f"{g['mean']:+.3g}{ci}"
-    for key, vals in cells.items():
-        lines.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(vals.get(c, "") for c in labels) + " |")
-    return lines
+    return paired_gains(rows, models)
 
 
 def plot_size_gains(gains: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
@@ -97,5 +55,5 @@ ANALYSIS = Analysis(
     "model_size_gains",
     applies=lambda ctx: len(ctx.cfg.models) > 1,
     compute=lambda ctx: model_size_gains(ctx.rows, ctx.cfg.models),
-    section=lambda ctx, gains: _gains_markdown(gains),
+    section=lambda ctx, gains: gains_markdown(gains, "Hybrid gain by model size"),
 )
