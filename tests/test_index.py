@@ -113,6 +113,19 @@ def test_an_index_of_another_model_is_refused(tiny_model_dir, tmp_path, corpus):
         build_index(other, corpus, tmp_path / "idx", show_progress=False)
 
 
+def test_a_second_build_into_a_folder_in_use_is_a_one_line_error(tiny_model_dir, corpus, tmp_path, capsys):
+    from hybridir.locks import DirLock
+
+    with DirLock(tmp_path / "idx", "index"):
+        assert main(["index", "--model", str(tiny_model_dir), "--corpus", str(corpus), "--out",
+                     str(tmp_path / "idx"), "--backend", "torch"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("hybridir: error: ") and "in use by hybridir index" in err
+    assert not (tmp_path / "idx" / "shards").exists()
+    build_index(tiny_model_dir, corpus, tmp_path / "idx", backend="torch", show_progress=False)  # free again
+    assert (tmp_path / "idx" / "manifest.json").is_file() and not (tmp_path / "idx" / ".hybridir.lock").exists()
+
+
 def test_approximate_indexes_find_what_exact_search_finds(tiny_model_dir, corpus, tmp_path):
     exact = load_index(build_index(tiny_model_dir, corpus, tmp_path / "flat", show_progress=False)["manifest"] and
                        tmp_path / "flat")  # fmt: skip

@@ -47,6 +47,7 @@ from .data import json_object
 from .data.beir import doc_text
 from .errors import ConfigError, DataError
 from .files import _umask_mode, atomic_dir, atomic_write_json
+from .locks import DirLock
 
 FORMAT = "hybridir-index/1"
 SHARD_SIZE = 4096
@@ -282,28 +283,29 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
             raise ConfigError(f"{out / 'manifest.json'}: a {manifest['index']['type']} index, not {index}: "
                               "use another --out or delete it")  # fmt: skip
         return stats | {"manifest": manifest, "seconds": time.perf_counter() - start}
-    shard_dir = out / "shards"
-    if (plan_file := shard_dir / "plan.json").is_file():
-        _check_plan(plan_file, json.loads(plan_file.read_text(encoding="utf-8")), plan)
-    atomic_write_json(plan_file, plan)
-    shards, rows = [], []
-    bar = tqdm(total=total, desc="index", unit="passage", disable=not show_progress)
-    for i, passage in enumerate(read_corpus(corpus, lang), 1):
-        rows.append(passage)
-        if len(rows) == shard_size or i == total:
-            shards.append(shard_dir / f"{len(shards):06d}")
-            if (shards[-1] / "docs.jsonl").is_file():
-                stats["shards_reused"] += 1
-            else:
-                _write_shard(shards[-1], enc, rows)
-                stats["shards_encoded"] += 1
-            bar.update(len(rows))
-            rows = []
-    bar.close()
-    if not shards:
-        raise DataError(f"{files[0]}: the corpus holds no passages")
-    manifest = _finalise(out, shards, plan)
-    shutil.rmtree(shard_dir, ignore_errors=True)
+    with DirLock(out, "index"):  # a second build into out/ would write the same shards
+        shard_dir = out / "shards"
+        if (plan_file := shard_dir / "plan.json").is_file():
+            _check_plan(plan_file, json.loads(plan_file.read_text(encoding="utf-8")), plan)
+        atomic_write_json(plan_file, plan)
+        shards, rows = [], []
+        bar = tqdm(total=total, desc="index", unit="passage", disable=not show_progress)
+        for i, passage in enumerate(read_corpus(corpus, lang), 1):
+            rows.append(passage)
+            if len(rows) == shard_size or i == total:
+                shards.append(shard_dir / f"{len(shards):06d}")
+                if (shards[-1] / "docs.jsonl").is_file():
+                    stats["shards_reused"] += 1
+                else:
+                    _write_shard(shards[-1], enc, rows)
+                    stats["shards_encoded"] += 1
+                bar.update(len(rows))
+                rows = []
+        bar.close()
+        if not shards:
+            raise DataError(f"{files[0]}: the corpus holds no passages")
+        manifest = _finalise(out, shards, plan)
+        shutil.rmtree(shard_dir, ignore_errors=True)
     return stats | {"manifest": manifest, "seconds": time.perf_counter() - start, "encode_seconds": enc.seconds}
 
 
