@@ -60,9 +60,10 @@ def main() -> None:
                      f"({r['mono']:+.3f}) | {r['cross_map']:.3f} ({r['cross']:+.3f}) | {r['multi_map']:.3f} "
                      f"({r['multi']:+.3f}) | {r['rank_distance']:.0f} | {r['xquad_score']:+.4f} |")  # fmt: skip
     lines += ["", f"Spearman correlation of the dev score with, over {len(rows)} recipes:", ""]
-    for key in ("mono", "cross", "multi", "xquad_score"):
+    for key, label in (("mono", "mono gain"), ("cross", "cross gain"), ("multi", "multi gain"),
+                       ("xquad_score", "score (worst gain)")):  # fmt: skip
         rho, pval = spearmanr([r["dev"] for r in rows], [r[key] for r in rows])
-        lines.append(f"- XQuAD-R {key.replace('_', ' ')} gain: rho = {rho:+.2f} (p = {pval:.2g})")
+        lines.append(f"- XQuAD-R {label}: rho = {rho:+.2f} (p = {pval:.2g})")
     best = max(rows, key=lambda r: r["xquad_score"])
     lines += ["", f"Best on XQuAD-R by the same rule: {best['arm']} ({best['xquad_score']:+.4f}); chosen on dev: "
               f"{next((r['arm'] for r in rows if r['chosen']), 'none of these')}."]  # fmt: skip
