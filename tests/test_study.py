@@ -429,6 +429,23 @@ def test_miracl_in_a_study_gets_its_columns_tests_and_a_colon_free_folder(tmp_pa
                 if "| hybrid-0.25 |" in line).count("▲zs") >= 2  # XQuAD-R settings and MIRACL  # fmt: skip
 
 
+def test_a_dataset_limited_to_some_seeds_is_evaluated_on_those_cells_only(tmp_path, fakes):
+    text = BASE.replace("datasets: [xquad-r]", "datasets: {xquad-r: {}, 'miracl-judged:yo:1000': {seeds: [0]}}")
+    out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    has_miracl = {c.name: (c / "eval" / "miracl-judged_yo_1000").is_dir() for c in (out / "cells").iterdir()}
+    assert has_miracl["e5-small__zero-shot"] and has_miracl["e5-small__xx__2langs__3steps__seed0"]
+    assert not has_miracl["e5-small__xx__2langs__3steps__seed1"]
+    settings = json.loads((out / "cells" / "e5-small__xx__2langs__3steps__seed0" / "cell.json").read_text())
+    assert "seeds" not in settings["eval"]["miracl-judged:yo:1000"]  # a selection, not an option passed to evaluate
+    assert "`miracl-judged:yo:1000` columns: trained cells of seeds 0 only" in (out / "study.md").read_text()
+    xx = next(r for r in json.loads((out / "study.json").read_text())["rows"] if r["arm"] == "xx")
+    assert xx["seeds"] == [0, 1] and np.isnan(xx["std"]["miracl-judged:yo:1000/ndcg@10"])  # one seed has it
+    assert not np.isnan(xx["std"]["xquad-r/mono_map"])
+    bad = write_yaml(tmp_path, text.replace("{seeds: [0]}", "{seeds: [zero]}"), "bad.yaml")
+    with pytest.raises(ConfigError, match=r"eval.miracl-judged:yo:1000.seeds"):
+        study.load_study_config(bad)
+
+
 def test_flores_marks_land_on_shown_columns_only(tmp_path, fakes):
     """FLORES bitext tests mark the FLORES MRR@10 column; its pool settings are tested but have no column to mark."""
     text = BASE.replace("datasets: [xquad-r]", "datasets: [xquad-r, flores]")

@@ -47,7 +47,8 @@ _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "see
 #: the hybrid-batch paper's models, as a study's ``paper`` key names them (grid model -> paper model)
 PAPER_MODELS = ("labse", "xlm-r")
 _GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps"}
-_EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots", "in_domain_topics"}
+_EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots", "in_domain_topics",
+              "seeds"}  # fmt: skip
 # TrainConfig fields that the grid (or the runner) sets per cell, so the ``train`` section may not.
 _GRID_OWNED = {"model", "languages", "sampler", "alpha", "seed", "steps", "out", "data_dir", "show_progress", "loss",
                "distill_weight", "cache_dir"}  # fmt: skip
@@ -317,6 +318,8 @@ def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
         for key in ("max_questions", "batch_size"):
             if merged.get(key) is not None:
                 v.int_list(merged[key], f"eval.{key}", minimum=1)
+        if "seeds" in merged:
+            merged["seeds"] = v.int_list(merged["seeds"], f"eval.{ds}.seeds", minimum=0)
         for key in ("with_context", "plots"):
             if key in merged and not isinstance(merged[key], bool):
                 raise v.fail(f"eval.{key}", f"expected true or false, got {merged[key]!r}")
@@ -377,12 +380,16 @@ def expand_grid(cfg: StudyConfig) -> list[Cell]:
 
 
 def cell_datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
-    """Data set -> ``evaluate`` options of a cell. A mono-ft cell is evaluated only in its own language, on the
-    per-language data sets that have it (XQuAD-R in the mono setting, the monoqa set of that language)."""
+    """Data set -> ``evaluate`` options of a cell. A data set with ``seeds`` evaluates trained cells of those seeds
+    only (a cheaper slice for a study's extra seeds; zero-shot has no seed and is always evaluated). A mono-ft cell
+    is evaluated only in its own language, on the per-language data sets that have it (XQuAD-R in the mono
+    setting, the monoqa set of that language)."""
+    datasets = {ds: {k: v for k, v in opts.items() if k != "seeds"} for ds, opts in cfg.datasets.items()
+                if cell.seed is None or cell.seed in opts.get("seeds", [cell.seed])}  # fmt: skip
     if cell.sampler != "mono-ft":
-        return cfg.datasets
+        return datasets
     out = {}
-    for ds, opts in cfg.datasets.items():
+    for ds, opts in datasets.items():
         langs = dataset_languages(ds)
         if langs is not None and cell.lang in langs and cell.lang in (opts.get("languages") or langs):
             out[ds] = {**opts, "languages": [cell.lang]}

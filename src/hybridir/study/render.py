@@ -85,6 +85,10 @@ def markdown(ctx: Context, result: dict[str, Any], sections: list[str]) -> str:
               "and step count; zero-shot is the untouched encoder. Marks on hybrid rows: ▲xx / ▼xx = significantly "
               f"better / worse than X-X (paired test over queries, p < {SIGNIFICANCE_LEVEL}, uncorrected; "
               "zs = zero-shot). Rank distance: lower means less language bias.", ""]  # fmt: skip
+    for ds, opts in cfg.datasets.items():
+        if "seeds" in opts:
+            lines += [f"`{ds}` columns: trained cells of seeds {', '.join(map(str, opts['seeds']))} only (a cheaper "
+                      "evaluation slice for the other seeds); n counts every seed of the row.", ""]  # fmt: skip
     lines.append(results_table(result["rows"]))
     lines += _per_seed_markdown(rows)
     if result["significance"]:
