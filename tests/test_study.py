@@ -513,3 +513,28 @@ def test_seed_pairs_marks_a_difference_only_when_its_seed_interval_excludes_zero
     assert "| m | l | 3 | hybrid-0.5 | xx | 8 | +0.05 ± 0.02* | -0.01 ± 0.02 |" in table
     assert "| m | l | 3 | hybrid-0.5 | xy | 8 |  | -0.03 ± 0.02* |" in table
     assert gains_markdown([], "T") == []
+
+
+def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp_path):
+    from hybridir.study.aggregate import Row
+    from hybridir.study.analyses.targets import check_targets, targets_markdown
+
+    targets = {"xquad-r/mono_map": "zero-shot", "xquad-r/cross_map": 0.70, "xquad-r/rank_distance": 290.0}
+    rows = [Row("m", None, None, "zero-shot", [{"seed": None}], mean={"xquad-r/mono_map": 0.80}),
+            Row("m", "l", 60, "hybrid-0.5", [], mean={"xquad-r/mono_map": 0.78, "xquad-r/cross_map": 0.71,
+                                                      "xquad-r/rank_distance": 280.0}),
+            Row("m", "l", 60, "kd", [], mean={"xquad-r/mono_map": 0.81, "xquad-r/cross_map": 0.72,
+                                              "xquad-r/rank_distance": 300.0})]  # fmt: skip
+    lines = {(x["arm"], x["metric"]): x for x in check_targets(rows, targets)}
+    assert lines["hybrid-0.5", "xquad-r/mono_map"]["gap"] == pytest.approx(-0.02)  # below zero-shot's 0.80
+    assert lines["hybrid-0.5", "xquad-r/rank_distance"]["met"] and not lines["kd", "xquad-r/rank_distance"]["met"]
+    assert lines["kd", "xquad-r/rank_distance"]["gap"] == pytest.approx(-10.0)
+    table = "\n".join(targets_markdown(list(lines.values())))
+    assert "xquad-r/rank_distance (≤ 290)" in table and "0.780 (-0.02)" in table
+    assert table.endswith("Arms that meet every target: none.")
+    path = write_yaml(tmp_path, BASE + "targets: {xquad-r/mono_map: high}\n")
+    with pytest.raises(ConfigError, match="targets.xquad-r/mono_map: expected a number or zero-shot"):
+        study.load_study_config(path)
+    path = write_yaml(tmp_path, BASE + "targets: {miracl:yo/ndcg@10: 0.5}\n")
+    with pytest.raises(ConfigError, match="targets.miracl:yo/ndcg@10: expected <dataset>/<metric>"):
+        study.load_study_config(path)

@@ -26,7 +26,8 @@ SIGNIFICANCE_LEVEL = 0.05
 _SETTING_COLUMN = {
     setting: f"{b.name}/{metric}" for b in BENCHMARKS if b.in_studies for setting, metric in b.tested.items()
 }
-_LOWER_IS_BETTER = {"rank_distance", "pool_rank_distance"}
+#: metrics (last part of the name) where a smaller value is better: the language-bias figures
+LOWER_IS_BETTER = {"rank_distance", "pool_rank_distance"}
 
 
 #: XQuAD-R's three settings: the columns most analyses and plots are about
@@ -179,7 +180,7 @@ def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[
             # the FLORES pool settings have no column and stay in study.json's test list only.
             column = _SETTING_COLUMN.get(setting) or (f"{setting}/ndcg@10" if setting in datasets else None)
             if column and p < SIGNIFICANCE_LEVEL and diff != 0:
-                better = (diff < 0) if setting.rpartition(":")[2] in _LOWER_IS_BETTER else (diff > 0)
+                better = (diff < 0) if setting.rpartition(":")[2] in LOWER_IS_BETTER else (diff > 0)
                 h.marks[column].append(("▲" if better else "▼") + _short(b.arm))
     return tests
 

@@ -43,7 +43,7 @@ def eval_dirname(dataset: str) -> str:
 
 # Keys of each YAML section; anything else is a typo the user should hear about.
 _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "seeds_override", "train", "eval",
-             "high_resource", "paper"}  # fmt: skip
+             "high_resource", "paper", "targets"}  # fmt: skip
 #: the hybrid-batch paper's models, as a study's ``paper`` key names them (grid model -> paper model)
 PAPER_MODELS = ("labse", "xlm-r")
 _GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps"}
@@ -126,6 +126,8 @@ class StudyConfig:
     high_resource: list[str] = field(default_factory=lambda: ["en", "de", "es", "ru", "zh"])
     #: grid model -> the paper's model whose published numbers go beside it (analyses/paper_numbers.py)
     paper_models: dict[str, str] = field(default_factory=dict)
+    #: "<dataset>/<metric>" -> the bar an arm should reach: a number, or "zero-shot" (analyses/targets.py)
+    targets: dict[str, float | str] = field(default_factory=dict)
 
 
 def load_study_config(path: Path) -> StudyConfig:
@@ -165,6 +167,13 @@ def load_study_config(path: Path) -> StudyConfig:
     if bad := [f"{k}: {m}" for k, m in cfg.paper_models.items() if k not in cfg.models or m not in PAPER_MODELS]:
         raise v.fail("paper", f"{bad[0]}: expected a grid model mapped to one of {', '.join(PAPER_MODELS)}")
     cfg.datasets = _eval_section(raw.get("eval", {}), v)
+    for name, bar in v.mapping(raw.get("targets"), "targets", None).items():
+        if name.partition("/")[0] not in cfg.datasets or not name.partition("/")[2]:
+            raise v.fail(f"targets.{name}", f"expected <dataset>/<metric> of an evaluated dataset "
+                                            f"({', '.join(cfg.datasets)})")  # fmt: skip
+        if bar != "zero-shot" and not is_number(bar):
+            raise v.fail(f"targets.{name}", f"expected a number or zero-shot, got {bar!r}")
+        cfg.targets[name] = bar if bar == "zero-shot" else float(bar)
     arms = {c.arm for c in expand_grid(cfg)}
     overrides = v.mapping(raw.get("seeds_override", {}), "seeds_override", None)
     for arm, seeds in overrides.items():

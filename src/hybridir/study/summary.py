@@ -41,6 +41,7 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
         "high_resource": ctx.found["high_resource"],
         "model_size_gains": ctx.found["model_size_gains"],
         "seed_pairs": ctx.found["seed_pairs"],
+        "targets": ctx.found["targets"],
         "claims": ctx.found["claims"],
         "recipe_choice": ctx.found["recipe_choice"],
         "timing": {

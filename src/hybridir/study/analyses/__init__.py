@@ -11,11 +11,13 @@ from . import (
     recipe_choice,
     seed_pairs,
     seen_unseen,
+    targets,
 )
 
 ANALYSES = (
     paper_claims.ANALYSIS,
     seed_pairs.ANALYSIS,
+    targets.ANALYSIS,
     paper_numbers.ANALYSIS,
     seen_unseen.ANALYSIS,
     high_resource.ANALYSIS,

@@ -1,0 +1,81 @@
+"""Targets: does a trained arm reach the bar the study sets (an issue's "done when"), and by how much does it miss?
+
+The YAML's ``targets`` maps ``<dataset>/<metric>`` to a number or to ``zero-shot`` (the model's zero-shot mean)::
+
+    targets:
+      xquad-r/mono_map: zero-shot     # keep the starting model's monolingual quality
+      xquad-r/cross_map: 0.70
+      xquad-r/rank_distance: 290      # a bias figure: at most the bar
+
+Every trained arm gets, per target, its mean over seeds, the gap (positive = past the bar, in the metric's units)
+and whether it is met; the section names the arms that meet every target (or says none does). The judgement is on
+the mean over seeds, not on one lucky seed; the seed intervals are in the main table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..aggregate import LOWER_IS_BETTER, Row
+from ..analysis import Analysis
+
+
+def check_targets(rows: list[Row], targets: dict[str, float | str]) -> list[dict[str, Any]]:
+    """One line per (trained arm, target): value, bar, gap (>= 0 = met; None where the arm has no value)."""
+    zero = {r.model: r for r in rows if r.arm == "zero-shot"}
+    out = []
+    for r in rows:
+        if r.arm == "zero-shot":
+            continue
+        for metric, bar in targets.items():
+            level = zero[r.model].mean.get(metric) if bar == "zero-shot" and r.model in zero else bar
+            value = r.mean.get(metric)
+            gap = None
+            if isinstance(level, float) and value is not None:
+                gap = level - value if metric.rpartition("/")[2] in LOWER_IS_BETTER else value - level
+            out.append({"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm, "metric": metric,
+                        "bar": level, "bar_from": "zero-shot" if bar == "zero-shot" else "number", "value": value,
+                        "gap": gap, "met": gap is not None and gap >= 0})  # fmt: skip
+    return out
+
+
+def targets_markdown(lines: list[dict[str, Any]]) -> list[str]:
+    """A table: each trained arm's value (gap to the bar) per target, ✓ where met; then who meets them all."""
+    if not lines:
+        return []
+    metrics = list(dict.fromkeys(x["metric"] for x in lines))
+    bars = {x["metric"]: x for x in lines}
+    head = [f"{m} ({'≤' if m.rpartition('/')[2] in LOWER_IS_BETTER else '≥'} {_num(bars[m]['bar'])}"
+            f"{', zero-shot' if bars[m]['bar_from'] == 'zero-shot' else ''})" for m in metrics]  # fmt: skip
+    out = ["", "## Targets", "",
+           "Mean over seeds against the study's bars (`targets` in the YAML); in brackets the gap (positive = past "
+           "the bar); ✓ = met.", "",
+           "| model | languages | steps | arm | " + " | ".join(head) + " |",
+           "|" + "---|" * (4 + len(metrics))]  # fmt: skip
+    arms: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for x in lines:
+        arms.setdefault((x["model"], x["languages"], x["steps"], x["arm"]), {})[x["metric"]] = x
+    for key, per in arms.items():
+        cells = [_cell(per.get(m)) for m in metrics]
+        out.append("| " + " | ".join(str(k or "-") for k in key) + " | " + " | ".join(cells) + " |")
+    winners = [key[3] for key, per in arms.items() if all(x["met"] for x in per.values())]
+    out += ["", f"Arms that meet every target: {', '.join(winners) if winners else 'none'}."]
+    return out
+
+
+def _cell(x: dict[str, Any] | None) -> str:
+    if x is None or x["value"] is None or x["gap"] is None:
+        return "n/a"
+    return f"{_num(x['value'])} ({x['gap']:+.3g}){' ✓' if x['met'] else ''}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0f}" if abs(x) >= 10 else f"{x:.3f}"
+
+
+ANALYSIS = Analysis(
+    "targets",
+    applies=lambda ctx: bool(ctx.cfg.targets),
+    compute=lambda ctx: check_targets(ctx.rows, ctx.cfg.targets),
+    section=lambda ctx, lines: targets_markdown(lines),
+)
