@@ -177,6 +177,7 @@ def test_killed_study_resumes_without_redoing_finished_work(tmp_path, fakes):
     interrupted = tmp_path / "out" / "cells" / "e5-small__xy__2langs__3steps__seed0"
     assert (interrupted / "train_done.json").is_file() and not (interrupted / "done.json").exists()
     assert not (interrupted / "eval" / "xquad-r").exists()  # a half-written evaluation never appears
+    (interrupted / "eval" / ".xquad-r.k9xyz.tmp").mkdir()  # what a kill -9 leaves (atomic_dir's temporary folder)
 
     fakes.crash_eval_at = None
     fakes.train_calls.clear()
@@ -186,6 +187,7 @@ def test_killed_study_resumes_without_redoing_finished_work(tmp_path, fakes):
     assert len(fakes.eval_calls) == n_cells - 2
     assert str(interrupted / "train") not in fakes.train_calls  # its training was finished: not repeated
     assert len(fakes.train_calls) == n_cells - 3
+    assert not list((out / "cells").glob("*/eval/.*.tmp"))  # the killed run's temporary folder is cleared
 
 
 def test_changed_settings_for_an_existing_cell_are_refused(tmp_path, fakes):

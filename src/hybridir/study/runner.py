@@ -204,6 +204,8 @@ def _evaluate_cell(
     timing_file = eval_dir / "eval_time.json"
     if timing_file.is_file():
         return json.loads(timing_file.read_text(encoding="utf-8"))["eval_s"]
+    for stale in eval_dir.parent.glob(f".{eval_dir.name}.*.tmp"):  # a killed run's; the study lock rules out a live one
+        shutil.rmtree(stale, ignore_errors=True)
     start = time.perf_counter()
     with atomic_dir(eval_dir) as tmp:
         evaluate(model_ref, dataset, data_dir=data_dir, out_dir=tmp, cache_dir=cache_dir,
