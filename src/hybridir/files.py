@@ -92,6 +92,14 @@ def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     return path
 
 
+def clear_stale_tmp(path: str | os.PathLike) -> None:
+    """Remove the temporary siblings :func:`atomic_dir` left for ``path`` when its process was killed. Only for a
+    caller that holds the directory's lock, so no live writer owns one of them."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``path`` in one rename.

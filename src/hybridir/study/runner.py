@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..files import atomic_dir, atomic_write_json, atomic_write_text
+from ..files import atomic_dir, atomic_write_json, atomic_write_text, clear_stale_tmp
 from ..locks import DirLock
 from .config import (
     Cell,
@@ -204,8 +204,7 @@ def _evaluate_cell(
     timing_file = eval_dir / "eval_time.json"
     if timing_file.is_file():
         return json.loads(timing_file.read_text(encoding="utf-8"))["eval_s"]
-    for stale in eval_dir.parent.glob(f".{eval_dir.name}.*.tmp"):  # a killed run's; the study lock rules out a live one
-        shutil.rmtree(stale, ignore_errors=True)
+    clear_stale_tmp(eval_dir)  # a killed run's; the study lock rules out a live writer
     start = time.perf_counter()
     with atomic_dir(eval_dir) as tmp:
         evaluate(model_ref, dataset, data_dir=data_dir, out_dir=tmp, cache_dir=cache_dir,
