@@ -126,6 +126,9 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     line = next(x for x in md_lines if x.startswith("| e5-small | 2langs | 3 | xx | 0 / 1 |"))  # the per-seed table
     per_seed = [float(v) for v in line.split(" | ")[5].split(" / ")]  # mono mAP of seeds 0 and 1
     assert len(per_seed) == 2 and abs(np.mean(per_seed) - xx["mean"]["xquad-r/mono_map"]) < 1e-4
+    # study.json keeps each seed's number too, the same as the per-seed table's (rounded there)
+    assert list(xx["per_seed"]["xquad-r/mono_map"]) == ["0", "1"]
+    assert list(xx["per_seed"]["xquad-r/mono_map"].values()) == pytest.approx(per_seed, abs=1e-4)
     assert result["cells_finished"] == n_cells and not result["missing"]
     rows = {r["arm"]: r for r in result["rows"]}
     assert rows["xx"]["seeds"] == [0, 1] and not np.isnan(rows["xx"]["std"]["xquad-r/mono_map"])

@@ -57,9 +57,12 @@ class Row:
         return [r["seed"] for r in self.records]
 
     def as_dict(self) -> dict[str, Any]:
+        """The row for study.json; ``per_seed`` (metric -> seed -> value) keeps every seed's number, so pairings
+        and re-analyses can be done from the committed report when the run directory is gone."""
+        per = {n: {str(s): v for s, v in per_seed(self, n).items()} for n in self.mean}
         return {"model": self.model, "languages": self.langset, "steps": self.steps, "arm": self.arm,
                 "seeds": self.seeds, "mean": self.mean, "std": self.std, "ci95": self.ci95,
-                "marks": dict(self.marks)}  # fmt: skip
+                "marks": dict(self.marks), "per_seed": per}  # fmt: skip
 
 
 def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
