@@ -537,6 +537,13 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
     table = "\n".join(targets_markdown(list(lines.values())))
     assert "xquad-r/rank_distance (≤ 290)" in table and "0.780 (-0.02)" in table
     assert table.endswith("Arms that meet every target: none.")
+    assert "xquad-r/mono_map (≥ 0.800, zero-shot)" in table
+    # two models, two zero-shot bars: the header cannot show one number; each row's gap uses its own model's
+    rows += [Row("big", None, None, "zero-shot", [{"seed": None}], mean={"xquad-r/mono_map": 0.90}),
+             Row("big", "l", 60, "kd", [], mean={"xquad-r/mono_map": 0.85})]  # fmt: skip
+    two = check_targets(rows, {"xquad-r/mono_map": "zero-shot"})
+    assert [x["gap"] for x in two] == pytest.approx([-0.02, 0.01, -0.05])
+    assert "xquad-r/mono_map (≥ each model's zero-shot)" in "\n".join(targets_markdown(two))
     path = write_yaml(tmp_path, BASE + "targets: {xquad-r/mono_map: high}\n")
     with pytest.raises(ConfigError, match="targets.xquad-r/mono_map: expected a number or zero-shot"):
         study.load_study_config(path)

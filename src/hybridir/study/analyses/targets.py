@@ -44,9 +44,7 @@ def targets_markdown(lines: list[dict[str, Any]]) -> list[str]:
     if not lines:
         return []
     metrics = list(dict.fromkeys(x["metric"] for x in lines))
-    bars = {x["metric"]: x for x in lines}
-    head = [f"{m} ({'≤' if m.rpartition('/')[2] in LOWER_IS_BETTER else '≥'} {_num(bars[m]['bar'])}"
-            f"{', zero-shot' if bars[m]['bar_from'] == 'zero-shot' else ''})" for m in metrics]  # fmt: skip
+    head = [f"{m} ({'≤' if m.rpartition('/')[2] in LOWER_IS_BETTER else '≥'} {_bar(m, lines)})" for m in metrics]
     out = ["", "## Targets", "",
            "Mean over seeds against the study's bars (`targets` in the YAML); in brackets the gap (positive = past "
            "the bar); ✓ = met.", "",
@@ -61,6 +59,15 @@ def targets_markdown(lines: list[dict[str, Any]]) -> list[str]:
     winners = [key[3] for key, per in arms.items() if all(x["met"] for x in per.values())]
     out += ["", f"Arms that meet every target: {', '.join(winners) if winners else 'none'}."]
     return out
+
+
+def _bar(metric: str, lines: list[dict[str, Any]]) -> str:
+    """The bar for the header: its number, or "each model's zero-shot" where models have different zero-shot values."""
+    bars = {x["bar"] for x in lines if x["metric"] == metric}
+    from_zero = any(x["bar_from"] == "zero-shot" for x in lines if x["metric"] == metric)
+    if len(bars) > 1:
+        return "each model's zero-shot"
+    return _num(bars.pop()) + (", zero-shot" if from_zero else "")
 
 
 def _cell(x: dict[str, Any] | None) -> str:
