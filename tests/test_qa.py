@@ -243,6 +243,10 @@ def test_the_default_is_the_recipe_chosen_on_qa_dev_and_auto_weights_follow_the_
     assert TrainConfig(data="ntrex+iapp-th").weights_by_source == {"iapp-th": 3.0}
     assert TrainConfig(data="ntrex").weights_by_source == {}  # one source: shared pools, as before the recipe
     assert TrainConfig(source_weights="").weights_by_source == {}
+    # once loaded: auto keeps the weights of the sources that made it into the mix; explicit weights stay as given
+    assert default.weights_for({"ntrex", "iapp-th"}) == {"iapp-th": 3.0}
+    explicit = TrainConfig(source_weights="iapp-th=3,afriqa:xy=100")
+    assert explicit.weights_for({"ntrex"}) == {"iapp-th": 3.0, "afriqa:xy": 100.0}
     with pytest.raises(ConfigError, match="freeze_layers"):
         TrainConfig(freeze_layers=-1)
 

@@ -174,6 +174,14 @@ class TrainConfig:
                                   f"(iapp-th=3,afriqa:xy=100) or 'auto', got {part!r}")  # fmt: skip
         return out
 
+    def weights_for(self, loaded_sources: set[str]) -> dict[str, float]:
+        """The weights a run uses once its data is loaded: with ``auto``, only for the sources that made it into the
+        mix (a source without the run's languages is left out of it, and so is its weight)."""
+        weights = self.weights_by_source
+        if self.source_weights != "auto":
+            return weights
+        return {k: w for k, w in weights.items() if k.split(":")[0] in loaded_sources}
+
     @property
     def effective_alpha(self) -> float:
         return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)

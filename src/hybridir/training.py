@@ -107,10 +107,7 @@ class _Run:
             config.data, config.languages, config.data_dir, config.ict_window, config.ict_remove_prob, config.seed,
             config.dev_fraction, config.train_topics, config.dev_data, config.qa_target)  # fmt: skip
         kinds = ("xx",) if config.effective_alpha == 1 else ("xy",) if config.effective_alpha == 0 else ("xx", "xy")
-        source_weights = config.weights_by_source
-        if config.source_weights == "auto":  # the recipe's weights for the sources that have the run's languages
-            have = {it.source for it in self.train_data.items}
-            source_weights = {k: w for k, w in source_weights.items() if k.split(":")[0] in have}
+        source_weights = config.weights_for({it.source for it in self.train_data.items})
         keys, pools, ids, weights = self.train_data.sampler_inputs(kinds, source_weights)
         rank, world = 0, 1
         if _distributed():
