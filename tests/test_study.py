@@ -200,6 +200,28 @@ def test_changed_settings_for_an_existing_cell_are_refused(tmp_path, fakes):
         study.run_study(changed, tmp_path / "out", show_progress=False)
 
 
+def test_a_changed_evaluation_reuses_the_trained_models_and_unchanged_evaluations(tmp_path, fakes):
+    """Adding a dataset to a finished study evaluates only the new dataset; changing a dataset's options redoes
+    that evaluation; no model is trained again."""
+    out = study.run_study(write_yaml(tmp_path, BASE), tmp_path / "out", show_progress=False)
+    n_cells = json.loads((out / "study.json").read_text())["cells_total"]
+    fakes.train_calls.clear()
+    fakes.eval_calls.clear()
+    added = BASE.replace("datasets: [xquad-r]", "datasets: [xquad-r, flores]")
+    study.run_study(write_yaml(tmp_path, added, "added.yaml"), out, show_progress=False)
+    assert not fakes.train_calls and len(fakes.eval_calls) == n_cells  # flores only, once per cell
+    result = json.loads((out / "study.json").read_text())
+    assert result["cells_finished"] == n_cells
+    assert all("flores/mrr@10" in r["mean"] and "xquad-r/mono_map" in r["mean"] for r in result["rows"])
+
+    fakes.eval_calls.clear()
+    fewer = added.replace("[xquad-r, flores]", "{xquad-r: {max_questions: 4}, flores: {}}")  # xquad-r's change
+    study.run_study(write_yaml(tmp_path, fewer, "fewer.yaml"), out, show_progress=False)
+    assert not fakes.train_calls and len(fakes.eval_calls) == n_cells
+    cell = json.loads((out / "cells" / "e5-small__xx__2langs__3steps__seed0" / "cell.json").read_text())
+    assert cell["eval"]["xquad-r"]["max_questions"] == 4
+
+
 def test_only_summary_reports_missing_cells_and_runs_nothing(tmp_path, fakes):
     path = write_yaml(tmp_path, BASE)
     out = study.run_study(path, tmp_path / "out", only_summary=True, show_progress=False)

@@ -5,7 +5,8 @@ setting, at every model size, for every number of training languages, and what d
 grid (model x sampler x alpha x language set x steps x seed) is trained with :func:`hybridir.training.train` (or not,
 for ``zero-shot``) and evaluated with :func:`hybridir.evaluation.evaluate` on every configured dataset. Every cell
 keeps its run directory under ``OUT/cells/<cell id>/``; a ``done.json`` written last marks it finished, so a killed
-study continues where it stopped (training resumes from its own checkpoints, finished evaluations are kept).
+study continues where it stopped (training resumes from its own checkpoints, finished evaluations are kept). A
+changed ``eval`` section reopens finished cells: only the new or changed evaluations run (``_reopen_evaluations``).
 
 The study directory then gets ``study.md`` / ``study.csv`` / ``study.json`` (mean +- std over seeds, paired
 significance tests of every hybrid arm against every baseline over queries) and plots for each axis the grid has;
@@ -108,8 +109,10 @@ def run_cell(
     """Train (unless zero-shot) and evaluate one cell; skipped if ``done.json`` exists. Returns its record."""
     done = cell_dir / "done.json"
     settings = cell_settings(cfg, cell, cell_dir)
-    _check_same_settings(cell_dir / "cell.json", settings)
-    if done.is_file():
+    old_eval = _check_same_settings(cell_dir / "cell.json", settings)
+    if old_eval is not None and old_eval != _as_json(settings["eval"]):
+        _reopen_evaluations(cell_dir, old_eval, _as_json(settings["eval"]))
+    elif done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
     atomic_write_json(cell_dir / "cell.json", settings)
     timing: dict[str, Any] = {}
@@ -135,27 +138,44 @@ def run_cell(
     return record
 
 
-def _check_same_settings(path: Path, settings: dict[str, Any]) -> None:
-    """A resumed cell must have been started with the same settings, else its results would be mislabelled."""
+def _check_same_settings(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """A resumed cell must have been started with the same cell and training settings, else its results would be
+    mislabelled. Returns the evaluation settings it was started with (None for a new cell): those may change."""
     if not path.is_file():
-        return
+        return None
     from ..train_config import RESUMABLE_FIELDS  # paths and checkpointing may change between a run and its resumption
 
     old, new = (_without(s, RESUMABLE_FIELDS) for s in (json.loads(path.read_text(encoding="utf-8")), settings))
-    if old != new:
-        diff = sorted(
-            f"{sec}.{k}" for sec in new for k in set(old.get(sec) or {}) | set(new[sec] or {})
-            if (old.get(sec) or {}).get(k) != (new[sec] or {}).get(k)
-        )  # fmt: skip
+    diff = sorted(
+        f"{sec}.{k}" for sec in ("cell", "train") for k in set(old.get(sec) or {}) | set(new[sec] or {})
+        if (old.get(sec) or {}).get(k) != (new[sec] or {}).get(k)
+    )  # fmt: skip
+    if diff:
         raise ConfigError(
             f"{path.parent}: this cell was started with different settings ({', '.join(diff)}); "
             "use a new --out directory or delete the cell directory to rerun it"
         )
+    return old.get("eval") or {}
+
+
+def _reopen_evaluations(cell_dir: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """The study now evaluates this cell differently (a dataset added, or its options changed): the trained model
+    and the evaluations whose options are unchanged are kept, one whose options changed is redone, and the cell
+    counts as unfinished until the new set is complete. A dataset no longer asked for keeps its folder, unread."""
+    for ds, opts in old.items():
+        if ds in new and new[ds] != opts:
+            shutil.rmtree(cell_dir / "eval" / eval_dirname(ds), ignore_errors=True)
+    (cell_dir / "done.json").unlink(missing_ok=True)
+
+
+def _as_json(x: Any) -> Any:
+    """As read back from cell.json (tuples become lists), so stored and current settings compare equal."""
+    return json.loads(json.dumps(x))
 
 
 def _without(settings: dict[str, Any], train_keys: set[str]) -> dict[str, Any]:
     train = {k: v for k, v in (settings.get("train") or {}).items() if k not in train_keys}
-    return json.loads(json.dumps(settings | {"train": train if settings.get("train") else None}))
+    return _as_json(settings | {"train": train if settings.get("train") else None})
 
 
 def describe_study(config_path: Path, out_dir: Path | None = None) -> str:
