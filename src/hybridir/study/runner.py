@@ -109,9 +109,9 @@ def run_cell(
     """Train (unless zero-shot) and evaluate one cell; skipped if ``done.json`` exists. Returns its record."""
     done = cell_dir / "done.json"
     settings = cell_settings(cfg, cell, cell_dir)
-    old_eval = _check_same_settings(cell_dir / "cell.json", settings)
-    if old_eval is not None and old_eval != _as_json(settings["eval"]):
-        _reopen_evaluations(cell_dir, old_eval, _as_json(settings["eval"]))
+    old_eval, new_eval = _check_same_settings(cell_dir / "cell.json", settings), _as_json(settings["eval"])
+    if old_eval is not None and old_eval != new_eval:
+        _reopen_evaluations(cell_dir, old_eval, new_eval)
     elif done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
     atomic_write_json(cell_dir / "cell.json", settings)
