@@ -44,6 +44,16 @@ def _models(args: argparse.Namespace) -> None:
         print(f"{name:24s} {about}")
 
 
+def _centering(text: str) -> str:
+    """argparse type: a centering spec, checked before any model loads."""
+    from .encoders.centering import CenteringSpec
+
+    try:
+        return str(CenteringSpec.parse(text))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
@@ -56,6 +66,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
             cache_dir=args.cache_dir, plots=not args.no_plots, backend=args.backend, precision=args.precision,
             fusion=args.fusion, seen_languages=args.seen_languages, in_domain_topics=args.in_domain_topics,
+            centering=args.centering, means_source=args.means_source,
         )  # fmt: skip
     md = Path(out) / "results.md"
     print(md.read_text() if md.exists() else result.get("summary"))
@@ -80,6 +91,42 @@ def _merge(args: argparse.Namespace) -> None:
         model.save(str(tmp))
     print(f"{changed} parameters interpolated: {args.start} + {args.weight} x ({args.model} - {args.start}) "
           f"-> {args.out}")
+
+
+def _means(args: argparse.Namespace) -> None:
+    from .data.languages import check_language
+    from .encoders.centering import compute_means, means_texts
+
+    out = args.out or (args.model if args.model.is_dir() else None)
+    if out is None:
+        raise ConfigError(f"--model {args.model} is not a model folder: give --out for the means files")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file; give a folder")
+    if args.source not in ("default", "ntrex", "flores") and not Path(args.source).is_dir():
+        raise ConfigError(f"--source {args.source}: not default, ntrex, flores or a folder of <lang>.txt files")
+    for lang in args.languages:
+        check_language(lang, "--languages")
+    if none := [x for x in args.languages if means_texts(x, args.source, args.data_dir, 1) is None]:
+        raise ConfigError(f"--languages: no text for {', '.join(none)} in source {args.source!r}")
+    from .models import load_encoder
+
+    means = compute_means(load_encoder(str(args.model)), args.languages, args.source, args.data_dir,
+                          show_progress=not args.quiet)  # fmt: skip
+    path = means.save(out)
+    for lang in means.languages:
+        print(f"{lang:10s} {means.counts[lang]:5d} texts  {means.sources[lang]}")
+    print(f"written to {path} (model {means.fingerprint})")
+
+
+def _choose_centering(args: argparse.Namespace) -> None:
+    from .files import atomic_write_json, atomic_write_text
+    from .study.centering_choice import choose_centering, render
+
+    result = choose_centering([str(m) for m in args.model], args.data_dir, show_progress=not args.quiet)
+    if args.out:
+        atomic_write_json(args.out.with_suffix(".json"), result)
+        atomic_write_text(args.out.with_suffix(".md"), render(result))
+    print(render(result))
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -203,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "train_summary.json; none for other models)")  # fmt: skip
     e.add_argument("--in-domain-topics", type=_csv, default=None,
                    help="flores: topics counted in-domain for the MRR@10 gap (default: the run's train_topics)")
+    e.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+                   help="language-neutral scoring: none, shift[:lambda] (passages minus their language's mean) or "
+                        "center[:lambda] (both sides, renormalised); lambda in [0, 2] (default: the choice made on "
+                        "dev data, docs/studies.md)")  # fmt: skip
+    e.add_argument("--means-source", default="default", metavar="SOURCE",
+                   help="text the language means are taken from: default (the model folder's own means, "
+                        "else NTREX-128, else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt")  # fmt: skip
     e.add_argument("--max-questions", type=int, default=None, help="first N question ids only (quick look)")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--with-context", action="store_true", help="encode candidates with their paragraph (LAReQA)")
@@ -231,6 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start + WEIGHT x (model - start): 1 keeps the fine-tuned model, 0 gives the start back")
     g.add_argument("--out", type=Path, required=True, help="directory for the merged checkpoint")
     g.set_defaults(func=_merge)
+
+    n = sub.add_parser("means", help="a model's per-language mean vectors, for centred (language-neutral) scoring")
+    n.add_argument("--model", type=Path, required=True, help="registry name, hub id or local checkpoint")
+    n.add_argument("--languages", type=_csv, required=True, help="comma-separated codes (de, zh, yor_Latn, ...)")
+    n.add_argument("--source", default="default",
+                   help="default (NTREX-128, else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt")
+    n.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
+    n.add_argument("--out", type=Path, default=None, help="folder for language_means.npz/.json (default: --model)")
+    n.add_argument("--quiet", action="store_true", help="no progress bars")
+    n.set_defaults(func=_means)
+
+    c = sub.add_parser("choose-centering", help="choose the centering mode and lambda on dev data (docs/studies.md)")
+    c.add_argument("--model", action="append", required=True, help="a model to score (repeat for several)")
+    c.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
+    c.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md (e.g. reports/centering_choice)")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=_choose_centering)
 
     s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
     s.add_argument("config", type=Path, help="studies/NAME.yaml")

@@ -12,6 +12,7 @@ import numpy as np
 
 from .data.parallel import ParallelItem, TrainingData
 from .data.qa import QA_SOURCES
+from .encoders.centering import Centering
 from .losses import VectorCache, encode
 
 DEV_KEYS = ("mono_map", "cross_map", "multi_map", "rank_distance")
@@ -25,6 +26,7 @@ def dev_metrics(
     max_passage_length: int = 128,
     batch_size: int = 64,
     cache: VectorCache | None = None,
+    centering: Centering | None = None,
 ) -> dict[str, Any]:
     """LAReQA-style retrieval on held-out *training* data, the numbers a recipe is chosen on (never XQuAD-R,
     MIRACL or monoqa). Per source (NTREX held-out documents, FLORES dev), every dev query against the dev passages:
@@ -47,11 +49,12 @@ def dev_metrics(
     relevant passage (mono, cross) AP is the reciprocal rank. Neighbouring ICT items share most of their window,
     which would make the task ambiguous, so only items whose windows do not overlap are used, then at most
     ``max_items`` per source spread evenly over it. ``cache`` reuses the vectors of an unchanged model (the
-    starting model's, shared by every run that starts from it)."""
+    starting model's, shared by every run that starts from it). ``centering``: score with its mode, its means
+    already computed for the dev languages (:func:`choose_centering` is what uses it)."""
 
     memo: dict[tuple[str, str, int], np.ndarray] = {}  # the pooled QA figures reuse the per-source vectors
 
-    def embed(texts: list[str], prompt: str, length: int) -> np.ndarray:
+    def embed(texts: list[str], prompt: str, length: int, lang: str = "") -> np.ndarray:
         if todo := list(dict.fromkeys(t for t in texts if (t, prompt, length) not in memo)):
             if cache is not None:
                 vecs = cache.vectors(todo, prompt, length, lambda: model, normalize=True)
@@ -64,6 +67,12 @@ def dev_metrics(
     for it in data.items:
         by_source.setdefault(it.source, []).append(it)
     chosen = {src: _dev_items(items, max_items) for src, items in by_source.items()}
+    if centering is not None and centering.active:
+        plain = embed
+
+        def embed(texts: list[str], prompt: str, length: int, lang: str = "") -> np.ndarray:
+            return centering.apply(plain(texts, prompt, length), [lang] * len(texts), prompt)
+
     per_source = {src: _dev_source(items, embed, max_query_length, max_passage_length)
                   for src, items in chosen.items()}  # fmt: skip
     out: dict[str, Any] = {"n_items": sum(m["n_items"] for m in per_source.values()), "languages": data.languages}
@@ -114,11 +123,11 @@ def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, ma
     queries, cands, cand_lang, col = {}, [], [], {}
     for li, lang in enumerate(langs):
         idx = np.array([i for i, it in enumerate(items) if lang in it.pairs])
-        queries[lang] = (idx, embed([items[i].pairs[lang].query for i in idx], "query", max_query_length))
+        queries[lang] = (idx, embed([items[i].pairs[lang].query for i in idx], "query", max_query_length, lang))
         texts = list(dict.fromkeys(p.passage for it in items if (p := it.pairs.get(lang)) and p.passage))
         col.update({(lang, t): len(cand_lang) + k for k, t in enumerate(texts)})
         if texts:
-            cands.append(embed(texts, "passage", max_passage_length))
+            cands.append(embed(texts, "passage", max_passage_length, lang))
         cand_lang.extend([li] * len(texts))
     pool, c_lang = np.vstack(cands), np.asarray(cand_lang)
     pairs: dict[str, float] = {}

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .encoders.centering import Centering
 from .errors import ConfigError
 from .files import atomic_dir
 from .integrity import read_sealed, seal_dir, verified_dir, write_sealed
@@ -271,7 +272,8 @@ class Encoder:
     """
 
     def __init__(self, model: Any, batch_size: int = 64, cache_dir: Path | None = None, show_progress: bool = True,
-                 backend: str = "auto", precision: str = "auto", max_tokens: int = MAX_TOKENS) -> None:  # fmt: skip
+                 backend: str = "auto", precision: str = "auto", max_tokens: int = MAX_TOKENS,
+                 centering: Centering | None = None) -> None:  # fmt: skip
         from .models import fingerprint
 
         self.model = model
@@ -287,6 +289,7 @@ class Encoder:
         self.encoded = 0
         self.from_cache = 0
         self._forward: Callable[[dict[str, Any]], torch.Tensor] | None = None
+        self.centering = centering
 
     @property
     def path(self) -> str:
@@ -317,8 +320,19 @@ class Encoder:
         key = f"{prompt}|{self.model.max_seq_length}|{self.normalize}{tag}"
         return self.cache_dir / self.fingerprint / hashlib.sha1(key.encode()).hexdigest()[:12]
 
-    def __call__(self, texts: list[str], prompt_name: str) -> np.ndarray:
-        """float32 embeddings of ``texts`` (duplicates encoded once)."""
+    def __call__(self, texts: list[str], prompt_name: str, langs: list[str] | None = None) -> np.ndarray:
+        """float32 embeddings of ``texts`` (duplicates encoded once), with ``langs`` (one per text) centred as
+        ``self.centering`` says (:mod:`hybridir.encoders.centering`); an active centering needs ``langs``."""
+        vecs = self.plain(texts, prompt_name)
+        if self.centering is None or not self.centering.active:
+            return vecs
+        if langs is None:
+            raise ValueError("centering needs the language of every text (langs=...)")
+        self.centering.ensure(langs, self.plain, self.fingerprint, vecs.shape[1], self.path)
+        return self.centering.apply(vecs, langs, "query" if prompt_name == "query" else "passage", self.normalize)
+
+    def plain(self, texts: list[str], prompt_name: str) -> np.ndarray:
+        """float32 embeddings of ``texts`` as the model gives them (never centred), through the cache."""
         unique = list(dict.fromkeys(texts))
         keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in unique]
         folder = self._cache_folder(prompt_name)

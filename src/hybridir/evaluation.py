@@ -25,6 +25,7 @@ import torch
 
 from .benchmarks import Request, load
 from .bm25 import DESCRIPTION as BM25
+from .encoders.centering import DEFAULT, CenteringSpec, centering_for
 from .encoding import Encoder
 from .errors import ConfigError
 from .scoring.lareqa import evaluate_lareqa
@@ -76,6 +77,8 @@ def evaluate(
     fusion: str | None = None,
     seen_languages: list[str] | None = None,
     in_domain_topics: list[str] | None = None,
+    centering: str | CenteringSpec | None = None,
+    means_source: str = "default",
 ) -> dict:
     """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
 
@@ -90,11 +93,18 @@ def evaluate(
     "bm25-rrf", see ``FUSION``): the dense model, BM25 and their fusion, side by side in one results.json.
     ``backend`` / ``precision``: the inference path (:mod:`hybridir.encoding`; ``auto`` = the fast one where it
     is faithful); results.json records the path used under ``config.encoder``.
+    ``centering``: ``none``, ``shift[:lambda]`` or ``center[:lambda]`` (:mod:`hybridir.encoders.centering`;
+    None: its ``DEFAULT``), with the model folder's own language means when it has them, else means computed from
+    ``means_source`` and cached per model; results.json records mode, lambda, the means' source and the languages
+    that had none (left uncentred) under ``centering``.
     """
     start = time.perf_counter()
+    spec = CenteringSpec.parse(DEFAULT if centering is None else centering)
     ref = model if isinstance(model, str | Path) else None
     bench, task = load(dataset, Request(data_dir, languages, max_questions, ref, seen_languages, in_domain_topics))
     bm25_only = isinstance(model, str) and model == "bm25"
+    if bm25_only and spec.active:
+        raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     if (bm25_only or fusion) and bench.protocol != "retrieval":
         raise ConfigError(f"BM25 and --fusion need a retrieval dataset (monoqa, beir:, miracl:), not {dataset!r}")
     if fusion and (bm25_only or fusion not in FUSION):
@@ -110,6 +120,7 @@ def evaluate(
             name = _model_name(model)
         enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
                       backend=backend, precision=precision)  # fmt: skip
+        enc.centering = centering_for(ref, spec, enc, means_source, data_dir)
     body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=show_progress)
     model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
                     "normalize": enc.normalize, "encoder": enc.describe()} if enc else {"encoder": BM25}  # fmt: skip
@@ -128,6 +139,7 @@ def evaluate(
             "fusion": fusion,
             "seen_languages": seen_languages,
             "in_domain_topics": in_domain_topics,
+            "centering": enc.centering.describe() if enc and enc.centering else {"mode": "none", "lambda": None},
             "torch_threads": torch.get_num_threads(),
             **model_config,
         },  # fmt: skip

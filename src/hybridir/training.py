@@ -292,9 +292,21 @@ def _train(config: TrainConfig, model: Any) -> Path:
                                                config.max_query_length, config.max_passage_length)  # fmt: skip
         with atomic_dir(final) as tmp:
             run.model.save(str(tmp))
+            write_means(run.model, config.languages, tmp, data_dir=config.data_dir, show_progress=config.show_progress)
         write_train_summary(out, config, run.log, run.train_data, run.dev_data, run.sampler.world_size, run.state,
                             run.frozen, sum(p.numel() for p in run.params))  # fmt: skip
     return final
+
+
+def write_means(model: Any, languages: list[str], folder: Path, **kwargs: Any) -> None:
+    """The model's language means (:mod:`hybridir.encoders.centering`) for its training languages, saved beside
+    its weights so that centred scoring of this model needs no other file; languages no text source has are left
+    out (centring leaves them as they are)."""
+    from .encoders.centering import compute_means
+
+    means = compute_means(model, languages, **kwargs)
+    if means.languages:
+        means.save(folder)
 
 
 def _check_out(out: Path) -> None:

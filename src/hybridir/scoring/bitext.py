@@ -76,12 +76,16 @@ class _Memo:
 
     def __init__(self, enc: Any) -> None:
         self.enc = enc
-        self.vecs: dict[tuple[str, str], np.ndarray] = {}
+        self.vecs: dict[tuple[str, str, str], np.ndarray] = {}
 
-    def __call__(self, texts: list[str], prompt: str) -> np.ndarray:
-        if missing := [t for t in dict.fromkeys(texts) if (prompt, t) not in self.vecs]:
-            self.vecs |= {(prompt, t): v for t, v in zip(missing, self.enc(missing, prompt), strict=True)}
-        return np.stack([self.vecs[(prompt, t)] for t in texts])
+    def __call__(self, texts: list[str], prompt: str, langs: list[str] | str) -> np.ndarray:
+        """Vectors of ``texts`` (in ``langs``: one code for all, or one per text), each encoded once."""
+        langs = [langs] * len(texts) if isinstance(langs, str) else langs
+        keys = list(zip(langs, texts, strict=True))
+        if missing := [k for k in dict.fromkeys(keys) if (prompt, *k) not in self.vecs]:
+            vecs = self.enc([t for _, t in missing], prompt, [x for x, _ in missing])
+            self.vecs |= {(prompt, *k): v for k, v in zip(missing, vecs, strict=True)}
+        return np.stack([self.vecs[(prompt, *k)] for k in keys])
 
 
 def _direction(q: np.ndarray, c: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> dict[str, np.ndarray]:
@@ -129,15 +133,15 @@ def evaluate_flores(enc: Any, task: FloresTask, *, show_progress: bool = True) -
     rows = task.query_rows()
     memo = _Memo(enc)
     everyone = sorted(set(task.languages) | set(task.pool) | {PIVOT})
-    memo([split.texts[c][r] for c in everyone for r in rows], "query")
-    memo([t for c in everyone for t in split.texts[c]], "passage")
+    memo([split.texts[c][r] for c in everyone for r in rows], "query", [c for c in everyone for _ in rows])
+    memo([t for c in everyone for t in split.texts[c]], "passage", [c for c in everyone for _ in split.texts[c]])
     t0 = time.perf_counter()  # everything is encoded: the rest is scoring
     keys = tie_key(split.index_ids)
-    en_q, en_p = memo([split.texts[PIVOT][r] for r in rows], "query"), memo(split.texts[PIVOT], "passage")
+    en_q, en_p = memo([split.texts[PIVOT][r] for r in rows], "query", PIVOT), memo(split.texts[PIVOT], "passage", PIVOT)
     per_lang = {}
     for x in task.languages:
-        per_lang[f"x_en/{x}"] = _direction(memo([split.texts[x][r] for r in rows], "query"), en_p, rows, keys)
-        per_lang[f"en_x/{x}"] = _direction(en_q, memo(split.texts[x], "passage"), rows, keys)
+        per_lang[f"x_en/{x}"] = _direction(memo([split.texts[x][r] for r in rows], "query", x), en_p, rows, keys)
+        per_lang[f"en_x/{x}"] = _direction(en_q, memo(split.texts[x], "passage", x), rows, keys)
     levels = resource_levels()
     bitext = {x: {"iso": x.split("_")[0], "script": x.split("_")[1], "seen": x in task.seen,
                   "resource": levels.get(x, "n/a"),

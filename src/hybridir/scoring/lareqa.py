@@ -42,8 +42,8 @@ def evaluate_lareqa(enc: Encoder, es: EvalSet, *, with_context: bool = False, sh
     texts = es.cand_texts
     if with_context:  # LAReQA encodes each sentence with its paragraph; one-tower models read them joined
         texts = [f"{s} {c}" for s, c in zip(es.cand_texts, es.cand_contexts or es.cand_texts, strict=True)]
-    q = enc(es.query_texts, "query")
-    c = enc(texts, "passage")[perm]
+    q = enc(es.query_texts, "query", es.query_langs)
+    c = enc(texts, "passage", es.cand_langs)[perm]
     t0 = time.perf_counter()
     res = rank_relevant(torch.from_numpy(q), torch.from_numpy(c), [inv[r] for r in es.qrels], bounds=bounds,
                         tie_keys=tie_key([es.cand_ids[i] for i in perm]), show_progress=show_progress,

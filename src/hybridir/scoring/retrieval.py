@@ -39,14 +39,16 @@ def search(
     texts: list[str],
     k: int = RUN_DEPTH,
     *,
+    langs: list[str] | None = None,
     faiss_threshold: int = FAISS_THRESHOLD,
     shard_size: int = SHARD_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` (scores, indices) by inner product. Above ``faiss_threshold`` documents the corpus is
-    encoded shard by shard into a faiss flat index, so only one shard of texts is being embedded at a time."""
+    """Exact top-``k`` (scores, indices) by inner product (``langs``: the texts' languages, for centering).
+    Above ``faiss_threshold`` documents the corpus is encoded shard by shard into a faiss flat index, so only one
+    shard of texts is being embedded at a time."""
     k = min(k, len(texts))
     if len(texts) <= faiss_threshold:
-        c = torch.from_numpy(enc(texts, "passage"))
+        c = torch.from_numpy(enc(texts, "passage", langs))
         scores, idx = [], []
         for s in range(0, len(queries), 1024):
             top = torch.topk(torch.from_numpy(queries[s : s + 1024]) @ c.T, k, dim=1)
@@ -57,7 +59,7 @@ def search(
 
     index = None
     for s in tqdm(range(0, len(texts), shard_size), desc="corpus shards", disable=not enc.show_progress):
-        emb = np.ascontiguousarray(enc(texts[s : s + shard_size], "passage"))
+        emb = np.ascontiguousarray(enc(texts[s : s + shard_size], "passage", langs and langs[s : s + shard_size]))
         index = index or faiss.IndexFlatIP(emb.shape[1])
         index.add(emb)
     scores, idx = index.search(np.ascontiguousarray(queries), k)
@@ -79,7 +81,8 @@ FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
 
 def dense_retriever(enc: Encoder, faiss_threshold: int = FAISS_THRESHOLD) -> Retriever:
     """Exact inner-product search over ``enc``'s embeddings (queries with the "query" prompt)."""
-    return lambda es: search(enc, enc(es.query_texts, "query"), es.cand_texts, faiss_threshold=faiss_threshold)
+    return lambda es: search(enc, enc(es.query_texts, "query", es.query_langs), es.cand_texts, langs=es.cand_langs,
+                             faiss_threshold=faiss_threshold)
 
 
 def bm25_retriever(es: EvalSet) -> tuple[np.ndarray, np.ndarray]:

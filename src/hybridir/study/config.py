@@ -46,7 +46,8 @@ _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "see
              "high_resource", "paper", "targets"}  # fmt: skip
 #: the hybrid-batch paper's models, as a study's ``paper`` key names them (grid model -> paper model)
 PAPER_MODELS = ("labse", "xlm-r")
-_GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps"}
+_GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps", "merge",
+              "centering"}  # fmt: skip
 _EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots", "in_domain_topics",
               "seeds"}  # fmt: skip
 # TrainConfig fields that the grid (or the runner) sets per cell, so the ``train`` section may not.
@@ -64,7 +65,9 @@ class Cell:
 
     ``sampler`` is the arm's kind (one of :data:`SAMPLERS`); ``distill_weight`` is set for ``hybrid-kd``; ``lang``
     for ``mono-ft`` (the one language the cell trains on and is evaluated in); ``recipe`` names the grid's
-    TrainConfig overrides (``grid.recipes``), None without them."""
+    TrainConfig overrides (``grid.recipes``), None without them. ``merge`` and ``centering`` are post-hoc
+    variants of a trained model (``grid.merge``, ``grid.centering``): a WiSE-FT merge with the start model, and
+    the scoring mode of :mod:`hybridir.encoders.centering`; they share the training of the cell without them."""
 
     model: str
     sampler: str
@@ -76,16 +79,25 @@ class Cell:
     distill_weight: float | None = None
     lang: str | None = None
     recipe: str | None = None
+    merge: float | None = None
+    centering: str | None = None
 
     @property
     def arm(self) -> str:
         """The row label: ``zero-shot``, ``xx``, ``xy``, ``hybrid-<alpha>``, ``mixed``, ``kd``,
         ``hybrid-<alpha>+kd<weight>`` or ``mono-ft`` (one row for all its languages), then ``@<recipe>`` when the
-        grid has recipes."""
+        grid has recipes, ``+m<weight>`` when merged and ``+<centering>`` when centred (``hybrid-0.5+m0.5+shift``)."""
         base = self.sampler
         if self.sampler in ("hybrid", "hybrid-kd"):
             base = f"hybrid-{self.alpha:g}" + (f"+kd{self.distill_weight:g}" if self.sampler == "hybrid-kd" else "")
-        return f"{base}@{self.recipe}" if self.recipe is not None and self.sampler != "zero-shot" else base
+        base = f"{base}@{self.recipe}" if self.recipe is not None and self.sampler != "zero-shot" else base
+        base += f"+m{self.merge:g}" if self.merge is not None else ""
+        return base + (f"+{self.centering}" if self.centering not in (None, "none") else "")
+
+    @property
+    def trained(self) -> Cell:
+        """The cell whose training this one shares: the same without its post-hoc variants (merge, centering)."""
+        return dataclasses.replace(self, merge=None, centering=None)
 
     @property
     def group(self) -> tuple[str, str | None, int | None]:
@@ -128,6 +140,9 @@ class StudyConfig:
     paper_models: dict[str, str] = field(default_factory=dict)
     #: "<dataset>/<metric>" -> the bar an arm should reach: a number, or "zero-shot" (analyses/targets.py)
     targets: dict[str, float | str] = field(default_factory=dict)
+    #: post-hoc variants of every trained cell: WiSE-FT weights (1 = not merged) and centering modes ("none" first)
+    merges: list[float] = field(default_factory=lambda: [1.0])
+    centerings: list[str] = field(default_factory=lambda: ["none"])
 
 
 def load_study_config(path: Path) -> StudyConfig:
@@ -158,6 +173,8 @@ def load_study_config(path: Path) -> StudyConfig:
     recipes = v.mapping(grid.get("recipes", {}), "grid.recipes", None)
     cfg.recipes = {name: _train_section(over, v, f"grid.recipes.{name}") for name, over in recipes.items()}
     cfg.seeds = v.int_list(grid.get("seeds", cfg.seeds), "grid.seeds", minimum=0)
+    cfg.merges = [v.alpha(w, "grid.merge") for w in v.as_list(grid.get("merge", cfg.merges), "grid.merge")]
+    cfg.centerings = [_centering(c, v) for c in v.str_list(grid.get("centering", cfg.centerings), "grid.centering")]
     cfg.steps = v.int_list(grid.get("steps", cfg.steps), "grid.steps", minimum=1)
     known = known_languages(cfg.data_dir)
     cfg.language_sets = _language_sets(grid.get("languages", list(XQUAD_LANGUAGES)), v, known)
@@ -254,6 +271,15 @@ class _Validator:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
             raise self.fail(key, f"alpha must be a number in [0, 1], got {value!r}")
         return float(value)
+
+
+def _centering(value: str, v: _Validator) -> str:
+    from ..encoders.centering import CenteringSpec
+
+    try:
+        return str(CenteringSpec.parse(value))
+    except ConfigError as e:
+        raise v.fail("grid.centering", str(e)) from None
 
 
 def _language_sets(value: Any, v: _Validator, known: set[str]) -> dict[str, list[str]]:
@@ -374,7 +400,7 @@ def expand_grid(cfg: StudyConfig) -> list[Cell]:
     for model in cfg.models:
         for sampler in cfg.samplers:
             if sampler == "zero-shot":
-                cells.append(Cell(model, "zero-shot"))
+                cells += [Cell(model, "zero-shot", centering=_variant(c)) for c in cfg.centerings]
                 continue
             alphas = cfg.alphas if sampler in ("hybrid", "hybrid-kd") else [None]
             weights = cfg.distill_weights if sampler == "hybrid-kd" else [None]
@@ -383,12 +409,24 @@ def expand_grid(cfg: StudyConfig) -> list[Cell]:
                 for (name, langs), steps in itertools.product(cfg.language_sets.items(), cfg.steps):
                     for lang in langs if sampler == "mono-ft" else [None]:
                         for seed in cfg.seeds_override.get(arm, cfg.seeds):
-                            cells.append(Cell(model, sampler, alpha, name, tuple(langs), steps, seed, weight, lang,
-                                              recipe))  # fmt: skip
+                            cells += [Cell(model, sampler, alpha, name, tuple(langs), steps, seed, weight, lang,
+                                           recipe, None if m == 1.0 else m, _variant(c))
+                                      for m in cfg.merges for c in cfg.centerings]  # fmt: skip
     return cells
 
 
+def _variant(centering: str) -> str | None:
+    """A cell's centering field: None for ``none``, so the cells of a study without centering keep their ids."""
+    return None if centering == "none" else centering
+
+
 def cell_datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
+    """Data set -> ``evaluate`` options of a cell, with its centering mode when it has one (see ``_datasets``)."""
+    out = _datasets(cfg, cell)
+    return {ds: {**opts, "centering": cell.centering} for ds, opts in out.items()} if cell.centering else out
+
+
+def _datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
     """Data set -> ``evaluate`` options of a cell. A data set with ``seeds`` evaluates trained cells of those seeds
     only (a cheaper slice for a study's extra seeds; zero-shot has no seed and is always evaluated). A mono-ft cell
     is evaluated only in its own language, on the per-language data sets that have it (XQuAD-R in the mono
@@ -417,7 +455,8 @@ def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any]
     }.get(cell.sampler, {"sampler": cell.sampler})
     kwargs = {**cfg.train, **cfg.recipes.get(cell.recipe or "", {}), "model": cell.model,
               "languages": list(cell.languages), "steps": cell.steps, "seed": cell.seed,
-              "out": str(cell_dir / "train"), "cache_dir": str(cell_dir.parent.parent / "cache" / "vectors"),
+              "out": str(cell_dir.parent / cell.trained.cell_id / "train"),
+              "cache_dir": str(cell_dir.parent.parent / "cache" / "vectors"),
               **arm}  # fmt: skip
     if cell.alpha is not None:
         kwargs["alpha"] = cell.alpha

@@ -99,7 +99,7 @@ def cell_settings(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any
 
 def _cell_fields(cell: Cell) -> dict[str, Any]:
     """The cell as a dict; fields added after a study started are left out while unset, so its cells still match."""
-    new = {"distill_weight", "lang", "recipe"}
+    new = {"distill_weight", "lang", "recipe", "merge", "centering"}
     return {k: v for k, v in dataclasses.asdict(cell).items() if k not in new or v is not None}
 
 
@@ -117,8 +117,12 @@ def run_cell(
     atomic_write_json(cell_dir / "cell.json", settings)
     timing: dict[str, Any] = {}
     model_ref = cell.model
+    train_dir = cell_dir / "train"
     if settings["train"] is not None:
-        model_ref, timing["train_s"] = _train_cell(settings["train"], cell_dir, show_progress)
+        model_ref, timing["train_s"] = _train_cell(settings["train"], show_progress)
+        train_dir = Path(settings["train"]["out"])
+        if cell.merge is not None:
+            model_ref = _merged(model_ref, cell.model, cell.merge, train_dir / f"merged-{cell.merge:g}")
     timing["eval_s"] = {}
     for ds, opts in settings["eval"].items():
         timing["eval_s"][ds] = _evaluate_cell(
@@ -129,8 +133,8 @@ def run_cell(
         **settings["cell"],
         "model_path": model_ref,
         "metrics": cell_metrics(cell_dir, settings["eval"], mono_only=cell.sampler == "mono-ft"),
-        "dev": _dev_metrics(cell_dir / "train", "dev_end"),
-        "dev_start": _dev_metrics(cell_dir / "train", "dev_start"),
+        "dev": _dev_metrics(train_dir, "dev_end") if cell.merge is None else {},
+        "dev_start": _dev_metrics(train_dir, "dev_start"),
         "timing": timing | {"total_s": timing.get("train_s", 0.0) + sum(timing["eval_s"].values())},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -190,14 +194,15 @@ def describe_study(config_path: Path, out_dir: Path | None = None) -> str:
     return "\n".join([f"{cfg.name}: {len(lines)} cells in {out}", *lines])
 
 
-def _train_cell(train_kwargs: dict[str, Any], cell_dir: Path, show_progress: bool) -> tuple[str, float]:
-    """Train once; ``train_done.json`` records the final model so a resumed cell goes straight to evaluation.
+def _train_cell(train_kwargs: dict[str, Any], show_progress: bool) -> tuple[str, float]:
+    """Train once; ``train_done.json`` records the final model so a resumed cell, or another cell that shares the
+    training (a merged or centred variant), goes straight to evaluation.
 
     The training checkpoints only serve a resumed training run, so they go once the marker is written: a cell keeps
     its final model (~0.5 GB for e5-small) rather than three copies plus optimizer states (~1.7 GB)."""
     from ..training import TrainConfig, train
 
-    marker = cell_dir / "train_done.json"
+    marker = Path(train_kwargs["out"]).parent / "train_done.json"
     if marker.is_file():
         info = json.loads(marker.read_text(encoding="utf-8"))
         return info["model_path"], info["train_s"]
@@ -207,6 +212,21 @@ def _train_cell(train_kwargs: dict[str, Any], cell_dir: Path, show_progress: boo
     atomic_write_json(marker, {"model_path": str(model_dir), "train_s": wall})
     shutil.rmtree(Path(train_kwargs["out"]) / "checkpoints", ignore_errors=True)
     return str(model_dir), wall
+
+
+def _merged(model_ref: str, start: str, weight: float, out: Path) -> str:
+    """The WiSE-FT merge of a cell's trained model with its start (:func:`hybridir.models.merge_weights`), built
+    once beside the training (its ``train_summary.json`` one level up still describes the run) and shared by every
+    centred variant."""
+    from ..models import load_encoder, merge_weights
+
+    if not (out / "model.safetensors").is_file():
+        model = load_encoder(model_ref, device="cpu")
+        merge_weights(model, load_encoder(start, device="cpu"), weight)
+        clear_stale_tmp(out)
+        with atomic_dir(out) as tmp:
+            model.save(str(tmp))
+    return str(out)
 
 
 def _evaluate_cell(

@@ -1,0 +1,341 @@
+"""Language-neutral scoring: per-language mean vectors of a model, and the post-hoc modes that remove them.
+
+A multilingual encoder's vectors carry a component shared by every text of one language, so in a pool of many
+languages a query's own language ranks first whatever the content (language bias). Removing each language's mean
+vector after encoding (Libovický et al. 2020; Yang et al. 2021 on LAReQA) weakens that with no training:
+
+- ``none``: the vectors as encoded.
+- ``shift``: passages minus ``weight`` x their language's mean passage vector; queries untouched, no renormalising.
+  Inside one language's pool every candidate moves by the same ``q . mu``, so monolingual and cross-lingual rankings
+  are unchanged by construction: only pools of several languages move.
+- ``center``: queries minus their language's mean query vector, passages minus their language's mean passage
+  vector (each side its own means), both renormalised when the model scores by cosine.
+
+Means come from unlabeled text that no benchmark evaluates on (:func:`means_texts`: NTREX-128, else FLORES-200 train,
+else a folder of ``<lang>.txt`` files), encoded by the same :class:`~hybridir.encoding.Encoder` path as the
+vectors they correct. They are cached per model fingerprint and inference path (a few KB per language), and a
+trained model carries its own in ``language_means.npz`` + ``language_means.json`` beside its weights. Centering
+acts on vectors, never inside the model: one encoding serves every mode and weight.
+
+Example::
+
+    enc = Encoder(load_encoder("e5-small"), centering=Centering.parse("center:0.5"))
+    q = enc(["wie hoch ist der Everest?"], "query", langs=["de"])   # centred with German's mean query vector
+    enc.centering.describe()                                       # what results.json records
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.languages import NTREX_CODES, check_language
+from ..errors import ConfigError, DataError, ModelError
+
+MODES = ("none", "shift", "center")
+#: the chosen default (docs/studies.md, "Choosing the centering on dev data"; reports/centering_choice.md)
+DEFAULT = "none"
+#: sentences per language a mean is taken over (fixed before any run, for cost: 2 x 200 encodings a language, ~10 s on 2 CPU cores)
+PER_LANGUAGE = 200
+MEANS_FILE, MEANS_INFO = "language_means.npz", "language_means.json"
+#: the prompts whose vectors each side's means are taken from
+SIDES = ("query", "passage")
+
+
+@dataclass(frozen=True)
+class CenteringSpec:
+    """A mode and its weight (lambda), written ``none``, ``shift``, ``shift:0.5``, ``center`` or ``center:0.5``."""
+
+    mode: str = "none"
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str | CenteringSpec | None) -> CenteringSpec:
+        """ConfigError for an unknown mode or a weight outside [0, 2]."""
+        if isinstance(text, CenteringSpec):
+            return text
+        mode, _, w = (text or "none").strip().partition(":")
+        if mode not in MODES:
+            raise ConfigError(f"centering {text!r}: unknown mode {mode!r}; use none, shift[:lambda] or center[:lambda]")
+        try:
+            weight = float(w) if w else 1.0
+        except ValueError:
+            raise ConfigError(f"centering {text!r}: lambda {w!r} is not a number") from None
+        if not 0.0 <= weight <= 2.0:
+            raise ConfigError(f"centering {text!r}: lambda must be in [0, 2], got {weight:g}")
+        if mode == "none" and w:
+            raise ConfigError(f"centering {text!r}: 'none' takes no lambda")
+        return cls(mode, weight if mode != "none" else 1.0)
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "none" and self.weight > 0
+
+    def __str__(self) -> str:
+        return self.mode if self.mode == "none" or self.weight == 1.0 else f"{self.mode}:{self.weight:g}"
+
+
+@dataclass
+class LanguageMeans:
+    """Mean query and passage vector per language of one model (``fingerprint``), with how many texts each took."""
+
+    fingerprint: str
+    dim: int
+    source: str
+    query: dict[str, np.ndarray] = field(default_factory=dict)
+    passage: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # language -> the file its texts came from
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.query)
+
+    def add(self, lang: str, q: np.ndarray, p: np.ndarray, n: int, source: str) -> None:
+        if q.shape != (self.dim,) or p.shape != (self.dim,):
+            raise ModelError(f"language means of {lang!r} have dimension {q.shape}, the model has {self.dim}")
+        self.query[lang], self.passage[lang] = q.astype(np.float32), p.astype(np.float32)
+        self.counts[lang], self.sources[lang] = n, source
+
+    def info(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "dim": self.dim, "source": self.source, "counts": self.counts,
+                "sources": self.sources, "languages": self.languages}  # fmt: skip
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``language_means.npz`` (then ``.json``, atomically each) into ``folder``; returns the npz path."""
+        from ..files import atomic_write_bytes, atomic_write_json
+
+        buf = io.BytesIO()
+        langs = self.languages
+        np.savez(buf, languages=np.array(langs), query=np.stack([self.query[x] for x in langs]),
+                 passage=np.stack([self.passage[x] for x in langs]))  # fmt: skip
+        path = atomic_write_bytes(Path(folder) / MEANS_FILE, buf.getvalue())
+        atomic_write_json(Path(folder) / MEANS_INFO, self.info())
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, fingerprint: str | None = None, dim: int | None = None) -> LanguageMeans:
+        """The means stored in ``folder``; ModelError (one line, naming the file) when they are unreadable or
+        belong to another model (fingerprint) or dimension."""
+        folder = Path(folder)
+        npz, meta = folder / MEANS_FILE, folder / MEANS_INFO
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            with np.load(npz, allow_pickle=False) as z:
+                langs, q, p = [str(x) for x in z["languages"]], z["query"], z["passage"]
+        except FileNotFoundError as e:
+            raise ModelError(f"{e.filename}: language means not found (make them: hybridir means --model ...)") from e
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise ModelError(f"{npz}: corrupt language means ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                             "; remove it and run hybridir means again") from e  # fmt: skip
+        if not isinstance(info, dict) or {"fingerprint", "dim", "source"} - set(info):
+            raise ModelError(f"{meta}: not a language-means record (needs fingerprint, dim, source)")
+        if q.shape != p.shape or q.ndim != 2 or q.shape != (len(langs), info["dim"]):
+            raise ModelError(f"{npz}: corrupt language means (shape {q.shape} for {len(langs)} languages of "
+                             f"dimension {info['dim']})")  # fmt: skip
+        if fingerprint is not None and info["fingerprint"] != fingerprint:
+            raise ModelError(f"{npz}: language means of another model (fingerprint {info['fingerprint']}, this model "
+                             f"is {fingerprint}); recompute them with hybridir means")  # fmt: skip
+        if dim is not None and info["dim"] != dim:
+            raise ModelError(f"{npz}: language means of dimension {info['dim']}, the model has {dim}")
+        if not (np.isfinite(q).all() and np.isfinite(p).all()):
+            raise ModelError(f"{npz}: corrupt language means (non-finite values)")
+        out = cls(info["fingerprint"], int(info["dim"]), str(info["source"]))
+        counts, sources = info.get("counts", {}), info.get("sources", {})
+        for i, lang in enumerate(langs):
+            out.add(lang, q[i], p[i], int(counts.get(lang, 0)), str(sources.get(lang, info["source"])))
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Where a language's texts come from
+
+
+def means_texts(lang: str, source: str = "default", data_dir: str | os.PathLike | None = None,
+                n: int = PER_LANGUAGE) -> tuple[list[str], str] | None:  # fmt: skip
+    """Up to ``n`` unlabeled sentences in ``lang`` and the file they came from, or None when the source has none.
+
+    ``source``: ``default`` (NTREX-128, else FLORES-200 train, else FLORES-200 dev: all disjoint from every
+    evaluation set), ``ntrex``, ``flores``, or a folder holding ``<lang>.txt`` (one text per line)."""
+    if source not in ("default", "ntrex", "flores"):
+        path = Path(source) / f"{lang}.txt"
+        if not path.is_file():
+            return None
+        lines = [x.strip() for x in path.read_text(encoding="utf-8", errors="strict").splitlines() if x.strip()]
+        return (lines[:n], str(path)) if lines else None
+    if source in ("default", "ntrex") and (found := _ntrex_texts(lang, data_dir, n)):
+        return found
+    if source in ("default", "flores"):
+        return _flores_texts(lang, data_dir, n)
+    return None
+
+
+def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
+    from ..data.parallel import _read_lines, ntrex_files
+
+    try:
+        files = ntrex_files(data_dir)
+    except DataError:
+        return None
+    code = NTREX_CODES.get(lang, lang)
+    if code not in files and "_" in lang:  # a FLORES code: NTREX's file of the same ISO 639-3 code, if just one
+        iso3 = lang.split("_")[0]
+        same = [c for c in files if c.split("-")[0] == iso3]
+        code = same[0] if len(same) == 1 else code
+    if code not in files:
+        return None
+    return _read_lines(files[code])[:n], str(files[code])
+
+
+def _flores_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
+    from ..data.flores import flores_code, flores_dir, load_flores
+
+    try:
+        code = flores_code(lang, data_dir)
+    except DataError:
+        return None
+    texts: list[str] = []
+    for split in ("train", "dev"):  # never test: the FLORES benchmark evaluates on it
+        texts += load_flores([code], split, data_dir).texts[code]
+    return texts[:n], str(flores_dir(data_dir) / code / "{train,dev}.tsv")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Centering
+
+
+Encode = Callable[[list[str], str], np.ndarray]
+
+
+class Centering:
+    """A :class:`CenteringSpec` with the means it needs, computed on first use for the languages that ask.
+
+    ``encode(texts, prompt)`` gives the model's plain vectors (the :class:`~hybridir.encoding.Encoder` passes its
+    own uncentred path); ``means`` starts from a model's stored means, if any; a language that no source has
+    stays as it is and is listed under ``missing`` in :meth:`describe`."""
+
+    def __init__(self, spec: str | CenteringSpec | None = None, means: LanguageMeans | None = None,
+                 source: str = "default", data_dir: str | os.PathLike | None = None,
+                 cache: Path | None = None, n: int = PER_LANGUAGE) -> None:  # fmt: skip
+        self.spec = CenteringSpec.parse(spec)
+        self.means = means
+        self.source, self.data_dir, self.cache, self.n = source, data_dir, cache, n
+        self.missing: set[str] = set()
+        self.computed: set[str] = set()
+
+    @classmethod
+    def parse(cls, spec: str | CenteringSpec | None, **kwargs: Any) -> Centering:
+        return cls(spec, **kwargs)
+
+    @property
+    def active(self) -> bool:
+        return self.spec.active
+
+    def ensure(self, langs: Iterable[str], encode: Encode, fingerprint: str, dim: int, path: str = "") -> None:
+        """Means for every language of ``langs`` not yet known: from the cache, else encoded from ``means_texts``.
+        ``path``: the inference path ``encode`` runs (part of the cache key)."""
+        self._path = path
+        if self.means is None:
+            self.means = LanguageMeans(fingerprint, dim, self.source)
+        for lang in sorted(set(langs) - set(self.means.query) - self.missing):
+            if self._from_cache(lang):
+                continue
+            found = means_texts(lang, self.source, self.data_dir, self.n)
+            if found is None:
+                self.missing.add(lang)
+                continue
+            texts, where = found
+            q, p = (encode(texts, side).mean(0) for side in SIDES)
+            self.means.add(lang, q, p, len(texts), where)
+            self.computed.add(lang)
+            self._to_cache(lang)
+
+    def apply(self, vecs: np.ndarray, langs: list[str], side: str, normalize: bool = True) -> np.ndarray:
+        """``vecs`` (rows in ``langs``) with their language's ``side`` mean removed as the mode says."""
+        if not self.active or (self.spec.mode == "shift" and side != "passage"):
+            return vecs
+        if len(langs) != len(vecs):
+            raise ValueError(f"{len(vecs)} vectors but {len(langs)} language labels")
+        table = (self.means.query if side == "query" else self.means.passage) if self.means else {}
+        out = vecs.astype(np.float32, copy=True)
+        labels = np.asarray(langs)
+        for lang in set(langs) & set(table):
+            out[labels == lang] -= self.spec.weight * table[lang]
+        if self.spec.mode == "center" and normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """What results.json records: mode, lambda, where the means came from, which languages had none."""
+        out: dict[str, Any] = {"mode": self.spec.mode, "lambda": self.spec.weight if self.active else None}
+        if self.active and self.means is not None:
+            out |= {"means_source": self.means.source, "means_fingerprint": self.means.fingerprint,
+                    "means": {x: {"n": self.means.counts[x], "from": self.means.sources[x]}
+                              for x in self.means.languages},
+                    "missing": sorted(self.missing)}  # fmt: skip
+        return out
+
+    # -- the per-fingerprint cache: one small sealed file per language ------------------------------------------
+    def _cache_file(self, lang: str) -> Path | None:
+        if self.cache is None or self.means is None:
+            return None
+        import hashlib
+
+        tag = hashlib.sha1(f"{self.source}|{self.n}|{getattr(self, '_path', '')}".encode()).hexdigest()[:10]
+        return self.cache / self.means.fingerprint / tag / f"{check_language(lang, 'language means')}.npz"
+
+    def _from_cache(self, lang: str) -> bool:
+        from ..integrity import read_sealed
+
+        path = self._cache_file(lang)
+        if path is None or not path.is_file() or self.means is None:
+            return False
+        for body in read_sealed([path], "language-means cache").values():
+            with np.load(io.BytesIO(body), allow_pickle=False) as z:
+                self.means.add(lang, z["query"], z["passage"], int(z["n"]), str(z["source"]))
+            return True
+        return False
+
+    def _to_cache(self, lang: str) -> None:
+        from ..integrity import write_sealed
+
+        path = self._cache_file(lang)
+        if path is None or self.means is None:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, query=self.means.query[lang], passage=self.means.passage[lang], n=self.means.counts[lang],
+                 source=self.means.sources[lang])  # fmt: skip
+        write_sealed(path, buf.getvalue())
+
+
+def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc: Any, source: str = "default",
+                  data_dir: str | os.PathLike | None = None) -> Centering:  # fmt: skip
+    """The :class:`Centering` of ``enc``'s model: its folder's stored means when ``model_ref`` is a folder that has
+    them (checked against the model's fingerprint and dimension), else means computed on demand and cached in the
+    user cache (``<cache>/means/<fingerprint>/``)."""
+    from ..offline_e5 import cache_root
+
+    means = None
+    if spec.active and model_ref is not None and (Path(model_ref) / MEANS_FILE).is_file() and source == "default":
+        means = LanguageMeans.load(model_ref, enc.fingerprint, enc._dim())
+    return Centering(spec, means, source, data_dir, cache_root() / "means")
+
+
+def compute_means(model: Any, languages: Iterable[str], source: str = "default",
+                  data_dir: str | os.PathLike | None = None, show_progress: bool = False) -> LanguageMeans:  # fmt: skip
+    """The language means of ``model`` (a loaded SentenceTransformer) for ``languages`` from ``source``, through
+    the same inference path evaluation uses; languages no source has are left out."""
+    from ..encoding import Encoder
+
+    enc = Encoder(model, show_progress=show_progress)
+    centering = Centering("center", source=source, data_dir=data_dir)
+    centering.ensure(languages, enc.plain, enc.fingerprint, enc._dim() or 0, enc.path)
+    assert centering.means is not None
+    return centering.means
