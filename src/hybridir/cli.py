@@ -95,7 +95,8 @@ def _merge(args: argparse.Namespace) -> None:
 
 def _means(args: argparse.Namespace) -> None:
     from .data.languages import check_language
-    from .encoders.centering import compute_means, means_texts
+    from .encoders.centering import means_texts
+    from .encoders.means import compute_means
 
     out = args.out or (args.model if args.model.is_dir() else None)
     if out is None:

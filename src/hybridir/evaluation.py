@@ -100,11 +100,11 @@ def evaluate(
     """
     start = time.perf_counter()
     spec = CenteringSpec.parse(DEFAULT if centering is None else centering)
+    if model == "bm25" and spec.active:
+        raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     ref = model if isinstance(model, str | Path) else None
     bench, task = load(dataset, Request(data_dir, languages, max_questions, ref, seen_languages, in_domain_topics))
     bm25_only = isinstance(model, str) and model == "bm25"
-    if bm25_only and spec.active:
-        raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     if (bm25_only or fusion) and bench.protocol != "retrieval":
         raise ConfigError(f"BM25 and --fusion need a retrieval dataset (monoqa, beir:, miracl:), not {dataset!r}")
     if fusion and (bm25_only or fusion not in FUSION):

@@ -302,7 +302,7 @@ def write_means(model: Any, languages: list[str], folder: Path, **kwargs: Any) -
     """The model's language means (:mod:`hybridir.encoders.centering`) for its training languages, saved beside
     its weights so that centred scoring of this model needs no other file; languages no text source has are left
     out (centring leaves them as they are)."""
-    from .encoders.centering import compute_means
+    from .encoders.means import compute_means
 
     means = compute_means(model, languages, **kwargs)
     if means.languages:

@@ -1,0 +1,1 @@
+"""Encoders: what turns text into vectors and what acts on those vectors afterwards (language centering)."""

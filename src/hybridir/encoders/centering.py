@@ -42,7 +42,7 @@ from ..errors import ConfigError, DataError, ModelError
 MODES = ("none", "shift", "center")
 #: the chosen default (docs/studies.md, "Choosing the centering on dev data"; reports/centering_choice.md)
 DEFAULT = "none"
-#: sentences per language a mean is taken over (fixed before any run, for cost: 2 x 200 encodings a language, ~10 s on 2 CPU cores)
+#: sentences per language a mean is taken over (fixed before any run, for cost: 2 x 200 encodings a language)
 PER_LANGUAGE = 200
 MEANS_FILE, MEANS_INFO = "language_means.npz", "language_means.json"
 #: the prompts whose vectors each side's means are taken from
@@ -327,15 +327,3 @@ def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc:
         means = LanguageMeans.load(model_ref, enc.fingerprint, enc._dim())
     return Centering(spec, means, source, data_dir, cache_root() / "means")
 
-
-def compute_means(model: Any, languages: Iterable[str], source: str = "default",
-                  data_dir: str | os.PathLike | None = None, show_progress: bool = False) -> LanguageMeans:  # fmt: skip
-    """The language means of ``model`` (a loaded SentenceTransformer) for ``languages`` from ``source``, through
-    the same inference path evaluation uses; languages no source has are left out."""
-    from ..encoding import Encoder
-
-    enc = Encoder(model, show_progress=show_progress)
-    centering = Centering("center", source=source, data_dir=data_dir)
-    centering.ensure(languages, enc.plain, enc.fingerprint, enc._dim() or 0, enc.path)
-    assert centering.means is not None
-    return centering.means

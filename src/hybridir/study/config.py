@@ -27,6 +27,7 @@ from ..data.flores import check_topics
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
 from ..data.parallel import ntrex_files
 from ..errors import ConfigError, DataError
+from .validate import Validator
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
 SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft")
@@ -154,7 +155,7 @@ def load_study_config(path: Path) -> StudyConfig:
         raise ConfigError(f"{path}: cannot read the study file: {e}") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    v = _Validator(path)
+    v = Validator(path)
     raw = v.mapping(raw, "(top level)", _TOP_KEYS)
     grid = v.mapping(raw.get("grid", {}), "grid", _GRID_KEYS)
     cfg = StudyConfig(path=path, name=v.string(raw.get("name", path.stem), "name"))
@@ -174,7 +175,8 @@ def load_study_config(path: Path) -> StudyConfig:
     cfg.recipes = {name: _train_section(over, v, f"grid.recipes.{name}") for name, over in recipes.items()}
     cfg.seeds = v.int_list(grid.get("seeds", cfg.seeds), "grid.seeds", minimum=0)
     cfg.merges = [v.alpha(w, "grid.merge") for w in v.as_list(grid.get("merge", cfg.merges), "grid.merge")]
-    cfg.centerings = [_centering(c, v) for c in v.str_list(grid.get("centering", cfg.centerings), "grid.centering")]
+    centerings = v.str_list(grid.get("centering", cfg.centerings), "grid.centering")
+    cfg.centerings = [v.centering(c, "grid.centering") for c in centerings]
     cfg.steps = v.int_list(grid.get("steps", cfg.steps), "grid.steps", minimum=1)
     known = known_languages(cfg.data_dir)
     cfg.language_sets = _language_sets(grid.get("languages", list(XQUAD_LANGUAGES)), v, known)
@@ -217,72 +219,7 @@ def _check_train_configs(cfg: StudyConfig) -> None:
                 raise ConfigError(f"{cfg.path}: train / grid, cell {cell.cell_id}: {e}") from e
 
 
-class _Validator:
-    """Type checks that name the YAML file and key in every message."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {key}: {msg}")
-
-    def mapping(self, value: Any, key: str, allowed: set[str] | None) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
-        if allowed is not None and (unknown := sorted(set(map(str, value)) - allowed)):
-            raise self.fail(key, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-        return {str(k): v for k, v in value.items()}
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {value!r}")
-        return value
-
-    def as_list(self, value: Any, key: str) -> list[Any]:
-        """A scalar is a one-element list; repeats would make duplicate cells."""
-        items = list(value) if isinstance(value, list | tuple) else [value]
-        if len({json.dumps(x) for x in items}) != len(items):
-            raise self.fail(key, f"lists a value twice: {items}")
-        return items
-
-    def str_list(self, value: Any, key: str) -> list[str]:
-        items = self.as_list(value, key)
-        if not items:
-            raise self.fail(key, "must not be empty")
-        return [self.string(x, key) for x in items]
-
-    def int_list(self, value: Any, key: str, minimum: int, allow_empty: bool = False) -> list[int]:
-        items = self.as_list(value, key)
-        if not items and not allow_empty:
-            raise self.fail(key, "must not be empty")
-        for x in items:
-            if isinstance(x, bool) or not isinstance(x, int) or x < minimum:
-                raise self.fail(key, f"expected integers >= {minimum}, got {x!r}")
-        return items
-
-    def positive(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise self.fail(key, f"expected a number > 0, got {value!r}")
-        return float(value)
-
-    def alpha(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-            raise self.fail(key, f"alpha must be a number in [0, 1], got {value!r}")
-        return float(value)
-
-
-def _centering(value: str, v: _Validator) -> str:
-    from ..encoders.centering import CenteringSpec
-
-    try:
-        return str(CenteringSpec.parse(value))
-    except ConfigError as e:
-        raise v.fail("grid.centering", str(e)) from None
-
-
-def _language_sets(value: Any, v: _Validator, known: set[str]) -> dict[str, list[str]]:
+def _language_sets(value: Any, v: Validator, known: set[str]) -> dict[str, list[str]]:
     """Accepts a list of codes (one set), a mapping name -> codes, or ``{nested: [2, 4], order: [...]}``.
 
     The nested form gives the number-of-languages axis: the first k languages of ``order`` for each k.
@@ -311,7 +248,7 @@ def _language_sets(value: Any, v: _Validator, known: set[str]) -> dict[str, list
     return sets
 
 
-def _train_section(value: Any, v: _Validator, where: str = "train") -> dict[str, Any]:
+def _train_section(value: Any, v: Validator, where: str = "train") -> dict[str, Any]:
     """Validate the ``train`` section (or a recipe) against :class:`hybridir.train_config.TrainConfig`'s fields and
     their types. ``data`` may be a list of sources, list fields a list."""
     from ..train_config import TrainConfig
@@ -334,7 +271,7 @@ def _train_section(value: Any, v: _Validator, where: str = "train") -> dict[str,
     return section
 
 
-def _eval_section(value: Any, v: _Validator) -> dict[str, dict[str, Any]]:
+def _eval_section(value: Any, v: Validator) -> dict[str, dict[str, Any]]:
     """Returns dataset -> keyword arguments for ``evaluate``; shared options apply to every dataset."""
     section = v.mapping(value, "eval", _EVAL_KEYS)
     shared = {k: val for k, val in section.items() if k != "datasets"}

@@ -1,0 +1,204 @@
+"""Language-neutral scoring (hybridir.encoders.centering): the modes' arithmetic, means from non-evaluation text,
+means stored with a model, bad input as one line, and the dev-data rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridir.cli import main
+from hybridir.encoders.centering import (
+    MEANS_FILE,
+    Centering,
+    CenteringSpec,
+    LanguageMeans,
+    means_texts,
+)
+from hybridir.encoders.means import compute_means
+from hybridir.errors import ConfigError, ModelError
+from hybridir.evaluation import evaluate
+from hybridir.study.centering_choice import CANDIDATES, decide
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("text, mode, weight", [("none", "none", 1.0), ("shift", "shift", 1.0),
+                                                ("center:0.5", "center", 0.5), ("shift:2", "shift", 2.0)])
+def test_spec_parses_modes_and_weights(text, mode, weight):
+    spec = CenteringSpec.parse(text)
+    assert (spec.mode, spec.weight) == (mode, weight)
+    assert CenteringSpec.parse(str(spec)) == spec
+
+
+@pytest.mark.parametrize("text", ["centre", "center:2.5", "shift:-0.1", "center:x", "none:0.5"])
+def test_spec_rejects_bad_modes_and_weights(text):
+    with pytest.raises(ConfigError, match="centering"):
+        CenteringSpec.parse(text)
+
+
+def _means(dim: int = 8, seed: int = 0) -> LanguageMeans:
+    rng = np.random.default_rng(seed)
+    m = LanguageMeans("fp", dim, "test")
+    for lang in ("en", "de"):
+        m.add(lang, rng.normal(size=dim), rng.normal(size=dim), 10, "x")
+    return m
+
+
+def test_shift_moves_passages_only_and_center_renormalises_both_sides():
+    rng = np.random.default_rng(1)
+    vecs, langs = _unit(rng.normal(size=(6, 8))).astype(np.float32), ["en", "de", "fr"] * 2
+    means = _means()
+    shift = Centering("shift:0.5", means)
+    assert np.array_equal(shift.apply(vecs, langs, "query"), vecs)
+    moved = shift.apply(vecs, langs, "passage")
+    assert np.allclose(moved[0], vecs[0] - 0.5 * means.passage["en"])
+    assert np.array_equal(moved[2], vecs[2])  # fr has no mean: left as it is
+    center = Centering("center", means)
+    q = center.apply(vecs, langs, "query")
+    assert np.allclose(q[1], _unit((vecs[1] - means.query["de"])[None])[0], atol=1e-6)
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-6)
+
+
+def test_means_read_no_evaluation_text(data_root):
+    """The means' texts come from NTREX-128 or FLORES train / dev, and share no text with XQuAD-R or FLORES test."""
+    xquad = json.loads((data_root / "xquad-r" / "de.json").read_text(encoding="utf-8"))
+    eval_texts = {s for art in xquad["data"] for p in art["paragraphs"] for s in p["sentences"]}
+    eval_texts |= {q["question"] for art in xquad["data"] for p in art["paragraphs"] for q in p["qas"]}
+    texts, where = means_texts("de", data_dir=data_root, n=200)
+    assert "ntrex-128" in where and len(texts) == 200 and not set(texts) & eval_texts
+    flores_test = (data_root / "flores-sib200" / "quy_Latn" / "test.tsv").read_text(encoding="utf-8")
+    texts, where = means_texts("quy_Latn", data_dir=data_root, n=1000)  # not in NTREX: FLORES train + dev
+    assert "flores-sib200" in where and "test" not in where and len(texts) == 701 + 99
+    assert not any(t in flores_test for t in texts)
+    assert means_texts("xx", data_dir=data_root) is None
+
+
+def test_shift_keeps_mono_and_cross_identical_on_a_real_slice(tiny_model_dir, data_root, tmp_path):
+    """Inside one language's pool a shift adds the same q . mu to every candidate: mono and cross mAP cannot move;
+    the multilingual pool does. results.json names the mode, lambda and where each mean came from."""
+    kw = dict(data_dir=data_root, languages=["en", "de", "zh"], max_questions=30, plots=False, show_progress=False)
+    plain = evaluate(str(tiny_model_dir), "xquad-r", **kw, centering="none")
+    shift = evaluate(str(tiny_model_dir), "xquad-r", **kw, centering="shift", out_dir=tmp_path / "shift")
+    for key in ("mono_map", "cross_map"):
+        assert round(shift["summary"][key], 4) == round(plain["summary"][key], 4)
+    assert shift["summary"]["multi_map"] != plain["summary"]["multi_map"]
+    rec = json.loads((tmp_path / "shift" / "results.json").read_text())["config"]["centering"]
+    assert rec["mode"] == "shift" and rec["lambda"] == 1.0 and rec["missing"] == []
+    assert all("ntrex-128" in m["from"] and m["n"] == 200 for m in rec["means"].values())
+    assert plain["config"]["centering"] == {"mode": "none", "lambda": None}
+
+
+def test_a_model_folder_carries_its_means(tiny_model_dir, data_root, tmp_path):
+    """``hybridir means`` writes them beside the weights; evaluate uses those (zero means: shift changes nothing)."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    assert main(["means", "--model", str(model), "--languages", "en,de", "--data-dir", str(data_root),
+                 "--quiet"]) == 0  # fmt: skip
+    stored = LanguageMeans.load(model)
+    assert stored.languages == ["de", "en"] and stored.counts == {"de": 200, "en": 200}
+    zero = LanguageMeans(stored.fingerprint, stored.dim, "zeros")
+    for lang in stored.languages:
+        zero.add(lang, np.zeros(stored.dim), np.zeros(stored.dim), 1, "zeros")
+    zero.save(model)
+    kw = dict(data_dir=data_root, languages=["en", "de"], max_questions=20, plots=False, show_progress=False)
+    shifted = evaluate(str(model), "xquad-r", **kw, centering="shift")
+    assert shifted["config"]["centering"]["means_source"] == "zeros"
+    assert shifted["summary"]["multi_map"] == evaluate(str(model), "xquad-r", **kw, centering="none")["summary"][
+        "multi_map"]
+
+
+def test_training_writes_means_into_the_model(tiny_model_dir, data_root, tmp_path):
+    from hybridir.models import fingerprint, load_encoder
+    from hybridir.training import write_means
+
+    model = load_encoder(str(tiny_model_dir), device="cpu")
+    write_means(model, ["en", "zh", "tw"], tmp_path, data_dir=data_root)  # Twi: no text in NTREX or FLORES
+    means = LanguageMeans.load(tmp_path, fingerprint(model), 32)
+    assert means.languages == ["en", "zh"]
+
+
+def test_bad_means_files_are_one_line_and_change_nothing(tiny_model_dir, data_root, tmp_path, capsys):
+    import shutil
+
+    from hybridir.models import load_encoder
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    means = compute_means(load_encoder(str(model), device="cpu"), ["en"], data_dir=data_root)
+    other = LanguageMeans("0123456789abcdef", means.dim, "x", dict(means.query), dict(means.passage),
+                          dict(means.counts), dict(means.sources))  # fmt: skip
+    other.save(model)
+    args = ["evaluate", "--model", str(model), "--data-dir", str(data_root), "--languages", "en,de",
+            "--max-questions", "5", "--centering", "shift", "--no-plots"]  # fmt: skip
+    out = tmp_path / "run"
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the weight-loading bar of transformers
+    assert err.startswith("hybridir: error: ") and "language means of another model" in err
+    assert not (out / "results.json").exists()
+    with pytest.raises(ModelError, match="dimension 32, the model has 16"):
+        LanguageMeans.load(model, dim=16)
+    (model / MEANS_FILE).write_bytes(b"not an npz")
+    with pytest.raises(ModelError, match="corrupt language means"):
+        LanguageMeans.load(model)
+    with pytest.raises(SystemExit) as stop:  # argparse: before any model loads
+        main([*args[:-3], "--centering", "center:3", "--out", str(out)])
+    assert stop.value.code == 2 and "lambda must be in [0, 2]" in capsys.readouterr().err
+    assert main(["means", "--model", str(model), "--languages", "en,xx-unknown1", "--quiet"]) == 2
+    assert "unknown language code" in capsys.readouterr().err
+    assert main(["means", "--model", str(model), "--languages", "en,qq", "--data-dir", str(data_root)]) == 2
+    assert "no text for qq" in capsys.readouterr().err
+
+
+def test_bm25_refuses_centering(tmp_path):
+    with pytest.raises(ConfigError, match="BM25 has none"):
+        evaluate("bm25", "miracl:yo", data_dir=tmp_path, centering="shift")
+
+
+def _figures(mono: float, cross: float, multi: float) -> dict[str, float]:
+    return {"mono_map": mono, "cross_map": cross, "multi_map": multi, "rank_distance": 0.0}
+
+
+def test_the_dev_rule_takes_the_best_allowed_candidate_and_breaks_ties_by_smaller_lambda():
+    base = {c: _figures(0.8, 0.6, 0.3) for c in CANDIDATES}
+    rows = {"a": dict(base), "b": dict(base)}
+    rows["a"]["center:1"] = _figures(0.75, 0.7, 0.6)  # best score, but mono drops 0.05: not allowed
+    rows["a"]["center:0.5"] = rows["b"]["center:0.5"] = _figures(0.8, 0.65, 0.5)
+    rows["a"]["center:0.75"] = rows["b"]["center:0.75"] = _figures(0.8, 0.65, 0.503)  # within the tie margin
+    out = decide(rows)
+    assert not out["meets_mono_constraint"]["center:1"] and out["choice"] == "center:0.5"
+    assert decide({"a": base})["choice"] == "none"
+
+
+def test_study_variants_share_one_training(tmp_path):
+    from hybridir.study.config import expand_grid, load_study_config, train_kwargs
+
+    cfg_file = tmp_path / "s.yaml"
+    cfg_file.write_text("name: s\ngrid: {samplers: [zero-shot, hybrid], seeds: [0], steps: [5], languages: "
+                        "{two: [en, de]}, merge: [1, 0.5], centering: [none, center:0.5]}\n")  # fmt: skip
+    cfg = load_study_config(cfg_file)
+    cells = expand_grid(cfg)
+    arms = [c.arm for c in cells]
+    assert arms == ["zero-shot", "zero-shot+center:0.5", "hybrid-0.5", "hybrid-0.5+center:0.5", "hybrid-0.5+m0.5",
+                    "hybrid-0.5+m0.5+center:0.5"]  # fmt: skip
+    outs = {train_kwargs(cfg, c, tmp_path / "cells" / c.cell_id)["out"] for c in cells[2:]}
+    assert outs == {str(tmp_path / "cells" / cells[2].cell_id / "train")}
+    cfg_file.write_text("name: s\ngrid: {centering: [centre]}\n")
+    with pytest.raises(ConfigError, match="grid.centering"):
+        load_study_config(cfg_file)
+
+
+def test_centering_without_languages_is_a_programming_error(tiny_model):
+    from hybridir.encoding import Encoder
+
+    enc = Encoder(tiny_model, show_progress=False, centering=Centering("shift"))
+    with pytest.raises(ValueError, match="language of every text"):
+        enc(["a"], "passage")
+    assert Path(enc.path)  # the plain path still works
+    assert enc.plain(["a"], "passage").shape == (1, 32)
