@@ -202,3 +202,36 @@ def test_centering_without_languages_is_a_programming_error(tiny_model):
         enc(["a"], "passage")
     assert Path(enc.path)  # the plain path still works
     assert enc.plain(["a"], "passage").shape == (1, 32)
+
+
+def test_an_index_carries_its_corpus_means_and_searches_in_any_mode(tiny_model_dir, data_root, tmp_path):
+    """A flat index keeps plain vectors plus per-language corpus means: shift scores q . (p - mu_corpus(lang)),
+    center also moves the query by its language's mean; an hnsw index is built for one mode and refuses another."""
+    from test_index import PASSAGES, write_jsonl
+
+    from hybridir.index import build_index, load_index
+    from hybridir.search import Searcher
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", [p | {"lang": p["id"][:2]} for p in PASSAGES])
+    build_index(tiny_model_dir, corpus, tmp_path / "idx", show_progress=False, centering="shift")
+    plain = load_index(tmp_path / "idx", centering="none")
+    assert plain.manifest["centering"] == "shift" and load_index(tmp_path / "idx").centering.spec.mode == "shift"
+    means = LanguageMeans.load(tmp_path / "idx", plain.manifest["fingerprint"])
+    langs = np.array([d.lang for d in plain.docs])
+    vecs = np.asarray(plain.vectors)
+    assert np.allclose(means.passage["de"], vecs[langs == "de"].mean(0), atol=1e-6)
+    assert means.counts == {"de": 2, "en": 3, "es": 1, "fr": 1, "zh": 1}
+    searcher = Searcher(tmp_path / "idx", centering="shift")
+    q = searcher.encoder(["Where does the Rhine flow?"], "query")
+    expected = (vecs - np.stack([means.passage[x] for x in langs])) @ q[0]
+    hits = searcher.search(["Where does the Rhine flow?"], k=8)[0]
+    assert [h.id for h in hits] == [PASSAGES[i]["id"] for i in np.argsort(-expected, kind="stable")]
+    assert np.allclose([h.score for h in hits], np.sort(expected)[::-1], atol=1e-5)
+    center = Searcher(tmp_path / "idx", centering="center:0.5")
+    got = center.search(["Where does the Rhine flow?"], k=3, langs=["en"])[0]
+    qc = _unit(q - 0.5 * means.query["en"])[0]
+    pc = _unit(vecs - 0.5 * np.stack([means.passage[x] for x in langs]))
+    assert np.isclose(got[0].score, float((pc @ qc).max()), atol=1e-5)
+    build_index(tiny_model_dir, corpus, tmp_path / "hnsw", index="hnsw", show_progress=False, centering="shift")
+    with pytest.raises(ConfigError, match="built for centering 'shift'"):
+        load_index(tmp_path / "hnsw", centering="none")

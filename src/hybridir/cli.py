@@ -54,6 +54,17 @@ def _centering(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _language(text: str) -> str:
+    """argparse type: a language code (``de``, ``zho-TW``, ``yor_Latn``)."""
+    from .data.languages import check_language
+    from .errors import DataError
+
+    try:
+        return check_language(text, "--query-lang")
+    except DataError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
@@ -153,7 +164,8 @@ def _index(args: argparse.Namespace) -> None:
 
     stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
                         shard_size=args.shard_size, backend=args.backend, precision=args.precision,
-                        batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet)  # fmt: skip
+                        batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet,
+                        centering=args.centering)  # fmt: skip
     m = stats["manifest"]
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
@@ -166,11 +178,13 @@ def _search(args: argparse.Namespace) -> None:
     if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
         raise ConfigError("give either one QUERY or --queries FILE together with --run OUT")
     searcher = Searcher(args.index, args.model, backend=args.backend, precision=args.precision,
-                        cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe)  # fmt: skip
+                        cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe,
+                        centering=args.centering)  # fmt: skip
     if args.query is not None:
-        print(format_hits(searcher.search([args.query], args.k or 10)[0]))
+        langs = [args.query_lang] if args.query_lang else None
+        print(format_hits(searcher.search([args.query], args.k or 10, langs)[0]))
     else:
-        print(f"run file: {searcher.write_run(args.queries, args.run, args.k or RUN_DEPTH, args.tag)}")
+        print(f"run file: {searcher.write_run(args.queries, args.run, args.k or RUN_DEPTH, args.tag, args.query_lang)}")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -198,6 +212,9 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
     x.add_argument("--precision", default="auto", **paths[1])
     x.add_argument("--cache-dir", type=Path, default=None, help="embedding cache shared with evaluate (opt-in)")
+    x.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+                   help="the index's language-neutral scoring mode; a flat index can be searched in any mode, an "
+                        "hnsw / ivf one is built for this one (default: the dev-chosen default)")  # fmt: skip
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(func=_index)
 
@@ -214,6 +231,10 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (opt-in)")
     q.add_argument("--ef-search", type=int, default=None, help="hnsw: candidates explored per query")
     q.add_argument("--nprobe", type=int, default=None, help="ivf: lists probed per query")
+    q.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+                   help="none, shift[:lambda] or center[:lambda] (default: the mode the index was built for)")
+    q.add_argument("--query-lang", default=None, type=_language,
+                   help="the queries' language, for center mode (default: detected per query)")
     q.set_defaults(func=_search)
 
     v = sub.add_parser("serve", help="a web page comparing the top-k (and language mix) of one or two indexes")

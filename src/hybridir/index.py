@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -45,6 +45,7 @@ import numpy as np
 
 from .data import json_object
 from .data.beir import doc_text
+from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans
 from .errors import ConfigError, DataError
 from .files import _umask_mode, atomic_dir, atomic_write_json
 from .locks import DirLock
@@ -194,8 +195,9 @@ def _write_shard(folder: Path, enc: Any, rows: list[Passage]) -> None:
                                         encoding="utf-8")  # fmt: skip
 
 
-def _approximate(kind: str, vectors: np.ndarray) -> Any:
-    """An HNSW graph or an IVF index over ``vectors`` (inner product), for collections past a few million."""
+def _approximate(kind: str, vectors: np.ndarray, rows: Callable[[np.ndarray, slice], np.ndarray]) -> Any:
+    """An HNSW graph or an IVF index over ``vectors`` (inner product), for collections past a few million;
+    ``rows(block, where)`` gives the vectors as searched (centred when the index is, :meth:`Index.centering`)."""
     import faiss
 
     n, dim = vectors.shape
@@ -206,14 +208,16 @@ def _approximate(kind: str, vectors: np.ndarray) -> Any:
         nlist = int(min(max(1, n // 39), max(1, 4 * np.sqrt(n))))  # faiss wants >= 39 training points per list
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
-        index.train(np.ascontiguousarray(vectors[np.sort(rng.permutation(n)[: 256 * nlist])]))
+        sample = np.sort(rng.permutation(n)[: 256 * nlist])
+        index.train(np.ascontiguousarray(rows(vectors[sample], sample)))
     for s in range(0, n, 65536):
-        index.add(np.ascontiguousarray(vectors[s : s + 65536]))
+        index.add(np.ascontiguousarray(rows(vectors[s : s + 65536], slice(s, s + 65536))))
     return index
 
 
-def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
-    """Join the shards into vectors.npy + docs.jsonl (+ index.faiss), each via a temporary name; manifest last."""
+def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
+    """Join the shards into vectors.npy + docs.jsonl (+ language means, + index.faiss), each via a temporary name;
+    manifest last."""
     for stale in [*out.glob(".vectors.*"), *out.glob(".docs.*"), *out.glob(".index.faiss.*")]:
         stale.unlink()  # temporary files of a build killed while finalising
     counts = [np.load(s / "vectors.npy", mmap_mode="r").shape for s in shards]
@@ -222,6 +226,7 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
     os.close(fd)
     vectors = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim))
     langs: Counter[str] = Counter()
+    row_langs: list[str] = []
     start = 0
     with tempfile.NamedTemporaryFile("w", dir=out, prefix=".docs.", suffix=".jsonl", delete=False,
                                      encoding="utf-8") as docs:  # fmt: skip
@@ -229,17 +234,26 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
             vectors[start : start + n] = np.load(shard / "vectors.npy")
             start += n
             text = (shard / "docs.jsonl").read_text(encoding="utf-8")
-            langs.update(json.loads(line)["lang"] for line in text.splitlines())
+            row_langs += [json.loads(line)["lang"] for line in text.splitlines()]
             docs.write(text)
+    langs.update(row_langs)
     vectors.flush()
     for path in (tmp, docs.name):
         os.chmod(path, _umask_mode())  # mkstemp's 0600 would hide the index from other users
+    means = corpus_means(vectors, row_langs, enc)
+    means.save(out)
     kind = plan["index"]["type"]
     if kind != "flat":
         import faiss
 
+        centering = Centering(plan["centering"], means)
+        labels = np.asarray(row_langs)
+
+        def rows(block: np.ndarray, where: Any) -> np.ndarray:
+            return centering.apply(block, labels[where].tolist(), "passage", plan["normalize"])
+
         tmp_index = out / f".index.faiss.{os.getpid()}.tmp"
-        faiss.write_index(_approximate(kind, vectors), str(tmp_index))
+        faiss.write_index(_approximate(kind, vectors, rows), str(tmp_index))
         os.replace(tmp_index, out / "index.faiss")
         plan["index"] |= {"hnsw_m": HNSW_M, "ef_search": HNSW_EF_SEARCH} if kind == "hnsw" else {"nprobe": IVF_NPROBE}
     del vectors
@@ -250,15 +264,39 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
     return manifest
 
 
+def corpus_means(vectors: np.ndarray, langs: list[str], enc: Any) -> LanguageMeans:
+    """The index's language means: each language's mean passage vector over the corpus itself (what an index
+    knows of its collection), and the model's mean query vector from :func:`~hybridir.encoders.centering.means_texts`
+    (zeros where no text exists: such queries stay as they are)."""
+    labels = np.asarray(langs)
+    dim = vectors.shape[1]
+    model_means = Centering("center")
+    model_means.ensure(sorted(set(langs)), enc.plain, enc.fingerprint, dim, enc.path)
+    known = model_means.means
+    out = LanguageMeans(enc.fingerprint, dim, "passages: the corpus; queries: " + (known.source if known else "-"))
+    for lang in sorted(set(langs)):
+        total = np.zeros(dim, dtype=np.float64)
+        for s in range(0, len(labels), 65536):
+            mask = labels[s : s + 65536] == lang
+            total += np.asarray(vectors[s : s + 65536])[mask].sum(0)
+        n = int((labels == lang).sum())
+        query = known.query.get(lang, np.zeros(dim)) if known else np.zeros(dim)
+        out.add(lang, query, total / n, n, known.sources.get(lang, "corpus") if known else "corpus")
+    return out
+
+
 def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.PathLike, *,
                 lang: str | None = None, index: str = "flat", shard_size: int = SHARD_SIZE, backend: str = "auto",
                 precision: str = "auto", batch_size: int = 64, cache_dir: Path | None = None,
-                show_progress: bool = True) -> dict:  # fmt: skip
+                show_progress: bool = True, centering: str | None = None) -> dict:  # fmt: skip
     """Index ``corpus`` with ``model`` into the folder ``out``; rerun after a kill to resume. Returns build stats
     (``manifest``, ``seconds``, ``encode_seconds``, ``shards_encoded``, ``shards_reused``).
 
     An ``out`` that already holds a complete index of the same model and corpus is left as it is; one built with
     another model or other settings is refused (ConfigError naming its manifest or plan file).
+    ``centering`` (default: :data:`~hybridir.encoders.centering.DEFAULT`): the index's scoring mode; vectors.npy
+    keeps the plain vectors and the index its language means, so a flat index can be searched in any mode; an
+    approximate one is built (and must be searched) in this mode.
     """
     from tqdm.auto import tqdm
 
@@ -275,6 +313,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
+    plan["centering"] = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
     stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total}
     if (out / "manifest.json").is_file():
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -304,7 +343,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
         bar.close()
         if not shards:
             raise DataError(f"{files[0]}: the corpus holds no passages")
-        manifest = _finalise(out, shards, plan)
+        manifest = _finalise(out, shards, plan, enc)
         shutil.rmtree(shard_dir, ignore_errors=True)
     return stats | {"manifest": manifest, "seconds": time.perf_counter() - start, "encode_seconds": enc.seconds}
 
@@ -316,7 +355,8 @@ class Index:
     ``ef_search`` / ``nprobe`` override the breadth of an approximate index (more = slower, closer to exact).
     """
 
-    def __init__(self, folder: str | os.PathLike, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike, *, ef_search: int | None = None, nprobe: int | None = None,
+                 centering: str | None = None) -> None:  # fmt: skip
         import faiss
 
         self.folder = Path(folder).expanduser()
@@ -333,9 +373,14 @@ class Index:
         if not len(self.docs) == len(self.vectors) == self.manifest["count"]:
             raise DataError(f"{self.folder}: docs.jsonl, vectors.npy and manifest.json disagree on the count")
         kind = self.manifest["index"]["type"]
+        self.centering = self._centering(centering, kind)
         if kind == "flat":
             self.faiss = faiss.IndexFlatIP(self.vectors.shape[1])
-            self.faiss.add(np.ascontiguousarray(self.vectors))
+            langs = [d.lang for d in self.docs]
+            for s in range(0, len(self.docs), 65536):
+                rows = np.asarray(self.vectors[s : s + 65536])
+                self.faiss.add(np.ascontiguousarray(
+                    self.centering.apply(rows, langs[s : s + 65536], "passage", self.manifest["normalize"])))
         else:
             self.faiss = faiss.read_index(str(self.folder / "index.faiss"))
             if kind == "hnsw":
@@ -345,6 +390,29 @@ class Index:
 
     def __len__(self) -> int:
         return len(self.docs)
+
+    def _centering(self, asked: str | None, kind: str) -> Centering:
+        """The scoring mode (``asked``, else the one the index was built for) with the index's language means."""
+        built = self.manifest.get("centering", "none")
+        spec = CenteringSpec.parse(asked if asked is not None else built)
+        if kind != "flat" and str(spec) != built:
+            raise ConfigError(f"{self.folder}: a {kind} index built for centering {built!r}; search it so, or build "
+                              f"it again with --centering {spec}")  # fmt: skip
+        if not spec.active:
+            return Centering(spec)
+        if not (self.folder / MEANS_FILE).is_file():
+            raise ConfigError(f"{self.folder}: no language means (an index from before centering): index the corpus "
+                              "again to search it centred")  # fmt: skip
+        return Centering(spec, LanguageMeans.load(self.folder, self.manifest["fingerprint"], self.manifest["dim"]))
+
+    @property
+    def needs_query_languages(self) -> bool:
+        """``center`` mode moves queries too, by their language's mean query vector."""
+        return self.centering.active and self.centering.spec.mode == "center"
+
+    def queries(self, vectors: np.ndarray, langs: list[str]) -> np.ndarray:
+        """Query vectors as this index scores them (``langs``: one code a query; unused unless centred)."""
+        return self.centering.apply(vectors, langs, "query", self.manifest["normalize"])
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, rows) by inner product for each query vector, best first (rows -1 pad short lists).

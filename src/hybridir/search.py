@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import ConfigError, DataError
 from .files import atomic_write_text
-from .index import Index, read_corpus
+from .index import Index, detect_languages, read_corpus
 
 #: depth of run files: enough for Recall@100 and for nDCG@10 with ties at rank 10
 RUN_DEPTH = 100
@@ -74,12 +74,13 @@ class Searcher:
 
     def __init__(self, index: str | os.PathLike | Index, model: str | None = None, *, backend: str | None = None,
                  precision: str | None = None, batch_size: int = 64, cache_dir: Path | None = None,
-                 show_progress: bool = False, ef_search: int | None = None,
-                 nprobe: int | None = None) -> None:  # fmt: skip
+                 show_progress: bool = False, ef_search: int | None = None, nprobe: int | None = None,
+                 centering: str | None = None) -> None:  # fmt: skip
         from .encoding import Encoder
         from .models import load_encoder
 
-        self.index = index if isinstance(index, Index) else Index(index, ef_search=ef_search, nprobe=nprobe)
+        self.index = index if isinstance(index, Index) else Index(index, ef_search=ef_search, nprobe=nprobe,
+                                                                  centering=centering)  # fmt: skip
         built = self.index.manifest
         enc = built["encoder"]
         self.encoder = Encoder(load_encoder(model or built["model"]), batch_size=batch_size, cache_dir=cache_dir,
@@ -98,11 +99,15 @@ class Searcher:
         """The index folder's name: the run tag and the web page's column title."""
         return self.index.folder.resolve().name
 
-    def search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
-        """The top-``k`` hits of each query, best first (ties: higher passage id first, as trec_eval)."""
+    def search(self, queries: list[str], k: int = 10, langs: list[str] | None = None) -> list[list[Hit]]:
+        """The top-``k`` hits of each query, best first (ties: higher passage id first, as trec_eval). ``langs``:
+        the queries' languages, used by a ``center`` index (detected when None)."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        scores, rows = self.index.search(self.encoder(queries, "query"), k)
+        vectors = self.encoder(queries, "query")
+        if self.index.needs_query_languages:
+            vectors = self.index.queries(vectors, langs or detect_languages(queries))
+        scores, rows = self.index.search(vectors, k)
         out = []
         for qs, qr in zip(scores, rows, strict=True):
             docs = sorted(((float(s), self.index.docs[r]) for s, r in zip(qs, qr, strict=True) if r >= 0),
@@ -111,11 +116,12 @@ class Searcher:
         return out
 
     def write_run(self, queries: str | os.PathLike | list[tuple[str, str]], out: str | os.PathLike,
-                  k: int = RUN_DEPTH, tag: str | None = None) -> Path:  # fmt: skip
-        """Search every query of a file (or of (id, text) pairs) and write a TREC run file atomically."""
+                  k: int = RUN_DEPTH, tag: str | None = None, lang: str | None = None) -> Path:  # fmt: skip
+        """Search every query of a file (or of (id, text) pairs) and write a TREC run file atomically (``lang``:
+        the queries' language for a ``center`` index, else detected per query)."""
         pairs = read_queries(queries) if isinstance(queries, str | os.PathLike) else queries
         tag = "_".join((tag or self.name).split())
-        hits = self.search([text for _, text in pairs], k)
+        hits = self.search([text for _, text in pairs], k, [lang] * len(pairs) if lang else None)
         lines = (f"{qid} Q0 {h.id} {h.rank} {h.score:.9g} {tag}\n"  # .9g: float32 scores exactly, no false ties
                  for (qid, _), found in zip(pairs, hits, strict=True) for h in found)  # fmt: skip
         return atomic_write_text(out, "".join(lines))
@@ -140,4 +146,4 @@ def describe(searcher: Searcher) -> dict[str, Any]:
     m = searcher.index.manifest
     return {"name": searcher.name, "model": m["model"], "fingerprint": m["fingerprint"], "count": m["count"],
             "dim": m["dim"], "index": m["index"]["type"], "inference_path": m["inference_path"],
-            "languages": m["languages"]}  # fmt: skip
+            "languages": m["languages"], "centering": str(searcher.index.centering.spec)}  # fmt: skip
