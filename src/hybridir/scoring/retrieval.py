@@ -48,10 +48,12 @@ def search(
     shard of texts is being embedded at a time."""
     k = min(k, len(texts))
     if len(texts) <= faiss_threshold:
-        c = torch.from_numpy(enc(texts, "passage", langs))
+        # float64 products rounded to float32: identical passages get identical scores (a float32 matmul's blocking
+        # can tell them apart by one ulp), so ties fall to trec_eval's id order as in an index's run file
+        c = torch.from_numpy(enc(texts, "passage", langs)).double()
         scores, idx = [], []
         for s in range(0, len(queries), 1024):
-            top = torch.topk(torch.from_numpy(queries[s : s + 1024]) @ c.T, k, dim=1)
+            top = torch.topk((torch.from_numpy(queries[s : s + 1024]).double() @ c.T).float(), k, dim=1)
             scores.append(top.values.numpy())
             idx.append(top.indices.numpy())
         return np.vstack(scores), np.vstack(idx)
