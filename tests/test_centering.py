@@ -235,3 +235,22 @@ def test_an_index_carries_its_corpus_means_and_searches_in_any_mode(tiny_model_d
     build_index(tiny_model_dir, corpus, tmp_path / "hnsw", index="hnsw", show_progress=False, centering="shift")
     with pytest.raises(ConfigError, match="built for centering 'shift'"):
         load_index(tmp_path / "hnsw", centering="none")
+
+
+def test_centred_infonce_removes_running_language_means():
+    import torch
+
+    from hybridir.centered_infonce import CenteredInfoNCE
+
+    torch.manual_seed(0)
+    state: dict = {}
+    loss = CenteredInfoNCE(scale=20.0, state=state, momentum=0.5)
+    q, p = (torch.nn.functional.normalize(torch.randn(4, 8), dim=-1) for _ in range(2))
+    value = loss([q, p], ["de"] * 4, ["en"] * 4)
+    assert torch.allclose(torch.tensor(state["center_means"]["query:de"]), q.mean(0))
+    qc = torch.nn.functional.normalize(q - q.mean(0), dim=-1)
+    pc = torch.nn.functional.normalize(p - p.mean(0), dim=-1)
+    expected = torch.nn.functional.cross_entropy(qc @ pc.T * 20.0, torch.arange(4))
+    assert torch.isclose(value, expected)
+    loss([q * 0 + q[0], p], ["de"] * 4, ["en"] * 4)  # second batch: half old mean, half the new batch's
+    assert torch.allclose(torch.tensor(state["center_means"]["query:de"]), 0.5 * q.mean(0) + 0.5 * q[0], atol=1e-6)

@@ -339,3 +339,19 @@ def test_merge_interpolates_trained_and_starting_weights_fresh_or_after_the_run(
         assert half[k].allclose(expect, atol=1e-6) and remerged[k].allclose(expect, atol=1e-6), k
     with pytest.raises(ConfigError, match="merge"):
         TrainConfig(merge=1.5)
+
+
+def test_a_centred_run_resumes_exactly_with_its_running_language_means(tiny_model_dir, tmp_path):
+    """InfoNCE on centred vectors (centered_infonce.py): killed after a checkpoint, the run resumes with the running
+    means it had saved, so its losses match an unbroken run's."""
+    data = synthetic_folder(tmp_path / "data")
+    kw = dict(steps=8, save_every=4, centered=True)
+    train(tiny_config(tiny_model_dir, data, tmp_path / "whole", **kw))
+    cut = tiny_config(tiny_model_dir, data, tmp_path / "cut", **kw)
+    assert kill_after_checkpoint(cut, 4) == -signal.SIGKILL
+    train(cut)
+    a, b = read_log(tmp_path / "whole"), read_log(tmp_path / "cut")
+    assert [r["keys"] for r in a] == [r["keys"] for r in b]
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4, abs=1e-6)
+    with pytest.raises(ConfigError, match="centered: InfoNCE only"):
+        tiny_config(tiny_model_dir, data, tmp_path / "x", centered=True, symmetric=True).validate()

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .centered_infonce import CenteredInfoNCE
 from .errors import ModelError
 from .integrity import read_sealed, write_sealed
 
@@ -108,12 +109,15 @@ def _slice(features: dict[str, Any], lo: int, hi: int, n: int) -> dict[str, Any]
 class Objective:
     """The loss of a run (see the module docstring). ``backward`` fills the gradients and returns the parts."""
 
-    def __init__(self, model: Any, config: Any, gather_across_devices: bool = False) -> None:
+    def __init__(self, model: Any, config: Any, gather_across_devices: bool = False,
+                 state: dict[str, Any] | None = None) -> None:  # fmt: skip
         from sentence_transformers.sentence_transformer import losses
 
         self.model, self.mini_batch_size = model, config.mini_batch_size
         self.infonce = None
-        if config.loss == "infonce":
+        self.centered = CenteredInfoNCE(1.0 / config.temperature, state if state is not None else {}) \
+            if config.centered else None  # fmt: skip
+        if config.loss == "infonce" and not config.centered:
             kwargs: dict[str, Any] = {"scale": 1.0 / config.temperature, "gather_across_devices": gather_across_devices}
             if config.symmetric:  # InfoNCE both ways: query -> passages and passage -> queries, one softmax each
                 kwargs.update(directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction")
@@ -130,12 +134,24 @@ class Objective:
         teacher = [labels[:, i] for i in range(len(embeddings))]
         return self.kd.compute_loss_from_embeddings(embeddings, teacher) * labels.shape[-1]
 
-    def backward(self, features: list[dict[str, Any]], labels: torch.Tensor | None) -> dict[str, float]:
+    def backward(self, features: list[dict[str, Any]], labels: torch.Tensor | None,
+                 langs: tuple[list[str], list[str]] | None = None) -> dict[str, float]:  # fmt: skip
         """``features``: query, passage (and negative) columns; ``labels``: (batch, 2, dim) teacher vectors of the
-        query and passage columns, or None without KD. Returns ``loss`` (the total) and its parts."""
+        query and passage columns, or None without KD; ``langs``: each row's query and passage language (needed
+        by the centred objective). Returns ``loss`` (the total) and its parts."""
         from sentence_transformers.base.losses.merged_forward import embed_columns
 
         parts: dict[str, float] = {}
+        if self.centered is not None:
+            assert langs is not None, "the centred objective needs each row's languages"
+            emb = embed_columns(self.model, features)
+            loss = self.centered(emb, *langs)
+            if self.kd is not None:
+                kd = self._kd(emb[:2], labels.to(self.model.device))
+                loss = loss + self.kd_weight * kd
+                parts["kd"] = float(kd.detach())
+            loss.backward()
+            return parts | {"loss": float(loss.detach())}
         if self.kd is None:
             loss = self.infonce(features, None)
             loss.backward()

@@ -70,6 +70,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     temperature: float = 0.01  # chosen on QA dev data (RECIPE_DATA above); 0.05 before issue 18
     symmetric: bool = False
+    centered: bool = False
     hard_negatives: bool = False
     freeze_embeddings: bool = True
     freeze_layers: int = 0
@@ -103,6 +104,8 @@ class TrainConfig:
             raise ConfigError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.centered and (self.loss != "infonce" or self.mini_batch_size or self.symmetric):
+            raise ConfigError("centered: InfoNCE only, without --mini-batch-size or --symmetric")
         if not self.languages or len(set(self.languages)) != len(self.languages):
             raise ConfigError(f"languages must be a non-empty list without repeats, got {self.languages}")
         for lang in self.languages:
@@ -215,6 +218,8 @@ _HELP = {
     "mini_batch_size": "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)",
     "temperature": "InfoNCE temperature (scale = 1 / temperature)",
     "symmetric": "add the passage-to-query InfoNCE direction",
+    "centered": "InfoNCE on per-language centred vectors (running mean query / passage vector of each language "
+                "removed, renormalised; centered_infonce.py): train for --centering center scoring",
     "hard_negatives": "add one ICT hard negative per pair",
     "freeze_embeddings": "freeze the word embedding (less memory, faster steps on CPU)",
     "ict_window": "inverse cloze task: sentences per passage window",

@@ -139,11 +139,11 @@ class _Run:
         self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.sched = get_linear_schedule_with_warmup(self.opt, int(config.warmup_ratio * config.steps), config.steps)
         # Across processes, every rank's queries also see the other ranks' passages as negatives.
-        self.objective = Objective(self.model, config, gather_across_devices=_distributed())
+        self.state: dict[str, Any] = {"step": 0, "seconds": 0.0}
+        self.objective = Objective(self.model, config, gather_across_devices=_distributed(), state=self.state)
         self.cache_root = Path(config.cache_dir) if config.cache_dir else self.out / "cache"
         self.labels: np.ndarray | None = None  # (items, 2, dim) teacher vectors of the English query and passage
         self.log: list[dict] = []
-        self.state: dict[str, Any] = {"step": 0, "seconds": 0.0}
 
     def _load_model(self, ckpt: Path | None):
         from .models import load_encoder
@@ -164,6 +164,8 @@ class _Run:
             raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
                               "use another --out or the same options")  # fmt: skip
         self.state = restore(self.ckpts[-1], self.opt, self.sched)
+        if self.objective.centered is not None:  # the running language means continue from the checkpoint's
+            self.objective.centered.state = self.state
         self.log = read_log(self.out, self.state["step"])
         prune(self.out, self.config.keep_checkpoints)
 
@@ -210,7 +212,7 @@ class _Run:
         feats = self.features(cols)
         self.model.train()
         labels = torch.from_numpy(self.labels[items]) if self.labels is not None else None
-        parts = self.objective.backward(feats, labels)
+        parts = self.objective.backward(feats, labels, _row_languages(keys))
         if _distributed():
             for p in self.params:  # plain DDP: average gradients over ranks (every rank has the same batch type)
                 if p.grad is not None:
@@ -230,6 +232,12 @@ class _Run:
                 "key": keys[0] if len(set(keys)) == 1 else "mixed", "languages": langs,
                 "keys": dict(Counter(keys)), "lr": lr, "grad_norm": grad_norm,
                 "seconds": seconds, "tokens": tokens}  # fmt: skip
+
+
+def _row_languages(keys: list[str]) -> tuple[list[str], list[str]]:
+    """Each row's query and passage language, from its sampler key (``xy:de-en`` -> de, en)."""
+    parsed = [parse_key(k) for k in keys]
+    return [q for _, q, _ in parsed], [p for _, _, p in parsed]
 
 
 def train(config: TrainConfig, model: Any = None) -> Path:

@@ -30,7 +30,7 @@ from ..errors import ConfigError, DataError
 from .validate import Validator
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
-SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft")
+SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
 def dataset_languages(dataset: str) -> tuple[str, ...] | None:
     """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language benchmark)."""
     bench, spec = lookup(dataset)
@@ -389,6 +389,7 @@ def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any]
         "kd": {"sampler": "xy", "loss": "kd"},
         "hybrid-kd": {"sampler": "hybrid", "distill_weight": cell.distill_weight},
         "mono-ft": {"sampler": "xx", "languages": [cell.lang]},
+        "hybrid-c": {"sampler": "hybrid", "centered": True},  # InfoNCE on centred vectors (centered_infonce.py)
     }.get(cell.sampler, {"sampler": cell.sampler})
     kwargs = {**cfg.train, **cfg.recipes.get(cell.recipe or "", {}), "model": cell.model,
               "languages": list(cell.languages), "steps": cell.steps, "seed": cell.seed,
