@@ -54,6 +54,21 @@ def test_api_lists_indexes_and_searches_both_with_their_language_mix(app):
     assert client.get("/api/search", params={"q": "x"}).json()["k"] == 4  # the server's default
 
 
+def test_the_switch_scores_language_neutrally_and_keeps_the_bar_before(app):
+    """centering=1: hits from the centred scoring (serve --centering), the plain scoring's language mix beside it."""
+    from starlette.testclient import TestClient
+
+    client = TestClient(app)
+    assert client.get("/api/indexes").json()["centering"] == "center:0.5"
+    plain = client.get("/api/search", params={"q": "Hauptstadt von Deutschland", "k": 8}).json()
+    body = client.get("/api/search", params={"q": "Hauptstadt von Deutschland", "k": 8, "centering": 1}).json()
+    for before, after in zip(plain["results"], body["results"], strict=True):
+        assert after["centering"] == "center:0.5" and before["centering"] == "none" and "before" not in before
+        assert after["before"] == {k: before[k] for k in ("same_language", "languages")}
+        assert sorted(h["id"] for h in after["hits"]) == sorted(h["id"] for h in before["hits"])  # all 8 passages
+        assert [h["score"] for h in after["hits"]] != [h["score"] for h in before["hits"]]
+
+
 @pytest.mark.parametrize(("params", "error"), [({}, "empty query"), ({"q": "  "}, "empty query"),
                                                ({"q": "x", "k": "ten"}, "integer"), ({"q": "x", "k": 0}, "between")])
 def test_api_rejects_bad_requests(app, params, error):
@@ -130,6 +145,12 @@ def test_page_in_a_headless_browser_shows_two_result_lists_and_language_bars(ser
             bar = column.find_element(By.CSS_SELECTOR, ".langbar").size["width"]
             assert abs(sum(s.size["width"] for s in segments) - bar) <= len(segments)  # the bar is filled
         assert "q=Hauptstadt" in browser.current_url  # the query is in the address, so a view can be shared
+        browser.find_element(By.ID, "centering").click()  # language-neutral: a bar before and one after
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".langbar")) == 4)
+        for column in browser.find_elements(By.CSS_SELECTOR, "section.index"):
+            whens = [b.get_attribute("data-when") for b in column.find_elements(By.CSS_SELECTOR, ".langbar")]
+            assert whens == ["before", "after (center:0.5)"]
+        assert "centering=1" in browser.current_url
         assert browser.save_screenshot(str(tmp_path / "page.png"))
     finally:
         browser.quit()

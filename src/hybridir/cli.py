@@ -192,7 +192,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     from .serve import create_app
 
-    app = create_app([args.index, *([args.compare] if args.compare else [])], k=args.k)
+    app = create_app([args.index, *([args.compare] if args.compare else [])], k=args.k, centering=args.centering)
     uvicorn.run(app, host=args.host, port=args.port)
 
 
@@ -243,6 +243,8 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--k", type=int, default=10)
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--centering", type=_centering, default="center:0.5", metavar="MODE[:LAMBDA]",
+                   help="what the page's language-neutral switch scores with (default: center:0.5)")
     v.set_defaults(func=_serve)
 
 

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import os
@@ -375,12 +376,7 @@ class Index:
         kind = self.manifest["index"]["type"]
         self.centering = self._centering(centering, kind)
         if kind == "flat":
-            self.faiss = faiss.IndexFlatIP(self.vectors.shape[1])
-            langs = [d.lang for d in self.docs]
-            for s in range(0, len(self.docs), 65536):
-                rows = np.asarray(self.vectors[s : s + 65536])
-                self.faiss.add(np.ascontiguousarray(
-                    self.centering.apply(rows, langs[s : s + 65536], "passage", self.manifest["normalize"])))
+            self.faiss = self._flat()
         else:
             self.faiss = faiss.read_index(str(self.folder / "index.faiss"))
             if kind == "hnsw":
@@ -390,6 +386,26 @@ class Index:
 
     def __len__(self) -> int:
         return len(self.docs)
+
+    def _flat(self) -> Any:
+        """Exact search over the vectors as this index's centering scores them."""
+        import faiss
+
+        index = faiss.IndexFlatIP(self.vectors.shape[1])
+        langs = [d.lang for d in self.docs]
+        for s in range(0, len(self.docs), 65536):
+            rows = np.asarray(self.vectors[s : s + 65536])
+            index.add(np.ascontiguousarray(
+                self.centering.apply(rows, langs[s : s + 65536], "passage", self.manifest["normalize"])))
+        return index
+
+    def scored_as(self, centering: str) -> Index:
+        """This index (docs and vectors shared) scored in another centering mode: a flat index only, as
+        approximate ones are built for one mode."""
+        other = copy.copy(self)
+        other.centering = self._centering(centering, self.manifest["index"]["type"])
+        other.faiss = other._flat() if self.manifest["index"]["type"] == "flat" else self.faiss
+        return other
 
     def _centering(self, asked: str | None, kind: str) -> Centering:
         """The scoring mode (``asked``, else the one the index was built for) with the index's language means."""

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,12 @@ class Searcher:
                 f"{built['fingerprint']}), not with {asked!r} ({self.encoder.fingerprint}): search it with its own "
                 "model or index the corpus again with this one"
             )
+
+    def scored_as(self, centering: str) -> Searcher:
+        """The same index and encoder, scored in another centering mode (:meth:`Index.scored_as`)."""
+        other = copy.copy(self)
+        other.index = self.index.scored_as(centering)
+        return other
 
     @property
     def name(self) -> str:
