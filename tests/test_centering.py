@@ -254,3 +254,25 @@ def test_centred_infonce_removes_running_language_means():
     assert torch.isclose(value, expected)
     loss([q * 0 + q[0], p], ["de"] * 4, ["en"] * 4)  # second batch: half old mean, half the new batch's
     assert torch.allclose(torch.tensor(state["center_means"]["query:de"]), 0.5 * q.mean(0) + 0.5 * q[0], atol=1e-6)
+
+
+def test_the_study_analysis_pairs_centred_rows_with_plain_ones_and_arms_at_the_same_mode():
+    from hybridir.study.aggregate import Row
+    from hybridir.study.analyses.centering import centering_gains, split_arm
+
+    assert split_arm("hybrid-0.5+m0.5+center:0.5") == ("hybrid-0.5+m0.5", "center:0.5")
+    assert split_arm("xx") == ("xx", "none")
+
+    def row(arm: str, multi: list[float]) -> Row:
+        recs = [{"seed": s, "metrics": {"xquad-r/multi_map": v}} for s, v in enumerate(multi)]
+        return Row("m", "ls", 60, arm, recs)
+
+    rows = [row("xx", [0.40, 0.42, 0.41]), row("xx+shift", [0.50, 0.51, 0.52]), row("hybrid-0.5", [0.44, 0.45, 0.43]),
+            row("hybrid-0.5+shift", [0.52, 0.54, 0.53]), row("hybrid-c+shift", [0.60, 0.61, 0.59])]
+    found = {(g["question"], g["arm"], g["baseline"]): g for g in centering_gains(rows)}
+    gain = found[("post hoc: centred minus plain", "xx+shift", "xx")]
+    assert gain["n_seeds"] == 3 and gain["mean"] == pytest.approx(0.1) and gain["ci95"] > 0
+    assert found[("hybrid minus xx, both shift", "hybrid-0.5+shift", "xx+shift")]["mean"] == pytest.approx(0.02)
+    assert found[("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")]["mean"] == \
+        pytest.approx(0.07)
+    assert ("hybrid minus xy, both shift", "hybrid-0.5+shift", "xy+shift") not in found

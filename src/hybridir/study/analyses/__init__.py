@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import (
+    centering,
     flores_breakdown,
     high_resource,
     model_size,
@@ -17,6 +18,7 @@ from . import (
 ANALYSES = (
     paper_claims.ANALYSIS,
     seed_pairs.ANALYSIS,
+    centering.ANALYSIS,
     targets.ANALYSIS,
     paper_numbers.ANALYSIS,
     seen_unseen.ANALYSIS,
