@@ -47,6 +47,7 @@ import numpy as np
 from .data import json_object
 from .data.beir import doc_text
 from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans
+from .encoders.means import corpus_means
 from .errors import ConfigError, DataError
 from .files import _umask_mode, atomic_dir, atomic_write_json
 from .locks import DirLock
@@ -263,27 +264,6 @@ def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
     manifest = {**plan, "dim": int(dim), "count": int(total), "languages": dict(langs.most_common())}
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
-
-
-def corpus_means(vectors: np.ndarray, langs: list[str], enc: Any) -> LanguageMeans:
-    """The index's language means: each language's mean passage vector over the corpus itself (what an index
-    knows of its collection), and the model's mean query vector from :func:`~hybridir.encoders.centering.means_texts`
-    (zeros where no text exists: such queries stay as they are)."""
-    labels = np.asarray(langs)
-    dim = vectors.shape[1]
-    model_means = Centering("center")
-    model_means.ensure(sorted(set(langs)), enc.plain, enc.fingerprint, dim, enc.path)
-    known = model_means.means
-    out = LanguageMeans(enc.fingerprint, dim, "passages: the corpus; queries: " + (known.source if known else "-"))
-    for lang in sorted(set(langs)):
-        total = np.zeros(dim, dtype=np.float64)
-        for s in range(0, len(labels), 65536):
-            mask = labels[s : s + 65536] == lang
-            total += np.asarray(vectors[s : s + 65536])[mask].sum(0)
-        n = int((labels == lang).sum())
-        query = known.query.get(lang, np.zeros(dim)) if known else np.zeros(dim)
-        out.add(lang, query, total / n, n, known.sources.get(lang, "corpus") if known else "corpus")
-    return out
 
 
 def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.PathLike, *,
