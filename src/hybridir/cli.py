@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import benchmarks
-from .errors import ConfigError, HybridIRError
+from .errors import ConfigError, HybridIRError, one_line
 from .locks import DirLock
 
 
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except HybridIRError as exc:
-        print(f"hybridir: error: {exc}", file=sys.stderr)
+        print(f"hybridir: error: {one_line(exc)}", file=sys.stderr)  # one line, even for a wrapped library message
         return 2
     except KeyboardInterrupt:
         print("hybridir: interrupted (finished checkpoints and cells are kept; run again to resume)", file=sys.stderr)
