@@ -172,28 +172,66 @@ def _index(args: argparse.Namespace) -> None:
           f"({stats['encode_seconds']:.1f} s encoding)")  # fmt: skip
 
 
-def _search(args: argparse.Namespace) -> None:
-    from .search import RUN_DEPTH, Searcher, format_hits
+def _positive(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}")
 
+
+def _search(args: argparse.Namespace) -> None:
+    from .search import RUN_DEPTH, Searcher, format_hits, read_queries
+
+    # every argument and input file is checked before the index and the model load
     if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
         raise ConfigError("give either one QUERY or --queries FILE together with --run OUT")
+    k = args.k if args.k is not None else (10 if args.query is not None else RUN_DEPTH)
+    for value, option in ((k, "--k"), (args.ef_search, "--ef-search"), (args.nprobe, "--nprobe")):
+        _positive(value, option)
+    if args.query is not None and not args.query.strip():
+        raise ConfigError("empty query: give a query text")
+    if args.run is not None and args.run.is_dir():
+        raise ConfigError(f"--run {args.run} is a directory; give the path of the run file to write")
+    queries = read_queries(args.queries) if args.queries is not None else None
     searcher = Searcher(args.index, args.model, backend=args.backend, precision=args.precision,
                         cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe,
                         centering=args.centering)  # fmt: skip
     if args.query is not None:
         langs = [args.query_lang] if args.query_lang else None
-        print(format_hits(searcher.search([args.query], args.k or 10, langs)[0]))
+        print(format_hits(searcher.search([args.query], k, langs)[0]))
     else:
-        print(f"run file: {searcher.write_run(args.queries, args.run, args.k or RUN_DEPTH, args.tag, args.query_lang)}")
+        print(f"run file: {searcher.write_run(queries, args.run, k, args.tag, args.query_lang)}")
 
 
 def _serve(args: argparse.Namespace) -> None:
+    import errno
+    import socket
+
+    from .serve import MAX_K
+
+    # arguments, indexes and the port are checked before any model loads
+    if not 1 <= args.k <= MAX_K:
+        raise ConfigError(f"--k must be between 1 and {MAX_K}, got {args.k}")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    from .index import Index
+
+    indexes = [Index(folder) for folder in (args.index, *([args.compare] if args.compare else []))]
+    try:  # bound here and handed to uvicorn: a port in use is one line, not uvicorn's log and exit code 3
+        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+    except OSError as e:
+        hint = ": stop the server that uses it or pick another --port" if e.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}){hint}") from None
     import uvicorn
 
+    from .search import Searcher
     from .serve import create_app
 
-    app = create_app([args.index, *([args.compare] if args.compare else [])], k=args.k)
-    uvicorn.run(app, host=args.host, port=args.port)
+    with sock:
+        app = create_app([Searcher(index) for index in indexes], k=args.k)
+        print(f"hybridir serve: http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port)).run(sockets=[sock])
 
 
 def _add_index_commands(sub: argparse._SubParsersAction) -> None:
@@ -207,8 +245,8 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--lang", default=None, help="language of rows without a lang field (default: detected)")
     x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
                    help="flat: exact inner product (default); hnsw / ivf: approximate, for millions of passages")
-    x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard")
-    x.add_argument("--batch-size", type=int, default=64)
+    x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard (default 4096)")
+    x.add_argument("--batch-size", type=int, default=64, help="passages encoded together (default 64)")
     x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
     x.add_argument("--precision", default="auto", **paths[1])
     x.add_argument("--cache-dir", type=Path, default=None, help="embedding cache shared with evaluate (opt-in)")
@@ -224,7 +262,8 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--queries", type=Path, default=None, help="TSV qid<TAB>query (MIRACL topics) or JSONL id/text")
     q.add_argument("--run", type=Path, default=None, help="TREC run file to write (with --queries)")
     q.add_argument("--k", type=int, default=None, help="hits per query (default 10; 100 for a run file)")
-    q.add_argument("--tag", default=None, help="run tag (default: the model name)")
+    q.add_argument("--tag", default=None, help="run tag, the run file's last column (default: the index folder's "
+                                               "name)")  # fmt: skip
     q.add_argument("--model", default=None, help="check the index was built with this model (default: its own)")
     q.add_argument("--backend", default=None, **paths[0], help="default: the path the index was built with")
     q.add_argument("--precision", default=None, **paths[1])
@@ -238,11 +277,12 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_search)
 
     v = sub.add_parser("serve", help="a web page comparing the top-k (and language mix) of one or two indexes")
-    v.add_argument("index", type=Path)
+    v.add_argument("index", type=Path, help="index folder (hybridir index --out)")
     v.add_argument("--compare", type=Path, default=None, help="a second index (e.g. another model, same corpus)")
-    v.add_argument("--k", type=int, default=10)
-    v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--k", type=int, default=10, help="hits shown per index (default 10; the page allows 1-100)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    v.add_argument("--port", type=int, default=8000, help="port to listen on, 1-65535 (default 8000)")
     v.set_defaults(func=_serve)
 
 

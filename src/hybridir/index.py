@@ -46,8 +46,9 @@ import numpy as np
 from .data import json_object
 from .data.beir import doc_text
 from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, one_line
 from .files import _umask_mode, atomic_dir, atomic_write_json
+from .integrity import file_sha256
 from .locks import DirLock
 
 FORMAT = "hybridir-index/1"
@@ -259,7 +260,9 @@ def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
     del vectors
     os.replace(tmp, out / "vectors.npy")
     os.replace(docs.name, out / "docs.jsonl")
-    manifest = {**plan, "dim": int(dim), "count": int(total), "languages": dict(langs.most_common())}
+    names = [p.name for p in sorted(out.iterdir()) if p.is_file() and p.name[0] != "." and p.name != "manifest.json"]
+    files = {n: {"size": (out / n).stat().st_size, "sha256": file_sha256(out / n)} for n in names}
+    manifest = {**plan, "dim": int(dim), "count": int(total), "languages": dict(langs.most_common()), "files": files}
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
 
@@ -298,22 +301,29 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     keeps the plain vectors and the index its language means, so a flat index can be searched in any mode; an
     approximate one is built (and must be searched) in this mode.
     """
+    if index not in INDEX_TYPES:
+        raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
+    if shard_size < 1:
+        raise ConfigError(f"shard size must be positive, got {shard_size}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    start = time.perf_counter()
+    out, files = Path(out).expanduser(), corpus_files(corpus)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file; give a folder for the index")
+    total = sum(1 for _ in read_corpus(corpus, lang))  # checks every line before the model loads
+    if total == 0:  # before the model loads and before anything is written
+        raise DataError(f"{files[0]}: the corpus holds no passages")
+    spec = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
     from tqdm.auto import tqdm
 
     from .encoding import Encoder
     from .models import load_encoder
 
-    if index not in INDEX_TYPES:
-        raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
-    if shard_size < 1:
-        raise ConfigError(f"shard size must be positive, got {shard_size}")
-    start = time.perf_counter()
-    out, files = Path(out).expanduser(), corpus_files(corpus)
-    total = sum(1 for _ in read_corpus(corpus, lang))  # checks every line before any encoding
     enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
-    plan["centering"] = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
+    plan["centering"] = spec
     stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total}
     if (out / "manifest.json").is_file():
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -341,8 +351,6 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 bar.update(len(rows))
                 rows = []
         bar.close()
-        if not shards:
-            raise DataError(f"{files[0]}: the corpus holds no passages")
         manifest = _finalise(out, shards, plan, enc)
         shutil.rmtree(shard_dir, ignore_errors=True)
     return stats | {"manifest": manifest, "seconds": time.perf_counter() - start, "encode_seconds": enc.seconds}
@@ -364,14 +372,24 @@ class Index:
         if not file.is_file():
             partial = (self.folder / "shards").is_dir() and " (a partial build: rerun hybridir index to finish it)"
             raise DataError(f"{file}: missing: not a hybridir index{partial or ''}")
-        self.manifest = json.loads(file.read_text(encoding="utf-8"))
-        if self.manifest.get("format") != FORMAT:
-            raise DataError(f"{file}: format {self.manifest.get('format')!r}, expected {FORMAT!r}")
-        with open(self.folder / "docs.jsonl", encoding="utf-8") as f:
-            self.docs = [Passage(**json.loads(line)) for line in f]
-        self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        rebuild = f"delete {self.folder} and run hybridir index again to rebuild it"
+        try:
+            self.manifest = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{file}: not readable JSON ({one_line(e)}): {rebuild}") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
+            raise DataError(f"{file}: format {found!r}, expected {FORMAT!r}")
+        self._verify(rebuild)
+        try:
+            with open(self.folder / "docs.jsonl", encoding="utf-8") as f:
+                self.docs = [Passage(**json.loads(line)) for line in f]
+            self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        except (OSError, ValueError, TypeError) as e:  # an index written before checksums, damaged since
+            raise DataError(f"{self.folder}: damaged index ({type(e).__name__}: {one_line(e)}): {rebuild}") from None
         if not len(self.docs) == len(self.vectors) == self.manifest["count"]:
-            raise DataError(f"{self.folder}: docs.jsonl, vectors.npy and manifest.json disagree on the count")
+            raise DataError(f"{self.folder}: docs.jsonl, vectors.npy and manifest.json disagree on the count: "
+                            f"{rebuild}")  # fmt: skip
         kind = self.manifest["index"]["type"]
         self.centering = self._centering(centering, kind)
         if kind == "flat":
@@ -387,6 +405,19 @@ class Index:
                 self.faiss.hnsw.efSearch = ef_search or self.manifest["index"]["ef_search"]
             else:
                 self.faiss.nprobe = nprobe or self.manifest["index"]["nprobe"]
+
+    def _verify(self, rebuild: str) -> None:
+        """Every file the manifest lists is there with its size and SHA-256 (a truncated or damaged file is one
+        DataError naming it). Indexes written before the manifest held checksums are read unchecked."""
+        for name, meta in self.manifest.get("files", {}).items():
+            path = self.folder / name
+            if not path.is_file():
+                raise DataError(f"{path}: missing from the index: {rebuild}")
+            if (size := path.stat().st_size) != meta["size"]:
+                raise DataError(f"{path}: fails the index's checksum ({size} bytes, {meta['size']} written: "
+                                f"truncated or damaged): {rebuild}")  # fmt: skip
+            if file_sha256(path) != meta["sha256"]:
+                raise DataError(f"{path}: fails the index's checksum (SHA-256 differs: damaged): {rebuild}")
 
     def __len__(self) -> int:
         return len(self.docs)
