@@ -161,6 +161,7 @@ def test_kill_9_then_rerun_gives_the_same_index_as_an_uninterrupted_build(tiny_m
     subprocess.run(command(fresh), env=env, capture_output=True, check=True)
     assert f"{20 - done_before} shard(s) encoded, {done_before} reused" in resumed.stdout
     names = sorted(p.name for p in fresh.iterdir())
-    assert names == sorted(p.name for p in killed.iterdir()) == ["docs.jsonl", "manifest.json", "vectors.npy"]
+    assert names == sorted(p.name for p in killed.iterdir()) == ["docs.jsonl", "language_means.json",
+                                                                 "language_means.npz", "manifest.json", "vectors.npy"]
     for name in names:
         assert (killed / name).read_bytes() == (fresh / name).read_bytes(), name
