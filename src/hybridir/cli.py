@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from . import benchmarks
 from .errors import ConfigError, HybridIRError, one_line
 from .locks import DirLock
 
@@ -86,9 +85,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from .train_config import config_from_args
+
+    config = config_from_args(args)  # checked before torch is imported
     from .training import train
 
-    print(f"final model: {train(config_from_args(args))}")
+    print(f"final model: {train(config)}")
 
 
 def _merge(args: argparse.Namespace) -> None:
@@ -286,7 +287,21 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_serve)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _dataset_help() -> str:
+    from . import benchmarks  # imports the scoring code: only for the evaluate command
+
+    return f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")"
+
+
+def _command(argv: list[str]) -> str:
+    """The subcommand ``argv`` asks for ('' for none, e.g. ``hybridir --help``)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def build_parser(command: str | None = None, *, help_texts: bool = True) -> argparse.ArgumentParser:
+    """The whole parser. Given a ``command`` (the subcommand about to run), the train options of another command
+    are left out, and without ``help_texts`` evaluate's dataset list too (it imports the scoring code, hence
+    torch), so that ``hybridir --help`` and argument errors answer in well under a second (bench/cli_start.py)."""
     p = _Parser(prog="hybridir", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -298,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="e5-small",
                    help="registry name, hub id, local checkpoint / run dir, or bm25 (lexical baseline)")  # fmt: skip
     e.add_argument("--dataset", default="xquad-r",
-                   help=f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")")
+                   help=_dataset_help() if command in (None, "evaluate") and help_texts else "a benchmark")
     e.add_argument("--fusion", default=None, choices=["bm25", "bm25-rrf"],
                    help="retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised "
                         "scores summed, like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)")  # fmt: skip
@@ -333,9 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")
     try:
-        from .train_config import add_cli_arguments
+        if command in (None, "train"):
+            from .train_config import add_cli_arguments
 
-        add_cli_arguments(t)
+            add_cli_arguments(t)
     except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment
         t.description = f"unavailable: {exc}"
     t.set_defaults(func=_train)
@@ -377,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command(words), help_texts="-h" in words or "--help" in words).parse_args(argv)
     try:
         args.func(args)
     except HybridIRError as exc:
