@@ -14,8 +14,11 @@ Bad input ends with one line naming the file, record and problem (exit code 2), 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -392,11 +395,38 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     return p
 
 
+@contextlib.contextmanager
+def _quiet(quiet: bool) -> Iterator[None]:
+    """``--quiet``: the libraries' progress bars (weight loading, downloads) and advisory / FutureWarning messages
+    are off too while the command runs. The libraries read these settings when imported, which in a command is
+    after this point (they are imported lazily); already imported ones are told directly."""
+    if not quiet:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
+                      TRANSFORMERS_NO_ADVISORY_WARNINGS="1")  # fmt: skip
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    bars = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if bars:
+        hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser(_command(words), help_texts="-h" in words or "--help" in words).parse_args(argv)
     try:
-        args.func(args)
+        with _quiet(getattr(args, "quiet", False)):
+            args.func(args)
     except HybridIRError as exc:
         print(f"hybridir: error: {one_line(exc)}", file=sys.stderr)  # one line, even for a wrapped library message
         return 2
