@@ -53,6 +53,10 @@ CASES = [
     ("index", "corpus empty", "--model {model} --corpus {tmp}/empty.jsonl --out {tmp}/i"),
     ("index", "corpus line not JSON", "--model {model} --corpus {tmp}/notjson.jsonl --out {tmp}/i"),
     ("index", "duplicate passage id", "--model {model} --corpus {tmp}/dup.jsonl --out {tmp}/i"),
+    ("index", "lang field not a language", "--model {model} --corpus {tmp}/badlang.jsonl --out {tmp}/i"),
+    ("index", "--lang not a language", "--model {model} --corpus {corpus} --lang English --out {tmp}/i"),
+    ("index", "--languages unknown to the detector", "--model {model} --corpus {corpus} --languages en,xx "
+                                                     "--out {tmp}/i"),
     ("index", "shard size 0", "--model {model} --corpus {corpus} --shard-size 0 --out {tmp}/i"),
     ("index", "unknown index type", "--model {model} --corpus {corpus} --index annoy --out {tmp}/i"),
     ("search", "not an index", "{empty} hallo"),
@@ -85,6 +89,7 @@ def places(tmp_path_factory, tiny_model_dir) -> dict[str, str]:
     corpus.write_text('{"id": "a", "text": "Die Katze schläft."}\n{"id": "b", "text": "The cat sleeps."}\n')
     (tmp / "empty.jsonl").write_text("\n")
     (tmp / "notjson.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b", "text": \n')
+    (tmp / "badlang.jsonl").write_text('{"id": "a", "text": "Le chat dort.", "lang": "fr<script>"}\n')
     (tmp / "dup.jsonl").write_text('{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
     (tmp / "t.tsv").write_text("q1\thallo\n")
     (tmp / "empty.tsv").write_text("")

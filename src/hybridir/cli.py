@@ -169,11 +169,19 @@ def _index(args: argparse.Namespace) -> None:
     stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
                         shard_size=args.shard_size, backend=args.backend, precision=args.precision,
                         batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet,
-                        centering=args.centering)  # fmt: skip
+                        centering=args.centering, languages=args.languages)  # fmt: skip
     m = stats["manifest"]
+    among = f" among {','.join(args.languages)}" if args.languages else ""
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
-          f"({stats['encode_seconds']:.1f} s encoding)")  # fmt: skip
+          f"({stats['encode_seconds']:.1f} s encoding); languages {_mix(m['languages'])}, "
+          f"{stats['detected']} label(s) detected{among}")  # fmt: skip
+
+
+def _mix(counts: dict[str, int], top: int = 8) -> str:
+    """``en 120, de 80, ... (+3 more)``: an index's passages per language, most first."""
+    shown = ", ".join(f"{lang} {n}" for lang, n in list(counts.items())[:top])
+    return shown + (f" (+{len(counts) - top} more)" if len(counts) > top else "")
 
 
 def _positive(value: int | None, option: str) -> None:
@@ -247,6 +255,9 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
                         "or folder, TSV (id<TAB>text[<TAB>title])")  # fmt: skip
     x.add_argument("--out", type=Path, required=True, help="index folder")
     x.add_argument("--lang", default=None, help="language of rows without a lang field (default: detected)")
+    x.add_argument("--languages", type=_csv, default=None, metavar="CODES",
+                   help="the corpus's languages, e.g. en,de,zh,ar: rows without a lang field are labelled with one "
+                        "of these only (default: any of the detector's 75 languages)")  # fmt: skip
     x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
                    help="flat: exact inner product (default); hnsw / ivf: approximate, for millions of passages")
     x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard (default 4096)")

@@ -45,6 +45,7 @@ import numpy as np
 
 from .data import json_object
 from .data.beir import doc_text
+from .data.languages import check_language
 from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans
 from .errors import ConfigError, DataError, one_line
 from .files import _umask_mode, atomic_dir, atomic_write_json
@@ -142,20 +143,40 @@ def read_corpus(corpus: str | os.PathLike, lang: str | None = None) -> Iterator[
             if pid in seen:
                 raise DataError(f"{path}:{lineno}: duplicate id {pid!r} (first at {seen[pid]})")
             seen[pid] = f"{path.name}:{lineno}"
+            if row.get("lang") is not None:  # a label that is not a language code would label the page's bars
+                check_language(row["lang"], f"{path}:{lineno}: field 'lang'")
             yield Passage(pid, (row.get("title") or "").strip(), row["text"], row.get("lang") or lang)
 
 
 @cache
-def _detector() -> Any:
+def _detector(among: tuple[str, ...] | None = None) -> Any:
     # low-accuracy mode: lingua's n-gram models up to trigrams, ~40x faster and as accurate on passage-length text
-    from lingua import LanguageDetectorBuilder
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
 
-    return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
+    if among is None:
+        return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
+    codes = [getattr(IsoCode639_1, code.upper()) for code in check_detectable(among)]
+    return LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_low_accuracy_mode().build()
 
 
-def detect_languages(texts: list[str]) -> list[str]:
-    """ISO 639-1 codes of ``texts`` (lingua, 75 languages, model inside the wheel); ``und`` when undecided."""
-    found = _detector().detect_languages_in_parallel_of(texts)
+def check_detectable(languages: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``languages`` as the detector's codes; a ConfigError names one lingua does not know (ISO 639-1, 75)."""
+    import lingua
+
+    known = {x.iso_code_639_1.name.lower() for x in lingua.Language.all()}
+    if not languages:
+        raise ConfigError("--languages: give at least one language code, e.g. en,de")
+    if bad := [x for x in languages if x not in known]:
+        raise ConfigError(f"--languages: {', '.join(map(repr, bad))} not among the detector's languages (two-letter "
+                          f"ISO 639-1 codes: {', '.join(sorted(known))})")  # fmt: skip
+    return tuple(languages)
+
+
+def detect_languages(texts: list[str], among: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """ISO 639-1 codes of ``texts`` (lingua, 75 languages, model inside the wheel); ``und`` when undecided.
+    ``among``: the corpus's languages, when known; the detector then chooses among these only (far fewer wrong
+    labels: English read as Latin, a short German line as Albanian)."""
+    found = _detector(tuple(among) if among else None).detect_languages_in_parallel_of(texts)
     return [x.iso_code_639_1.name.lower() if x is not None else "und" for x in found]
 
 
@@ -184,10 +205,11 @@ def _check_plan(file: Path, found: dict, plan: dict) -> None:
         raise ConfigError(f"{file}: built with other settings ({', '.join(diff)}): use another --out or delete it")
 
 
-def _write_shard(folder: Path, enc: Any, rows: list[Passage]) -> None:
-    """Encode one shard (detecting missing languages) and rename its folder into place when complete."""
+def _write_shard(folder: Path, enc: Any, rows: list[Passage], among: list[str] | None = None) -> None:
+    """Encode one shard (detecting missing languages, ``among`` these when given) and rename its folder into place
+    when complete."""
     unknown = [i for i, r in enumerate(rows) if not r.lang]
-    langs = dict(zip(unknown, detect_languages([doc_text(asdict(rows[i])) for i in unknown]), strict=True))
+    langs = dict(zip(unknown, detect_languages([doc_text(asdict(rows[i])) for i in unknown], among), strict=True))
     rows = [Passage(r.id, r.title, r.text, r.lang or langs[i]) for i, r in enumerate(rows)]
     emb = enc([doc_text(asdict(r)) for r in rows], "passage")
     with atomic_dir(folder) as tmp:
@@ -291,7 +313,8 @@ def corpus_means(vectors: np.ndarray, langs: list[str], enc: Any) -> LanguageMea
 def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.PathLike, *,
                 lang: str | None = None, index: str = "flat", shard_size: int = SHARD_SIZE, backend: str = "auto",
                 precision: str = "auto", batch_size: int = 64, cache_dir: Path | None = None,
-                show_progress: bool = True, centering: str | None = None) -> dict:  # fmt: skip
+                show_progress: bool = True, centering: str | None = None,
+                languages: list[str] | None = None) -> dict:  # fmt: skip
     """Index ``corpus`` with ``model`` into the folder ``out``; rerun after a kill to resume. Returns build stats
     (``manifest``, ``seconds``, ``encode_seconds``, ``shards_encoded``, ``shards_reused``).
 
@@ -299,7 +322,9 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     another model or other settings is refused (ConfigError naming its manifest or plan file).
     ``centering`` (default: :data:`~hybridir.encoders.centering.DEFAULT`): the index's scoring mode; vectors.npy
     keeps the plain vectors and the index its language means, so a flat index can be searched in any mode; an
-    approximate one is built (and must be searched) in this mode.
+    approximate one is built (and must be searched) in this mode. ``languages``: the corpus's languages (ISO
+    639-1); rows without a ``lang`` field are then labelled with one of these only. The stats count the rows whose
+    label was detected (``detected``).
     """
     if index not in INDEX_TYPES:
         raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
@@ -311,7 +336,12 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     out, files = Path(out).expanduser(), corpus_files(corpus)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is an existing file; give a folder for the index")
-    total = sum(1 for _ in read_corpus(corpus, lang))  # checks every line before the model loads
+    if lang is not None:
+        check_language(lang, "--lang")
+    among = list(check_detectable(languages)) if languages is not None else None
+    total = detected = 0
+    for passage in read_corpus(corpus, lang):  # checks every line before the model loads
+        total, detected = total + 1, detected + (not passage.lang)
     if total == 0:  # before the model loads and before anything is written
         raise DataError(f"{files[0]}: the corpus holds no passages")
     spec = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
@@ -324,7 +354,10 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
     plan["centering"] = spec
-    stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total}
+    if among is not None:
+        plan["detect_among"] = among
+    stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total,
+             "detected": detected}  # fmt: skip
     if (out / "manifest.json").is_file():
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         _check_plan(out / "manifest.json", manifest, plan)
@@ -346,7 +379,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 if (shards[-1] / "docs.jsonl").is_file():
                     stats["shards_reused"] += 1
                 else:
-                    _write_shard(shards[-1], enc, rows)
+                    _write_shard(shards[-1], enc, rows, among)
                     stats["shards_encoded"] += 1
                 bar.update(len(rows))
                 rows = []
