@@ -26,6 +26,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/eval_speed.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/cli_start.py
 
 clean-cache:
 	rm -rf $${HYBRIDIR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/hybridir}

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hybridir.corpus import read_corpus
 from hybridir.data import resolve_data_dir
 from hybridir.data.beir import doc_text
 from hybridir.data.miracl import read_topics
 from hybridir.encoding import Encoder
 from hybridir.files import atomic_write_json, atomic_write_text
-from hybridir.index import Index, build_index, read_corpus
+from hybridir.index import Index, build_index
 from hybridir.models import load_encoder
 from hybridir.search import Searcher
 
@@ -147,15 +148,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, default=None, help="default: <data>/miracl/miracl-corpus-v1.0-yo")
     p.add_argument("--lang", default=None, help="language of rows without one (MIRACL folders name theirs)")
-    p.add_argument("--data-dir", type=Path, default=None)
-    p.add_argument("--model", default="e5-small")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--precision", default="auto")
+    p.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
+    p.add_argument("--model", default="e5-small", help="model to index and search with (default e5-small)")
+    p.add_argument("--backend", default="auto", help="inference path, as hybridir index (default auto)")
+    p.add_argument("--precision", default="auto", help="as hybridir index (default auto)")
     p.add_argument("--limit", type=int, default=None, help="build part: the first N passages only")
     p.add_argument("--index", type=Path, default=None, help="index folder (default: a temporary one)")
     p.add_argument("--skip-build", action="store_true", help="only the search part, on --index")
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--queries", type=int, default=1000,
+                   help="how many queries to search (a count, not a file): MIRACL-yo dev topics, then passage "
+                        "openings (default 1000)")  # fmt: skip
+    p.add_argument("--k", type=int, default=10, help="hits per query (default 10)")
     p.add_argument("--e2e", type=int, default=100, help="queries timed end to end (encode + search)")
     p.add_argument("--synthetic", type=int, default=None, help="search N random unit vectors instead")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")

@@ -1,10 +1,13 @@
 """The bad-input matrix: every bad input tried across the CLI gives one line and exit code 2, never a traceback.
 docs/bad_inputs.md is this table with the messages the code gives today (regenerate it with
-``HYBRIDIR_WRITE_BAD_INPUTS=1 pytest tests/test_bad_inputs.py``); index / search rows are added when index lands."""
+``HYBRIDIR_WRITE_BAD_INPUTS=1 pytest tests/test_bad_inputs.py``). Each case also leaves the folder it runs in as it
+was: nothing half-written."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,9 +15,12 @@ from test_beir import write_beir
 from test_training import synthetic_folder
 
 from hybridir.cli import main
+from hybridir.index import build_index
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
-# (command, what is wrong, argv after the command); {tmp}, {data}, {beir}, {model}, {file}, {empty} are filled in
+# (command, what is wrong, argv after the command); {tmp}, {data}, {beir}, {model}, {file}, {empty}, {corpus} (two
+# passages), {index} (built from it), {broken} (a copy with vectors.npy cut short), {queries}, {busy} (a port in use)
+# are filled in; {blank} is one argument made of a space
 CASES = [
     ("train", "alpha outside [0, 1]", "--alpha 1.5 --out {tmp}/r"),
     ("train", "unknown sampler", "--sampler mixed --out {tmp}/r"),
@@ -42,6 +48,31 @@ CASES = [
     ("study", "value out of range", "{tmp}/alpha.yaml"),
     ("study", "unknown key", "{tmp}/key.yaml"),
     ("study", "unknown dataset", "{tmp}/dataset.yaml"),
+    ("index", "--out is an existing file", "--model {model} --corpus {corpus} --out {file}"),
+    ("index", "corpus missing", "--model {model} --corpus {tmp}/nocorpus.jsonl --out {tmp}/i"),
+    ("index", "corpus empty", "--model {model} --corpus {tmp}/empty.jsonl --out {tmp}/i"),
+    ("index", "corpus line not JSON", "--model {model} --corpus {tmp}/notjson.jsonl --out {tmp}/i"),
+    ("index", "duplicate passage id", "--model {model} --corpus {tmp}/dup.jsonl --out {tmp}/i"),
+    ("index", "lang field not a language", "--model {model} --corpus {tmp}/badlang.jsonl --out {tmp}/i"),
+    ("index", "--lang not a language", "--model {model} --corpus {corpus} --lang English --out {tmp}/i"),
+    ("index", "--languages unknown to the detector", "--model {model} --corpus {corpus} --languages en,xx "
+                                                     "--out {tmp}/i"),
+    ("index", "shard size 0", "--model {model} --corpus {corpus} --shard-size 0 --out {tmp}/i"),
+    ("index", "unknown index type", "--model {model} --corpus {corpus} --index annoy --out {tmp}/i"),
+    ("search", "not an index", "{empty} hallo"),
+    ("search", "vectors.npy truncated", "{broken} hallo"),
+    ("search", "--k 0", "{index} hallo --k 0"),
+    ("search", "empty query", "{index} {blank}"),
+    ("search", "query and --queries", "{index} hallo --queries {queries} --run {tmp}/run.trec"),
+    ("search", "--run is a directory", "{index} --queries {queries} --run {empty}"),
+    ("search", "queries file missing", "{index} --queries {tmp}/noqueries.tsv --run {tmp}/run.trec"),
+    ("search", "queries file empty", "{index} --queries {tmp}/empty.tsv --run {tmp}/run.trec"),
+    ("search", "queries line without a tab", "{index} --queries {tmp}/notab.tsv --run {tmp}/run.trec"),
+    ("serve", "port out of range", "{index} --port 99999"),
+    ("serve", "--k 0", "{index} --k 0"),
+    ("serve", "--k above 100", "{index} --k 500"),
+    ("serve", "not an index", "{tmp}/noindex"),
+    ("serve", "port in use", "{index} --port {busy}"),
 ]
 
 
@@ -54,12 +85,38 @@ def places(tmp_path_factory, tiny_model_dir) -> dict[str, str]:
     (tmp / "alpha.yaml").write_text("name: s\ngrid: {samplers: [zero-shot, hybrid], alpha: [2.0]}\n")
     (tmp / "key.yaml").write_text("name: s\ngird: {samplers: [xx]}\n")
     (tmp / "dataset.yaml").write_text("name: s\ngrid: {samplers: [zero-shot]}\neval: {datasets: [nope]}\n")
+    corpus = tmp / "one.jsonl"
+    corpus.write_text('{"id": "a", "text": "Die Katze schläft."}\n{"id": "b", "text": "The cat sleeps."}\n')
+    (tmp / "empty.jsonl").write_text("\n")
+    (tmp / "notjson.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b", "text": \n')
+    (tmp / "badlang.jsonl").write_text('{"id": "a", "text": "Le chat dort.", "lang": "fr<script>"}\n')
+    (tmp / "dup.jsonl").write_text('{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
+    (tmp / "t.tsv").write_text("q1\thallo\n")
+    (tmp / "empty.tsv").write_text("")
+    (tmp / "notab.tsv").write_text("q1 hallo\n")
+    build_index(str(tiny_model_dir), corpus, tmp / "idx", show_progress=False)
+    shutil.copytree(tmp / "idx", tmp / "broken")
+    os.truncate(tmp / "broken" / "vectors.npy", 100)
     return {"tmp": str(tmp), "data": str(synthetic_folder(tmp / "data")), "beir": str(write_beir(tmp / "beir")),
-            "model": str(tiny_model_dir), "file": str(tmp / "file"), "empty": str(tmp / "empty")}  # fmt: skip
+            "model": str(tiny_model_dir), "file": str(tmp / "file"), "empty": str(tmp / "empty"),
+            "corpus": str(corpus), "index": str(tmp / "idx"), "broken": str(tmp / "broken"),
+            "queries": str(tmp / "t.tsv")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    with socket.socket() as sock:  # listening: a second server cannot bind it
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield str(sock.getsockname()[1])
+
+
+def tree(folder: str) -> set[str]:
+    return {str(p) for p in Path(folder).rglob("*")}
 
 
 def run_case(command: str, args: str, places: dict[str, str], capsys) -> tuple[int, str]:
-    argv = [command, *(a.format(**places) for a in args.split())]
+    argv = [command, *(a.format(**places, blank=" ") for a in args.split())]
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse
@@ -68,20 +125,24 @@ def run_case(command: str, args: str, places: dict[str, str], capsys) -> tuple[i
     assert "Traceback" not in err, err
     lines = [x for x in err.splitlines() if "error:" in x]
     assert len(lines) == 1, err
-    return code, lines[0].replace(places["tmp"], "<tmp>").replace(places["model"], "<model>")
+    message = lines[0].replace(places["tmp"], "<tmp>").replace(places["model"], "<model>")
+    return code, message.replace(f":{places['busy']} ", ":<busy> ")
 
 
-def test_every_bad_input_is_one_line_with_exit_code_2_and_the_table_is_current(places, capsys):
+def test_every_bad_input_is_one_line_with_exit_code_2_and_the_table_is_current(places, busy_port, capsys):
+    places = places | {"busy": busy_port}
     rows = ["| command | bad input | arguments | message (exit code 2) |", "|---|---|---|---|"]
     for command, what, args in CASES:
+        before = tree(places["tmp"])
         code, message = run_case(command, args, places, capsys)
         assert code == 2, (command, args, message)
+        assert tree(places["tmp"]) == before, (command, args, "left files behind")
         shown = args.replace("{tmp}", "<tmp>").replace("{", "<").replace("}", ">")
         rows.append(f"| {command} | {what} | `{shown}` | {message.replace('|', '/')} |")
     table = "\n".join(rows) + "\n"
     head = ("# Bad inputs\n\nEvery bad input tried across the CLI (tests/test_bad_inputs.py) with the one line it "
-            "gives (exit code 2, no traceback). Lock, full-disk and corrupt-cache cases: tests/test_reliability.py. "
-            "`index` / `search` rows: to add when index lands.\n\n")  # fmt: skip
+            "gives (exit code 2, no traceback, nothing left half-written; every argument and input file is checked "
+            "before a model loads). Lock, full-disk and corrupt-cache cases: tests/test_reliability.py.\n\n")
     if os.environ.get("HYBRIDIR_WRITE_BAD_INPUTS"):
         DOC.write_text(head + table)
     assert DOC.read_text() == head + table, "docs/bad_inputs.md is stale: HYBRIDIR_WRITE_BAD_INPUTS=1 pytest ..."

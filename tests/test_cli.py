@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -11,11 +12,33 @@ from hybridir.cli import main
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ("models", "evaluate", "train", "merge", "study"):
+    for command in ("models", "evaluate", "train", "merge", "means", "choose-centering", "study", "index", "search",
+                    "serve"):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0
         assert f"usage: hybridir {command}" in capsys.readouterr().out
+
+
+def test_training_names_checked_without_torch_match_the_samplers_and_losses():
+    from hybridir import losses, sampling, train_config
+
+    assert tuple(sampling.SAMPLERS) == train_config.SAMPLERS and train_config.LOSSES == losses.LOSSES
+
+
+def test_help_and_argument_errors_import_no_heavy_library():
+    """`hybridir --help` and an argument error answer in well under a second (bench/cli_start.py measures it):
+    neither torch, transformers, sentence-transformers nor faiss is imported for them."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "transformers", "sentence_transformers", "faiss", "openvino")
+    probe = ("import sys; from hybridir.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit: pass\n"
+             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")  # fmt: skip
+    for argv in (["--help"], ["search", "idx", "q", "--k", "many"], ["train", "--alpha", "1.5", "--out", "unused"],
+                 ["serve", "idx", "--port", "99999"], ["index", "--corpus", "missing.jsonl", "--out", "x"]):
+        out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
+        assert out.stdout.strip().splitlines()[-1] == "[]", (argv, out.stdout[-300:], out.stderr[-300:])
 
 
 def test_models_lists_the_offline_default_and_hub_families(capsys):
@@ -67,3 +90,14 @@ def test_merge_writes_the_interpolated_checkpoint(tiny_model_dir, tmp_path, caps
     assert main([*args, "--weight", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hybridir: error:") and "merge weight" in err and "\n" not in err
+
+
+def test_quiet_silences_the_libraries_progress_bars_too(tiny_model_dir, tmp_path, capsys):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "Die Katze schläft."}\n{"id": "b", "text": "The cat sleeps."}\n')
+    argv = ["index", "--model", str(tiny_model_dir), "--corpus", str(corpus), "--backend", "torch", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "quiet")]) == 0
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "%|" not in err and "FutureWarning" not in err, err
+    assert main([*argv[:-1], "--out", str(tmp_path / "loud")]) == 0  # without --quiet the bars are back
+    assert "Loading weights" in capsys.readouterr().err or os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from hybridir.cli import main
+from hybridir.corpus import read_corpus
 from hybridir.errors import ConfigError, DataError
-from hybridir.index import build_index, load_index, read_corpus
+from hybridir.index import build_index, load_index
 
 REPO = Path(__file__).resolve().parents[1]
 PASSAGES = [
@@ -165,3 +166,13 @@ def test_kill_9_then_rerun_gives_the_same_index_as_an_uninterrupted_build(tiny_m
                                                                  "language_means.npz", "manifest.json", "vectors.npy"]
     for name in names:
         assert (killed / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+def test_languages_restrict_the_detector_and_the_labels_detected_are_counted(tiny_model_dir, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "Die Katze schläft auf dem Sofa."}\n'
+                      '{"id": "b", "text": "Tesla died on 7 January 1943."}\n'
+                      '{"id": "c", "text": "The cat sleeps.", "lang": "en"}\n')  # fmt: skip
+    stats = build_index(tiny_model_dir, corpus, tmp_path / "idx", show_progress=False, languages=["en", "de"])
+    assert stats["detected"] == 2 and stats["manifest"]["detect_among"] == ["en", "de"]
+    assert stats["manifest"]["languages"] == {"en": 2, "de": 1}  # unrestricted, lingua reads the Tesla line as yo

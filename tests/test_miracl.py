@@ -125,10 +125,25 @@ def test_empty_or_non_model_directory_is_a_model_error(tmp_path, capsys):
 
 
 def test_hub_fallback_fails_clearly_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(DataError, match=r"miracl:sw: could not download MIRACL .* needs internet"):
+    """One line whatever the environment: huggingface_hub reads HF_HUB_OFFLINE once, at import, so the test sets
+    its module constant (no network attempt, as with the variable set before Python starts) and, separately, feeds
+    in a wrapped multi-line hub error such as the one an unreachable hub gives without the variable."""
+    import huggingface_hub
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DataError, match=r"miracl:sw: could not download MIRACL .* needs internet") as err:
         load_miracl("sw", data_dir=tmp_path)  # no local miracl-v1.0-sw: the hub, which is unreachable
+    assert "\n" not in str(err.value)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Got: ConnectError: [Errno -2] Name or service not known\nAn error happened while trying to "
+                      "locate the files on the Hub.\n  Please check your internet connection.")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    with pytest.raises(DataError, match=r"miracl:sw: could not download MIRACL .* needs internet") as err:
+        load_miracl("sw", data_dir=tmp_path)
+    assert "\n" not in str(err.value) and "not known An error happened" in str(err.value)
     with pytest.raises(DataError, match="unknown MIRACL language"):
         load_miracl("xx", data_dir=tmp_path)
 

@@ -14,13 +14,15 @@ Bad input ends with one line naming the file, record and problem (exit code 2), 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from . import benchmarks
-from .errors import ConfigError, HybridIRError
+from .errors import ConfigError, HybridIRError, one_line
 from .locks import DirLock
 
 
@@ -45,23 +47,12 @@ def _models(args: argparse.Namespace) -> None:
 
 
 def _centering(text: str) -> str:
-    """argparse type: a centering spec, checked before any model loads."""
+    """argparse type: a centering spec (``center:0.5``), checked before any model loads."""
     from .encoders.centering import CenteringSpec
 
     try:
         return str(CenteringSpec.parse(text))
     except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _language(text: str) -> str:
-    """argparse type: a language code (``de``, ``zho-TW``, ``yor_Latn``)."""
-    from .data.languages import check_language
-    from .errors import DataError
-
-    try:
-        return check_language(text, "--query-lang")
-    except DataError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -86,9 +77,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from .train_config import config_from_args
+
+    config = config_from_args(args)  # checked before torch is imported
     from .training import train
 
-    print(f"final model: {train(config_from_args(args))}")
+    print(f"final model: {train(config)}")
 
 
 def _merge(args: argparse.Namespace) -> None:
@@ -165,35 +158,85 @@ def _index(args: argparse.Namespace) -> None:
     stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
                         shard_size=args.shard_size, backend=args.backend, precision=args.precision,
                         batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet,
-                        centering=args.centering)  # fmt: skip
+                        centering=args.centering, languages=args.languages)  # fmt: skip
     m = stats["manifest"]
+    among = f" among {','.join(args.languages)}" if args.languages else ""
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
-          f"({stats['encode_seconds']:.1f} s encoding)")  # fmt: skip
+          f"({stats['encode_seconds']:.1f} s encoding); languages {_mix(m['languages'])}, "
+          f"{stats['detected']} label(s) detected{among}")  # fmt: skip
+
+
+def _mix(counts: dict[str, int], top: int = 8) -> str:
+    """``en 120, de 80, ... (+3 more)``: an index's passages per language, most first."""
+    shown = ", ".join(f"{lang} {n}" for lang, n in list(counts.items())[:top])
+    return shown + (f" (+{len(counts) - top} more)" if len(counts) > top else "")
+
+
+def _positive(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}")
 
 
 def _search(args: argparse.Namespace) -> None:
-    from .search import RUN_DEPTH, Searcher, format_hits
+    from .search import RUN_DEPTH, Searcher, format_hits, read_queries
 
+    # every argument and input file is checked before the index and the model load
     if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
         raise ConfigError("give either one QUERY or --queries FILE together with --run OUT")
+    k = args.k if args.k is not None else (10 if args.query is not None else RUN_DEPTH)
+    for value, option in ((k, "--k"), (args.ef_search, "--ef-search"), (args.nprobe, "--nprobe")):
+        _positive(value, option)
+    if args.query is not None and not args.query.strip():
+        raise ConfigError("empty query: give a query text")
+    if args.run is not None and args.run.is_dir():
+        raise ConfigError(f"--run {args.run} is a directory; give the path of the run file to write")
+    if args.query_lang:
+        from .data.languages import check_language
+
+        check_language(args.query_lang, "--query-lang")
+    queries = read_queries(args.queries) if args.queries is not None else None
     searcher = Searcher(args.index, args.model, backend=args.backend, precision=args.precision,
                         cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe,
                         centering=args.centering)  # fmt: skip
     if args.query is not None:
         langs = [args.query_lang] if args.query_lang else None
-        print(format_hits(searcher.search([args.query], args.k or 10, langs)[0]))
+        print(format_hits(searcher.search([args.query], k, langs)[0]))
     else:
-        print(f"run file: {searcher.write_run(args.queries, args.run, args.k or RUN_DEPTH, args.tag, args.query_lang)}")
+        print(f"run file: {searcher.write_run(queries, args.run, k, args.tag, args.query_lang)}")
 
 
 def _serve(args: argparse.Namespace) -> None:
+    import errno
+    import socket
+
+    from .serve import MAX_K
+
+    # arguments, indexes and the port are checked before any model loads
+    if not 1 <= args.k <= MAX_K:
+        raise ConfigError(f"--k must be between 1 and {MAX_K}, got {args.k}")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    from .index import Index
+
+    indexes = [Index(folder) for folder in (args.index, *([args.compare] if args.compare else []))]
+    try:  # bound here and handed to uvicorn: a port in use is one line, not uvicorn's log and exit code 3
+        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+    except OSError as e:
+        hint = ": stop the server that uses it or pick another --port" if e.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}){hint}") from None
     import uvicorn
 
+    from .search import Searcher
     from .serve import create_app
 
-    app = create_app([args.index, *([args.compare] if args.compare else [])], k=args.k, centering=args.centering)
-    uvicorn.run(app, host=args.host, port=args.port)
+    with sock:
+        app = create_app([Searcher(index) for index in indexes], k=args.k, centering=args.centering)
+        print(f"hybridir serve: http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port)).run(sockets=[sock])
 
 
 def _add_index_commands(sub: argparse._SubParsersAction) -> None:
@@ -205,10 +248,13 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
                         "or folder, TSV (id<TAB>text[<TAB>title])")  # fmt: skip
     x.add_argument("--out", type=Path, required=True, help="index folder")
     x.add_argument("--lang", default=None, help="language of rows without a lang field (default: detected)")
+    x.add_argument("--languages", type=_csv, default=None, metavar="CODES",
+                   help="the corpus's languages, e.g. en,de,zh,ar: rows without a lang field are labelled with one "
+                        "of these only (default: any of the detector's 75 languages)")  # fmt: skip
     x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
                    help="flat: exact inner product (default); hnsw / ivf: approximate, for millions of passages")
-    x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard")
-    x.add_argument("--batch-size", type=int, default=64)
+    x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard (default 4096)")
+    x.add_argument("--batch-size", type=int, default=64, help="passages encoded together (default 64)")
     x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
     x.add_argument("--precision", default="auto", **paths[1])
     x.add_argument("--cache-dir", type=Path, default=None, help="embedding cache shared with evaluate (opt-in)")
@@ -224,7 +270,8 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--queries", type=Path, default=None, help="TSV qid<TAB>query (MIRACL topics) or JSONL id/text")
     q.add_argument("--run", type=Path, default=None, help="TREC run file to write (with --queries)")
     q.add_argument("--k", type=int, default=None, help="hits per query (default 10; 100 for a run file)")
-    q.add_argument("--tag", default=None, help="run tag (default: the model name)")
+    q.add_argument("--tag", default=None, help="run tag, the run file's last column (default: the index folder's "
+                                               "name)")  # fmt: skip
     q.add_argument("--model", default=None, help="check the index was built with this model (default: its own)")
     q.add_argument("--backend", default=None, **paths[0], help="default: the path the index was built with")
     q.add_argument("--precision", default=None, **paths[1])
@@ -233,22 +280,37 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--nprobe", type=int, default=None, help="ivf: lists probed per query")
     q.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
                    help="none, shift[:lambda] or center[:lambda] (default: the mode the index was built for)")
-    q.add_argument("--query-lang", default=None, type=_language,
+    q.add_argument("--query-lang", default=None,
                    help="the queries' language, for center mode (default: detected per query)")
     q.set_defaults(func=_search)
 
     v = sub.add_parser("serve", help="a web page comparing the top-k (and language mix) of one or two indexes")
-    v.add_argument("index", type=Path)
+    v.add_argument("index", type=Path, help="index folder (hybridir index --out)")
     v.add_argument("--compare", type=Path, default=None, help="a second index (e.g. another model, same corpus)")
-    v.add_argument("--k", type=int, default=10)
-    v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--k", type=int, default=10, help="hits shown per index (default 10; the page allows 1-100)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    v.add_argument("--port", type=int, default=8000, help="port to listen on, 1-65535 (default 8000)")
     v.add_argument("--centering", type=_centering, default="center:0.5", metavar="MODE[:LAMBDA]",
                    help="what the page's language-neutral switch scores with (default: center:0.5)")
     v.set_defaults(func=_serve)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _dataset_help() -> str:
+    from . import benchmarks  # imports the scoring code: only for the evaluate command
+
+    return f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")"
+
+
+def _command(argv: list[str]) -> str:
+    """The subcommand ``argv`` asks for ('' for none, e.g. ``hybridir --help``)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def build_parser(command: str | None = None, *, help_texts: bool = True) -> argparse.ArgumentParser:
+    """The whole parser. Given a ``command`` (the subcommand about to run), the train options of another command
+    are left out, and without ``help_texts`` evaluate's dataset list too (it imports the scoring code, hence
+    torch), so that ``hybridir --help`` and argument errors answer in well under a second (bench/cli_start.py)."""
     p = _Parser(prog="hybridir", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -260,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="e5-small",
                    help="registry name, hub id, local checkpoint / run dir, or bm25 (lexical baseline)")  # fmt: skip
     e.add_argument("--dataset", default="xquad-r",
-                   help=f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")")
+                   help=_dataset_help() if command in (None, "evaluate") and help_texts else "a benchmark")
     e.add_argument("--fusion", default=None, choices=["bm25", "bm25-rrf"],
                    help="retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised "
                         "scores summed, like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)")  # fmt: skip
@@ -295,9 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")
     try:
-        from .train_config import add_cli_arguments
+        if command in (None, "train"):
+            from .train_config import add_cli_arguments
 
-        add_cli_arguments(t)
+            add_cli_arguments(t)
     except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment
         t.description = f"unavailable: {exc}"
     t.set_defaults(func=_train)
@@ -338,12 +401,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+@contextlib.contextmanager
+def _quiet(quiet: bool) -> Iterator[None]:
+    """``--quiet``: the libraries' progress bars (weight loading, downloads) and advisory / FutureWarning messages
+    are off too while the command runs. The libraries read these settings when imported, which in a command is
+    after this point (they are imported lazily); already imported ones are told directly."""
+    if not quiet:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
+                      TRANSFORMERS_NO_ADVISORY_WARNINGS="1")  # fmt: skip
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    bars = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if bars:
+        hf_logging.disable_progress_bar()
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command(words), help_texts="-h" in words or "--help" in words).parse_args(argv)
+    try:
+        with _quiet(getattr(args, "quiet", False)):
+            args.func(args)
     except HybridIRError as exc:
-        print(f"hybridir: error: {exc}", file=sys.stderr)
+        print(f"hybridir: error: {one_line(exc)}", file=sys.stderr)  # one line, even for a wrapped library message
         return 2
     except KeyboardInterrupt:
         print("hybridir: interrupted (finished checkpoints and cells are kept; run again to resume)", file=sys.stderr)

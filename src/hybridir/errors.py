@@ -27,6 +27,11 @@ class DiskSpaceError(HybridIRError):
     """Not enough free space for what a run is about to write, or a write hit ENOSPC."""
 
 
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines of a wrapped library message included) as one space."""
+    return " ".join(str(text).split())
+
+
 def warn(message: str) -> None:
     """A problem hybridir works around (a stale lock, a corrupt cache entry): one line on stderr, the CLI's form."""
     print(f"hybridir: warning: {message}", file=sys.stderr)

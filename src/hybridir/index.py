@@ -28,28 +28,27 @@ Example::
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from functools import cache
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data import json_object
+from .corpus import Passage, check_detectable, corpus_files, detect_languages, read_corpus
 from .data.beir import doc_text
+from .data.languages import check_language
 from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans
 from .encoders.means import corpus_means
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, one_line
 from .files import _umask_mode, atomic_dir, atomic_write_json
+from .integrity import file_sha256
 from .locks import DirLock
 
 FORMAT = "hybridir-index/1"
@@ -59,105 +58,6 @@ INDEX_TYPES = ("flat", "hnsw", "ivf")
 HNSW_M, HNSW_EF_SEARCH, IVF_NPROBE = 32, 128, 16
 #: below this many queries a search runs on one thread (faiss's own threshold for switching to BLAS)
 FEW_QUERIES = 20
-_ID_FIELDS = ("id", "_id", "docid")
-_MIRACL_DIR = re.compile(r"miracl-corpus-v[\d.]+-(\w+)$")
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One corpus row as stored in ``docs.jsonl``."""
-
-    id: str
-    title: str
-    text: str
-    lang: str | None
-
-
-# ----------------------------------------------------------------------------------------------- reading
-def corpus_files(corpus: str | os.PathLike) -> list[Path]:
-    """The file(s) of a corpus: a file, a BEIR folder (``corpus.jsonl[.gz]``) or a MIRACL folder (``docs-*``)."""
-    path = Path(corpus).expanduser()
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        for found in ([p for p in (path / "corpus.jsonl", path / "corpus.jsonl.gz") if p.is_file()][:1],
-                      sorted(path.glob("docs-*.jsonl.gz"))):  # fmt: skip
-            if found:
-                return found
-        raise DataError(f"{path}: no corpus.jsonl (BEIR) or docs-*.jsonl.gz (MIRACL) in this folder")
-    raise DataError(f"{path}: corpus not found")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines decoded one by one, so a non-UTF-8 line is reported with its number."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                bad = f"byte {raw[e.start]:#04x} at column {e.start + 1}"
-                raise DataError(f"{path}:{lineno}: not UTF-8 ({bad})") from None
-            if line.strip():
-                yield lineno, line.rstrip("\r\n")
-
-
-def _parse(path: Path, lineno: int, line: str) -> dict[str, Any]:
-    """One line as a dict with the keys id / text / title / lang; malformed input is a DataError at the line."""
-    where = f"{path}:{lineno}"
-    if ".tsv" in path.suffixes:
-        cols = line.split("\t")
-        if lineno == 1 and cols[0] in _ID_FIELDS:
-            return {}  # header
-        if len(cols) not in (2, 3):
-            raise DataError(f"{where}: expected 'id<TAB>text[<TAB>title]', got {len(cols)} column(s)")
-        row: dict[str, Any] = {"id": cols[0], "text": cols[1], "title": cols[2] if len(cols) == 3 else ""}
-    else:
-        row = json_object(line, where)
-        key = next((k for k in _ID_FIELDS if k in row), None)
-        if key is None:
-            raise DataError(f"{where}: missing id (one of the fields {', '.join(_ID_FIELDS)})")
-        row["id"] = row[key]
-    if not str(row["id"]).strip():
-        raise DataError(f"{where}: empty id")
-    if "text" not in row:
-        raise DataError(f"{where}: missing field 'text'")
-    if not isinstance(row["text"], str) or not row["text"].strip():
-        raise DataError(f"{where}: empty text (passage {row['id']!r})")
-    return row
-
-
-def read_corpus(corpus: str | os.PathLike, lang: str | None = None) -> Iterator[Passage]:
-    """Every passage of ``corpus`` in file order, checked: a missing or duplicate id, empty text, a non-UTF-8 or
-    non-JSON line raises a DataError naming file and line. ``lang`` labels rows that carry no ``lang`` field."""
-    files = corpus_files(corpus)
-    if lang is None and (m := _MIRACL_DIR.search(files[0].parent.name)):
-        lang = m.group(1)
-    seen: dict[str, str] = {}
-    for path in files:
-        for lineno, line in _lines(path):
-            row = _parse(path, lineno, line)
-            if not row:
-                continue
-            pid = str(row["id"]).strip()
-            if pid in seen:
-                raise DataError(f"{path}:{lineno}: duplicate id {pid!r} (first at {seen[pid]})")
-            seen[pid] = f"{path.name}:{lineno}"
-            yield Passage(pid, (row.get("title") or "").strip(), row["text"], row.get("lang") or lang)
-
-
-@cache
-def _detector() -> Any:
-    # low-accuracy mode: lingua's n-gram models up to trigrams, ~40x faster and as accurate on passage-length text
-    from lingua import LanguageDetectorBuilder
-
-    return LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
-
-
-def detect_languages(texts: list[str]) -> list[str]:
-    """ISO 639-1 codes of ``texts`` (lingua, 75 languages, model inside the wheel); ``und`` when undecided."""
-    found = _detector().detect_languages_in_parallel_of(texts)
-    return [x.iso_code_639_1.name.lower() if x is not None else "und" for x in found]
 
 
 # ----------------------------------------------------------------------------------------------- building
@@ -185,10 +85,11 @@ def _check_plan(file: Path, found: dict, plan: dict) -> None:
         raise ConfigError(f"{file}: built with other settings ({', '.join(diff)}): use another --out or delete it")
 
 
-def _write_shard(folder: Path, enc: Any, rows: list[Passage]) -> None:
-    """Encode one shard (detecting missing languages) and rename its folder into place when complete."""
+def _write_shard(folder: Path, enc: Any, rows: list[Passage], among: list[str] | None = None) -> None:
+    """Encode one shard (detecting missing languages, ``among`` these when given) and rename its folder into place
+    when complete."""
     unknown = [i for i, r in enumerate(rows) if not r.lang]
-    langs = dict(zip(unknown, detect_languages([doc_text(asdict(rows[i])) for i in unknown]), strict=True))
+    langs = dict(zip(unknown, detect_languages([doc_text(asdict(rows[i])) for i in unknown], among), strict=True))
     rows = [Passage(r.id, r.title, r.text, r.lang or langs[i]) for i, r in enumerate(rows)]
     emb = enc([doc_text(asdict(r)) for r in rows], "passage")
     with atomic_dir(folder) as tmp:
@@ -261,7 +162,9 @@ def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
     del vectors
     os.replace(tmp, out / "vectors.npy")
     os.replace(docs.name, out / "docs.jsonl")
-    manifest = {**plan, "dim": int(dim), "count": int(total), "languages": dict(langs.most_common())}
+    names = [p.name for p in sorted(out.iterdir()) if p.is_file() and p.name[0] != "." and p.name != "manifest.json"]
+    files = {n: {"size": (out / n).stat().st_size, "sha256": file_sha256(out / n)} for n in names}
+    manifest = {**plan, "dim": int(dim), "count": int(total), "languages": dict(langs.most_common()), "files": files}
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
 
@@ -269,7 +172,8 @@ def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
 def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.PathLike, *,
                 lang: str | None = None, index: str = "flat", shard_size: int = SHARD_SIZE, backend: str = "auto",
                 precision: str = "auto", batch_size: int = 64, cache_dir: Path | None = None,
-                show_progress: bool = True, centering: str | None = None) -> dict:  # fmt: skip
+                show_progress: bool = True, centering: str | None = None,
+                languages: list[str] | None = None) -> dict:  # fmt: skip
     """Index ``corpus`` with ``model`` into the folder ``out``; rerun after a kill to resume. Returns build stats
     (``manifest``, ``seconds``, ``encode_seconds``, ``shards_encoded``, ``shards_reused``).
 
@@ -277,25 +181,42 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     another model or other settings is refused (ConfigError naming its manifest or plan file).
     ``centering`` (default: :data:`~hybridir.encoders.centering.DEFAULT`): the index's scoring mode; vectors.npy
     keeps the plain vectors and the index its language means, so a flat index can be searched in any mode; an
-    approximate one is built (and must be searched) in this mode.
+    approximate one is built (and must be searched) in this mode. ``languages``: the corpus's languages (ISO
+    639-1); rows without a ``lang`` field are then labelled with one of these only. The stats count the rows whose
+    label was detected (``detected``).
     """
+    if index not in INDEX_TYPES:
+        raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
+    if shard_size < 1:
+        raise ConfigError(f"shard size must be positive, got {shard_size}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    start = time.perf_counter()
+    out, files = Path(out).expanduser(), corpus_files(corpus)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file; give a folder for the index")
+    if lang is not None:
+        check_language(lang, "--lang")
+    among = list(check_detectable(languages)) if languages is not None else None
+    total = detected = 0
+    for passage in read_corpus(corpus, lang):  # checks every line before the model loads
+        total, detected = total + 1, detected + (not passage.lang)
+    if total == 0:  # before the model loads and before anything is written
+        raise DataError(f"{files[0]}: the corpus holds no passages")
+    spec = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
     from tqdm.auto import tqdm
 
     from .encoding import Encoder
     from .models import load_encoder
 
-    if index not in INDEX_TYPES:
-        raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
-    if shard_size < 1:
-        raise ConfigError(f"shard size must be positive, got {shard_size}")
-    start = time.perf_counter()
-    out, files = Path(out).expanduser(), corpus_files(corpus)
-    total = sum(1 for _ in read_corpus(corpus, lang))  # checks every line before any encoding
     enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
-    plan["centering"] = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
-    stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total}
+    plan["centering"] = spec
+    if among is not None:
+        plan["detect_among"] = among
+    stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total,
+             "detected": detected}  # fmt: skip
     if (out / "manifest.json").is_file():
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         _check_plan(out / "manifest.json", manifest, plan)
@@ -317,13 +238,11 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 if (shards[-1] / "docs.jsonl").is_file():
                     stats["shards_reused"] += 1
                 else:
-                    _write_shard(shards[-1], enc, rows)
+                    _write_shard(shards[-1], enc, rows, among)
                     stats["shards_encoded"] += 1
                 bar.update(len(rows))
                 rows = []
         bar.close()
-        if not shards:
-            raise DataError(f"{files[0]}: the corpus holds no passages")
         manifest = _finalise(out, shards, plan, enc)
         shutil.rmtree(shard_dir, ignore_errors=True)
     return stats | {"manifest": manifest, "seconds": time.perf_counter() - start, "encode_seconds": enc.seconds}
@@ -345,14 +264,24 @@ class Index:
         if not file.is_file():
             partial = (self.folder / "shards").is_dir() and " (a partial build: rerun hybridir index to finish it)"
             raise DataError(f"{file}: missing: not a hybridir index{partial or ''}")
-        self.manifest = json.loads(file.read_text(encoding="utf-8"))
-        if self.manifest.get("format") != FORMAT:
-            raise DataError(f"{file}: format {self.manifest.get('format')!r}, expected {FORMAT!r}")
-        with open(self.folder / "docs.jsonl", encoding="utf-8") as f:
-            self.docs = [Passage(**json.loads(line)) for line in f]
-        self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        rebuild = f"delete {self.folder} and run hybridir index again to rebuild it"
+        try:
+            self.manifest = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{file}: not readable JSON ({one_line(e)}): {rebuild}") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
+            raise DataError(f"{file}: format {found!r}, expected {FORMAT!r}")
+        self._verify(rebuild)
+        try:
+            with open(self.folder / "docs.jsonl", encoding="utf-8") as f:
+                self.docs = [Passage(**json.loads(line)) for line in f]
+            self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        except (OSError, ValueError, TypeError) as e:  # an index written before checksums, damaged since
+            raise DataError(f"{self.folder}: damaged index ({type(e).__name__}: {one_line(e)}): {rebuild}") from None
         if not len(self.docs) == len(self.vectors) == self.manifest["count"]:
-            raise DataError(f"{self.folder}: docs.jsonl, vectors.npy and manifest.json disagree on the count")
+            raise DataError(f"{self.folder}: docs.jsonl, vectors.npy and manifest.json disagree on the count: "
+                            f"{rebuild}")  # fmt: skip
         kind = self.manifest["index"]["type"]
         self.centering = self._centering(centering, kind)
         if kind == "flat":
@@ -363,6 +292,19 @@ class Index:
                 self.faiss.hnsw.efSearch = ef_search or self.manifest["index"]["ef_search"]
             else:
                 self.faiss.nprobe = nprobe or self.manifest["index"]["nprobe"]
+
+    def _verify(self, rebuild: str) -> None:
+        """Every file the manifest lists is there with its size and SHA-256 (a truncated or damaged file is one
+        DataError naming it). Indexes written before the manifest held checksums are read unchecked."""
+        for name, meta in self.manifest.get("files", {}).items():
+            path = self.folder / name
+            if not path.is_file():
+                raise DataError(f"{path}: missing from the index: {rebuild}")
+            if (size := path.stat().st_size) != meta["size"]:
+                raise DataError(f"{path}: fails the index's checksum ({size} bytes, {meta['size']} written: "
+                                f"truncated or damaged): {rebuild}")  # fmt: skip
+            if file_sha256(path) != meta["sha256"]:
+                raise DataError(f"{path}: fails the index's checksum (SHA-256 differs: damaged): {rebuild}")
 
     def __len__(self) -> int:
         return len(self.docs)

@@ -27,7 +27,8 @@ LOCK_NAME = ".hybridir.lock"
 
 
 class DirLock:
-    """Hold ``<directory>/.hybridir.lock`` (created if needed) while the block runs; the file goes on exit.
+    """Hold ``<directory>/.hybridir.lock`` (created if needed) while the block runs; the file goes on exit, and so
+    do the directory and the parents this lock created when they are still empty (a command that failed early).
 
     ``what`` names the command in the lock file and in the error a second process gets (``study``, ``train``, ...).
     """
@@ -39,6 +40,7 @@ class DirLock:
         self.fd: int | None = None
 
     def __enter__(self) -> DirLock:
+        self.created = [d for d in (self.dir, *self.dir.parents) if not d.exists()]  # removed on exit if still empty
         self.dir.mkdir(parents=True, exist_ok=True)
         while self.fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -73,6 +75,11 @@ class DirLock:
             self.path.unlink(missing_ok=True)  # before unlocking: a waiting process then sees a fresh file
             os.close(self.fd)
             self.fd = None
+        for folder in getattr(self, "created", []):  # a command that failed before writing leaves nothing behind
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (the command wrote something) or gone
+                break
 
 
 def _dead(holder: dict) -> bool:

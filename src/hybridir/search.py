@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .corpus import detect_languages, read_corpus
 from .errors import ConfigError, DataError
 from .files import atomic_write_text
-from .index import Index, detect_languages, read_corpus
+from .index import Index
 
 #: depth of run files: enough for Recall@100 and for nDCG@10 with ties at rank 10
 RUN_DEPTH = 100
@@ -48,6 +49,8 @@ class Hit:
 def read_queries(path: str | os.PathLike) -> list[tuple[str, str]]:
     """(query id, text) pairs of a TSV topics file or a JSONL queries file; a bad line is a DataError naming it."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, not a query file")
     if not path.is_file():
         raise DataError(f"{path}: query file not found")
     if path.suffix in (".tsv", ".txt"):
@@ -59,8 +62,11 @@ def read_queries(path: str | os.PathLike) -> list[tuple[str, str]]:
                 raise DataError(f"{path}: query id {qid!r} appears twice")
             seen.add(qid)
             queries.append((qid, text))
-        return queries
-    return [(q.id, q.text) for q in read_corpus(path)]
+    else:
+        queries = [(q.id, q.text) for q in read_corpus(path)]
+    if not queries:
+        raise DataError(f"{path}: no queries in this file")
+    return queries
 
 
 class Searcher:
@@ -111,6 +117,8 @@ class Searcher:
         the queries' languages, used by a ``center`` index (detected when None)."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
+        if not queries or any(not q.strip() for q in queries):
+            raise ConfigError("empty query: give a query text")
         vectors = self.encoder(queries, "query")
         if self.index.needs_query_languages:
             vectors = self.index.queries(vectors, langs or detect_languages(queries))

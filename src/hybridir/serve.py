@@ -68,7 +68,7 @@ def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centeri
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
 
-    from .index import detect_languages
+    from .corpus import detect_languages
 
     loaded = [s if isinstance(s, Searcher) else Searcher(Path(s)) for s in indexes]
     searchers = [(s.scored_as("none"), s.scored_as(centering)) for s in loaded]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, one_line
 from . import resolve_data_dir
 from .beir import build_evalset, doc_text, read_qrels, records
 from .evalset import EvalSet
@@ -136,7 +136,7 @@ def _from_hub(lang: str, split: str) -> tuple[Path, Path, list[Path]]:
                                         allow_patterns=f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz")  # fmt: skip
     except Exception as e:  # any hub or network failure means the same thing to the user
         raise DataError(
-            f"miracl:{lang}: could not download MIRACL from the Hugging Face hub ({type(e).__name__}: {e}). "
+            f"miracl:{lang}: could not download MIRACL from the Hugging Face hub ({type(e).__name__}: {one_line(e)}). "
             f"It needs internet; offline, put the official files under <data>/miracl/ ({', '.join(wanted)}, "
             f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz; see hybridir.data.miracl)."
         ) from e

@@ -27,7 +27,7 @@ from ..data.flores import check_topics
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
 from ..data.parallel import ntrex_files
 from ..errors import ConfigError, DataError
-from .validate import Validator
+from .validate import Validator, yaml_error
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
 SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
@@ -154,7 +154,7 @@ def load_study_config(path: Path) -> StudyConfig:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the study file: {e}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(yaml_error(path, e)) from e
     v = Validator(path)
     raw = v.mapping(raw, "(top level)", _TOP_KEYS)
     grid = v.mapping(raw.get("grid", {}), "grid", _GRID_KEYS)

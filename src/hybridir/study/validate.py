@@ -6,7 +6,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
+
+
+def yaml_error(path: Path, e: Exception) -> str:
+    """A YAML parser error on one line: ``FILE:LINE:COLUMN: not valid YAML: problem (context at line L, column C)``
+    instead of PyYAML's five lines with carets."""
+    mark = getattr(e, "problem_mark", None)
+    if mark is None:
+        return f"{path}: not valid YAML: {one_line(e)}"
+    where, problem = f"{path}:{mark.line + 1}:{mark.column + 1}", one_line(getattr(e, "problem", "") or e)
+    context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and cmark is not None:
+        problem += f" ({one_line(context)} at line {cmark.line + 1}, column {cmark.column + 1})"
+    elif context:
+        problem += f" ({one_line(context)})"
+    return f"{where}: not valid YAML: {problem}"
 
 
 class Validator:
