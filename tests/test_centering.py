@@ -227,9 +227,12 @@ def test_an_index_carries_its_corpus_means_and_searches_in_any_mode(tiny_model_d
     hits = searcher.search(["Where does the Rhine flow?"], k=8)[0]
     assert [h.id for h in hits] == [PASSAGES[i]["id"] for i in np.argsort(-expected, kind="stable")]
     assert np.allclose([h.score for h in hits], np.sort(expected)[::-1], atol=1e-5)
+    assert not means.query["en"].any()  # the build encodes nothing but the corpus: query means come at search time
     center = Searcher(tmp_path / "idx", centering="center:0.5")
+    query_mean = center.index.centering.means.query["en"]
+    assert query_mean.any() and "ntrex-128" in center.index.centering.means.sources["en"]
     got = center.search(["Where does the Rhine flow?"], k=3, langs=["en"])[0]
-    qc = _unit(q - 0.5 * means.query["en"])[0]
+    qc = _unit(q - 0.5 * query_mean)[0]
     pc = _unit(vecs - 0.5 * np.stack([means.passage[x] for x in langs]))
     assert np.isclose(got[0].score, float((pc @ qc).max()), atol=1e-5)
     build_index(tiny_model_dir, corpus, tmp_path / "hnsw", index="hnsw", show_progress=False, centering="shift")

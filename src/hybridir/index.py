@@ -44,8 +44,7 @@ import numpy as np
 from .corpus import Passage, check_detectable, corpus_files, detect_languages, read_corpus
 from .data.beir import doc_text
 from .data.languages import check_language
-from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans
-from .encoders.means import corpus_means
+from .encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans, corpus_means
 from .errors import ConfigError, DataError, one_line
 from .files import _umask_mode, atomic_dir, atomic_write_json
 from .integrity import file_sha256
@@ -118,7 +117,7 @@ def _approximate(kind: str, vectors: np.ndarray, rows: Callable[[np.ndarray, sli
     return index
 
 
-def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
+def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
     """Join the shards into vectors.npy + docs.jsonl (+ language means, + index.faiss), each via a temporary name;
     manifest last."""
     for stale in [*out.glob(".vectors.*"), *out.glob(".docs.*"), *out.glob(".index.faiss.*")]:
@@ -143,7 +142,7 @@ def _finalise(out: Path, shards: list[Path], plan: dict, enc: Any) -> dict:
     vectors.flush()
     for path in (tmp, docs.name):
         os.chmod(path, _umask_mode())  # mkstemp's 0600 would hide the index from other users
-    means = corpus_means(vectors, row_langs, enc)
+    means = corpus_means(vectors, row_langs, plan["fingerprint"])
     means.save(out)
     kind = plan["index"]["type"]
     if kind != "flat":
@@ -243,7 +242,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 bar.update(len(rows))
                 rows = []
         bar.close()
-        manifest = _finalise(out, shards, plan, enc)
+        manifest = _finalise(out, shards, plan)
         shutil.rmtree(shard_dir, ignore_errors=True)
     return stats | {"manifest": manifest, "seconds": time.perf_counter() - start, "encode_seconds": enc.seconds}
 

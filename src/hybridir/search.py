@@ -100,11 +100,20 @@ class Searcher:
                 f"{built['fingerprint']}), not with {asked!r} ({self.encoder.fingerprint}): search it with its own "
                 "model or index the corpus again with this one"
             )
+        self._query_means()
+
+    def _query_means(self) -> None:
+        """A ``center`` index moves queries by their language's mean query vector: the model's, filled on demand."""
+        from .encoders.means import fill_query_means
+
+        if self.index.needs_query_languages and self.index.centering.means is not None:
+            fill_query_means(self.index.centering.means, self.encoder)
 
     def scored_as(self, centering: str) -> Searcher:
         """The same index and encoder, scored in another centering mode (:meth:`Index.scored_as`)."""
         other = copy.copy(self)
         other.index = self.index.scored_as(centering)
+        other._query_means()
         return other
 
     @property

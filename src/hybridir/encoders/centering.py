@@ -207,6 +207,21 @@ def _flores_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tupl
     return texts[:n], str(flores_dir(data_dir) / code / "{train,dev}.tsv")
 
 
+def corpus_means(vectors: np.ndarray, langs: list[str], fingerprint: str) -> LanguageMeans:
+    """An index's means: each language's mean passage vector over the corpus itself (what an index knows of its
+    collection; no encoding). Query means stay zero until a ``center`` search fills them (:mod:`.means`)."""
+    labels = np.asarray(langs)
+    dim = vectors.shape[1]
+    out = LanguageMeans(fingerprint, dim, "corpus")
+    for lang in sorted(set(langs)):
+        total = np.zeros(dim, dtype=np.float64)
+        for s in range(0, len(labels), 65536):
+            total += np.asarray(vectors[s : s + 65536])[labels[s : s + 65536] == lang].sum(0)
+        n = int((labels == lang).sum())
+        out.add(lang, np.zeros(dim), total / n, n, "corpus")
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Centering
 

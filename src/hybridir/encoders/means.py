@@ -1,13 +1,11 @@
 """A model's language means computed through :class:`~hybridir.encoding.Encoder` (the path evaluation uses), for
-``hybridir means`` and the model that ``hybridir train`` saves, and an index's means over its own corpus."""
+``hybridir means`` and the model that ``hybridir train`` saves, and the query means a centred index search needs."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 from typing import Any
-
-import numpy as np
 
 from ..encoding import Encoder
 from .centering import Centering, LanguageMeans
@@ -24,22 +22,16 @@ def compute_means(model: Any, languages: Iterable[str], source: str = "default",
     return centering.means
 
 
-def corpus_means(vectors: np.ndarray, langs: list[str], enc: Any) -> LanguageMeans:
-    """The index's language means: each language's mean passage vector over the corpus itself (what an index
-    knows of its collection), and the model's mean query vector from :func:`~hybridir.encoders.centering.means_texts`
-    (zeros where no text exists: such queries stay as they are)."""
-    labels = np.asarray(langs)
-    dim = vectors.shape[1]
-    model_means = Centering("center")
-    model_means.ensure(sorted(set(langs)), enc.plain, enc.fingerprint, dim, enc.path)
-    known = model_means.means
-    out = LanguageMeans(enc.fingerprint, dim, "passages: the corpus; queries: " + (known.source if known else "-"))
-    for lang in sorted(set(langs)):
-        total = np.zeros(dim, dtype=np.float64)
-        for s in range(0, len(labels), 65536):
-            mask = labels[s : s + 65536] == lang
-            total += np.asarray(vectors[s : s + 65536])[mask].sum(0)
-        n = int((labels == lang).sum())
-        query = known.query.get(lang, np.zeros(dim)) if known else np.zeros(dim)
-        out.add(lang, query, total / n, n, known.sources.get(lang, "corpus") if known else "corpus")
-    return out
+def fill_query_means(means: LanguageMeans, enc: Encoder) -> LanguageMeans:
+    """An index's means (:func:`~hybridir.encoders.centering.corpus_means`: passages only) with the model's mean
+    query vector of each language that has text (computed once per model, then read from the user cache), for a
+    ``center`` search; languages without text keep a zero query mean (their queries stay as they are)."""
+    from ..offline_e5 import cache_root
+
+    model = Centering("center", cache=cache_root() / "means")
+    model.ensure(means.languages, enc.plain, enc.fingerprint, means.dim, enc.path)
+    for lang in means.languages:
+        if model.means is not None and lang in model.means.query:
+            means.query[lang] = model.means.query[lang]
+            means.sources[lang] = f"passages: the corpus; queries: {model.means.sources[lang]}"
+    return means
