@@ -25,7 +25,7 @@ import torch
 
 from .benchmarks import Request, load
 from .bm25 import DESCRIPTION as BM25
-from .encoders.centering import DEFAULT, CenteringSpec, centering_for
+from .encoders.centering import CenteringSpec, centering_for, default_centering
 from .encoding import Encoder
 from .errors import ConfigError
 from .scoring.lareqa import evaluate_lareqa
@@ -94,12 +94,12 @@ def evaluate(
     ``backend`` / ``precision``: the inference path (:mod:`hybridir.encoding`; ``auto`` = the fast one where it
     is faithful); results.json records the path used under ``config.encoder``.
     ``centering``: ``none``, ``shift[:lambda]`` or ``center[:lambda]`` (:mod:`hybridir.encoders.centering`;
-    None: its ``DEFAULT``), with the model folder's own language means when it has them, else means computed from
-    ``means_source`` and cached per model; results.json records mode, lambda, the means' source and the languages
-    that had none (left uncentred) under ``centering``.
+    None: the mode a hybridir-trained model folder recommends, else ``DEFAULT``), with the model folder's own
+    language means when it has them, else means computed from ``means_source`` and cached per model; results.json
+    records mode, lambda, the means' source and the languages that had none (left uncentred) under ``centering``.
     """
     start = time.perf_counter()
-    spec = CenteringSpec.parse(DEFAULT if centering is None else centering)
+    spec = CenteringSpec.parse(centering if centering is not None else default_centering(model))
     if model == "bm25" and spec.active:
         raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     ref = model if isinstance(model, str | Path) else None

@@ -105,8 +105,9 @@ class LanguageMeans:
         self.counts[lang], self.sources[lang] = n, source
 
     def info(self) -> dict[str, Any]:
+        """The JSON record; ``recommended``: the scoring mode chosen on dev data when these means were made."""
         return {"fingerprint": self.fingerprint, "dim": self.dim, "source": self.source, "counts": self.counts,
-                "sources": self.sources, "languages": self.languages}  # fmt: skip
+                "sources": self.sources, "languages": self.languages, "recommended": DEFAULT}  # fmt: skip
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``language_means.npz`` (then ``.json``, atomically each) into ``folder``; returns the npz path."""
@@ -328,6 +329,18 @@ class Centering:
         np.savez(buf, query=self.means.query[lang], passage=self.means.passage[lang], n=self.means.counts[lang],
                  source=self.means.sources[lang])  # fmt: skip
         write_sealed(path, buf.getvalue())
+
+
+def default_centering(model_ref: Any) -> str:
+    """The mode a model is scored with when none is asked: what its folder's means record as recommended (the
+    dev-chosen default when it was trained), else :data:`DEFAULT`."""
+    info = Path(str(model_ref)) / MEANS_INFO if isinstance(model_ref, str | os.PathLike) else None
+    if info is not None and info.is_file():
+        try:
+            return str(CenteringSpec.parse(json.loads(info.read_text(encoding="utf-8")).get("recommended", DEFAULT)))
+        except (ValueError, ConfigError, AttributeError) as e:
+            raise ModelError(f"{info}: unreadable language-means record ({e})") from None
+    return DEFAULT
 
 
 def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc: Any, source: str = "default",
