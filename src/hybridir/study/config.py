@@ -358,9 +358,11 @@ def _variant(centering: str) -> str | None:
 
 
 def cell_datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
-    """Data set -> ``evaluate`` options of a cell, with its centering mode when it has one (see ``_datasets``)."""
+    """Data set -> ``evaluate`` options of a cell (see ``_datasets``), with its centering mode, ``none`` spelled
+    out in a grid that varies it (a study's plain cells must not follow a changed default)."""
     out = _datasets(cfg, cell)
-    return {ds: {**opts, "centering": cell.centering} for ds, opts in out.items()} if cell.centering else out
+    mode = cell.centering or ("none" if len(cfg.centerings) > 1 else None)
+    return {ds: {**opts, "centering": mode} for ds, opts in out.items()} if mode else out
 
 
 def _datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
