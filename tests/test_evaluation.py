@@ -30,12 +30,12 @@ class OracleEncoder:
             for c in es.qrels[qi]:
                 self.vec["passage"].setdefault(es.cand_texts[c], np.zeros(self.dim, np.float32))[groups[group]] = 1
 
-    def __call__(self, texts, prompt_name):
+    def __call__(self, texts, prompt_name, langs=None):
         zero = np.zeros(self.dim, np.float32)
         return np.stack([self.vec[prompt_name].get(t, zero) for t in texts])
 
 
-def random_encoder(texts, prompt_name):
+def random_encoder(texts, prompt_name, langs=None):
     """A fixed random unit vector per (prompt, text): a retriever that knows nothing."""
     out = []
     for t in texts:
@@ -162,7 +162,7 @@ def test_retrieval_oracle_and_per_query_output(tiny_model):
                  qrels=[np.array([i]) for i in range(30)])  # fmt: skip
 
     class Oracle(Encoder):
-        def __call__(self, texts, prompt_name):
+        def __call__(self, texts, prompt_name, langs=None):
             return np.eye(30, dtype=np.float32)[[int(t.split()[-1]) for t in texts]]
 
     res, per_query = evaluate_retrieval(Oracle(tiny_model, show_progress=False), [es])

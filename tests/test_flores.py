@@ -29,7 +29,7 @@ class RowEncoder:
         self.n = len(task.split.index_ids)
         self.perfect = set(range(self.n) if perfect_rows is None else perfect_rows)
 
-    def __call__(self, texts, prompt_name):
+    def __call__(self, texts, prompt_name, langs=None):
         return np.stack([self._vec(t, prompt_name) for t in texts])
 
     def _vec(self, text: str, prompt: str) -> np.ndarray:
