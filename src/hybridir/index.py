@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -84,13 +85,17 @@ def _check_plan(file: Path, found: dict, plan: dict) -> None:
         raise ConfigError(f"{file}: built with other settings ({', '.join(diff)}): use another --out or delete it")
 
 
-def _write_shard(folder: Path, enc: Any, rows: list[Passage], among: list[str] | None = None) -> None:
-    """Encode one shard (detecting missing languages, ``among`` these when given) and rename its folder into place
-    when complete."""
+def _labelled(rows: list[Passage], among: list[str] | None = None) -> list[Passage]:
+    """``rows`` with the languages they lack detected (``among`` these when given)."""
     unknown = [i for i, r in enumerate(rows) if not r.lang]
+    if not unknown:
+        return rows
     langs = dict(zip(unknown, detect_languages([doc_text(asdict(rows[i])) for i in unknown], among), strict=True))
-    rows = [Passage(r.id, r.title, r.text, r.lang or langs[i]) for i, r in enumerate(rows)]
-    emb = enc([doc_text(asdict(r)) for r in rows], "passage")
+    return [Passage(r.id, r.title, r.text, r.lang or langs[i]) for i, r in enumerate(rows)]
+
+
+def _save_shard(folder: Path, rows: list[Passage], emb: np.ndarray) -> None:
+    """Write one encoded shard and rename its folder into place when complete."""
     with atomic_dir(folder) as tmp:
         np.save(tmp / "vectors.npy", emb)
         (tmp / "docs.jsonl").write_text("".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rows),
@@ -230,17 +235,27 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
         atomic_write_json(plan_file, plan)
         shards, rows = [], []
         bar = tqdm(total=total, desc="index", unit="passage", disable=not show_progress)
-        for i, passage in enumerate(read_corpus(corpus, lang), 1):
-            rows.append(passage)
-            if len(rows) == shard_size or i == total:
-                shards.append(shard_dir / f"{len(shards):06d}")
-                if (shards[-1] / "docs.jsonl").is_file():
-                    stats["shards_reused"] += 1
-                else:
-                    _write_shard(shards[-1], enc, rows, among)
-                    stats["shards_encoded"] += 1
-                bar.update(len(rows))
-                rows = []
+        # one helper thread detects a shard's missing languages while the shard encodes, then writes it while the
+        # next one encodes (at most one write pending); each shard is still renamed into place when complete
+        with ThreadPoolExecutor(1, thread_name_prefix="index") as helper:
+            written: Future[None] | None = None
+            for i, passage in enumerate(read_corpus(corpus, lang), 1):
+                rows.append(passage)
+                if len(rows) == shard_size or i == total:
+                    shards.append(shard_dir / f"{len(shards):06d}")
+                    if (shards[-1] / "docs.jsonl").is_file():
+                        stats["shards_reused"] += 1
+                    else:
+                        labelled = helper.submit(_labelled, rows, among)
+                        emb = enc([doc_text(asdict(r)) for r in rows], "passage")
+                        if written is not None:
+                            written.result()  # raises what the previous write raised
+                        written = helper.submit(_save_shard, shards[-1], labelled.result(), emb)
+                        stats["shards_encoded"] += 1
+                    bar.update(len(rows))
+                    rows = []
+            if written is not None:
+                written.result()
         bar.close()
         manifest = _finalise(out, shards, plan)
         shutil.rmtree(shard_dir, ignore_errors=True)
