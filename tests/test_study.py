@@ -620,6 +620,9 @@ def merged(model_ref, start, weight, out):  # the real merge loads two models
 
 
 hybridir.training.train, hybridir.evaluation.evaluate, runner._merged, runner.WAIT_S = train, evaluate, merged, 0.2
+(marks / f"ready@{{os.getpid()}}").touch()
+while len(list(marks.glob("ready@*"))) < 2:  # both start together, however slow the imports
+    time.sleep(0.05)
 study.run_study(config, out, show_progress=False)
 """
 
