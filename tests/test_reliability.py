@@ -33,11 +33,12 @@ def one_line_error(capsys, *words: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------ locks
-def test_second_study_on_a_locked_directory_is_a_one_line_error(tmp_path, capsys, fakes):
+def test_study_on_a_directory_another_command_holds_is_a_one_line_error(tmp_path, capsys, fakes):
+    """Other study processes are welcome (they share the cells, tests/test_study.py); another command is not."""
     config, out = write_yaml(tmp_path, BASE), tmp_path / "out"
-    with DirLock(out, "study"):
+    with DirLock(out, "evaluate"):
         assert main(["study", str(config), "--out", str(out), "--quiet"]) == 2
-    one_line_error(capsys, str(out), "in use by hybridir study", "pid")
+    one_line_error(capsys, str(out), "in use by hybridir evaluate", "pid")
     assert fakes.train_calls == [] and not (out / "cells").exists()
 
 

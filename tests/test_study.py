@@ -572,3 +572,139 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
     path = write_yaml(tmp_path, BASE + "targets: {miracl:yo/ndcg@10: 0.5}\n")
     with pytest.raises(ConfigError, match="targets.miracl:yo/ndcg@10: expected <dataset>/<metric>"):
         study.load_study_config(path)
+
+
+# ---------------------------------------------------------------------------------------- several processes, one study
+VARIANTS = BASE.replace("  steps: [3]\n", "  steps: [3]\n  merge: [1, 0.5]\n  centering: [none, shift]\n").replace(
+    "samplers: [zero-shot, xx, xy, hybrid]\n  alpha: [0.25, 0.75]", "samplers: [zero-shot, xx, hybrid]\n  alpha: [0.5]"
+).replace("  hybrid-0.25: [0, 1]\n", "")
+
+WORKER = """
+import os, sys, time, uuid
+from pathlib import Path
+
+sys.path.insert(0, {tests!r})
+import conftest  # the fakes of the other tests, which monkeypatching cannot carry into another process
+import hybridir.evaluation, hybridir.training
+from hybridir import study
+from hybridir.study import runner
+
+config, out, marks = map(Path, sys.argv[1:])
+fakes = conftest.Fakes()
+
+
+def mark(kind, name):  # one file per call: a cell run twice leaves two
+    (marks / f"{{kind}}@{{name}}@{{os.getpid()}}@{{uuid.uuid4().hex[:8]}}").touch()
+
+
+def train(config):
+    mark("train", Path(config.out).parent.name)
+    time.sleep(0.3)
+    return fakes.train(config)
+
+
+def evaluate(model, dataset, *, out_dir, **kwargs):
+    mark("eval", Path(out_dir).parent.parent.name)
+    time.sleep(0.3)
+    return fakes.evaluate(model, dataset, out_dir=out_dir, **kwargs)
+
+
+def merged(model_ref, start, weight, out):  # the real merge loads two models
+    if not (out / "model.safetensors").is_file():
+        mark("merge", out.parent.parent.name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quality.json").write_text((Path(model_ref) / "quality.json").read_text())
+        time.sleep(0.2)
+        (out / "model.safetensors").write_text("")
+    return str(out)
+
+
+hybridir.training.train, hybridir.evaluation.evaluate, runner._merged, runner.WAIT_S = train, evaluate, merged, 0.2
+(marks / f"ready@{{os.getpid()}}").touch()
+while len(list(marks.glob("ready@*"))) < 2:  # both start together, however slow the imports
+    time.sleep(0.05)
+study.run_study(config, out, show_progress=False)
+"""
+
+
+def _marks(folder: Path, kind: str) -> list[tuple[str, str]]:
+    """(name, pid) of each call of ``kind`` the workers recorded."""
+    return [tuple(f.name.split("@")[1:3]) for f in folder.iterdir() if f.name.startswith(f"{kind}@")]
+
+
+def test_two_study_processes_on_one_directory_run_each_cell_once_and_write_one_summary(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from collections import Counter
+
+    import hybridir
+
+    path, out, marks = write_yaml(tmp_path, VARIANTS), tmp_path / "out", tmp_path / "marks"
+    marks.mkdir()
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER.format(tests=str(Path(__file__).parent)))
+    env = os.environ | {"PYTHONPATH": str(Path(hybridir.__file__).parents[1])}
+    procs = [subprocess.Popen([sys.executable, str(worker), str(path), str(out), str(marks)], env=env,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+
+    cells = study.expand_grid(study.load_study_config(path))
+    assert len(cells) == 2 + 3 * 4  # zero-shot x2 centerings; 3 trainings (xx seeds 0, 1; hybrid-0.5) x4 variants
+    evals = _marks(marks, "eval")
+    assert Counter(name for name, _ in evals) == {c.cell_id: 1 for c in cells}  # every cell once, by one process
+    assert len({pid for _, pid in evals}) == 2  # both took cells
+    trained = Counter(name for name, _ in _marks(marks, "train"))
+    assert trained == {c.cell_id: 1 for c in cells if c.sampler != "zero-shot" and c == c.trained}  # shared
+    assert Counter(name for name, _ in _marks(marks, "merge")) == trained  # one merge per training, not per variant
+
+    result = json.loads((out / "study.json").read_text())
+    assert result["cells_finished"] == len(cells) and not result["missing"]
+    assert {r["arm"] for r in result["rows"]} == {c.arm for c in cells}
+    assert not [p for p in out.rglob("*.lock")]  # every lock released
+    assert all(line.startswith("done") for line in study.describe_study(path, out).splitlines()[1:])
+
+
+def test_a_cell_another_process_holds_is_passed_over_and_run_once_it_is_released(tmp_path, fakes, monkeypatch):
+    """The lock of a live process (here another file descriptor of this one: flock does not care) means "running":
+    the runner takes every other cell, then waits and takes the held ones when they come free. A held training
+    holds back the cells that share it (its variants) but not the others."""
+    import os
+
+    from hybridir.locks import DirLock
+    from hybridir.study import runner
+
+    path, out = write_yaml(tmp_path, VARIANTS.replace("  merge: [1, 0.5]\n", "")), tmp_path / "out"
+    cells = study.expand_grid(study.load_study_config(path))
+    zero_shot, hybrid = cells[0], next(c for c in cells if c.sampler == "hybrid" and c.centering is None)
+    held = [DirLock(out / "cells" / zero_shot.cell_id, "study").__enter__(),
+            DirLock(out / "cells" / hybrid.cell_id, "study training", name=runner.TRAIN_LOCK).__enter__()]
+    listed = study.describe_study(path, out).splitlines()[1:]
+    assert listed[0].startswith("running") and f"(pid {os.getpid()} on " in listed[0]
+    assert all(not line.startswith("running") for line in listed[1:])  # a training lock is not a running cell
+
+    waits = []
+
+    def release(seconds):  # the runner sleeps only when every cell it has left is held
+        waits.append(seconds)
+        for lock in held:
+            lock.__exit__(None, None, None)
+
+    order = []  # the cells in the order they were evaluated
+
+    def evaluate(model, dataset, *, out_dir, **kwargs):
+        order.append(Path(out_dir).parent.parent.name)
+        return fakes.evaluate(model, dataset, out_dir=out_dir, **kwargs)
+
+    import hybridir.evaluation
+
+    monkeypatch.setattr(hybridir.evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(runner, "WAIT_S", 0.01)
+    monkeypatch.setattr(runner.time, "sleep", release)
+    study.run_study(path, out, show_progress=False)
+    assert waits == [0.01]
+    late = {zero_shot.cell_id, *(c.cell_id for c in cells if c.trained == hybrid)}  # hybrid and hybrid+shift
+    assert sorted(order) == sorted(c.cell_id for c in cells) and set(order[-3:]) == late
+    assert len(fakes.train_calls) == len({c.trained for c in cells if c.sampler != "zero-shot"})
+    assert json.loads((out / "study.json").read_text())["cells_finished"] == len(cells)

@@ -393,7 +393,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
     s.add_argument("config", type=Path, help="studies/NAME.yaml")
     s.add_argument("--out", type=Path, default=None, help="study directory (default from the YAML)")
-    s.add_argument("--list", action="store_true", help="show the cells and their status (done / started / to do)")
+    s.add_argument("--list", action="store_true", help="each cell and its status (done / running / started / to do)")
     s.add_argument("--only-summary", action="store_true", help="rebuild table and plots from finished cells only")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_study)

@@ -1,13 +1,15 @@
-"""One writer per directory: a lock file naming the holder's pid and host, for study, run and index directories.
+"""One writer per directory: a lock file naming the holder's pid and host, for run, index and study cell directories.
 
-Two ``hybridir study`` processes on one directory would train the same cell twice and overwrite each other's
-files; the second one gets a one-line :class:`LockError` instead. The lock is an ``flock`` on
-``<dir>/.hybridir.lock``, which the kernel drops when its process dies, so a lock file left by a killed run
-(``kill -9``, a crash, a full disk) is taken over with a warning and rerunning the same command always works.
+Two ``hybridir train`` processes on one directory would overwrite each other's checkpoints; the second one gets a
+one-line :class:`LockError` instead. The lock is an ``flock`` on ``<dir>/.hybridir.lock``, which the kernel drops
+when its process dies, so a lock file left by a killed run (``kill -9``, a crash, a full disk) is taken over with
+a warning and rerunning the same command always works. A study locks each cell while it runs it (another study
+process on the same directory takes another cell), its shared training runs under a second lock file
+(``name``), and its summary files under a short lock that the other study processes wait for (``wait``).
 
 Example::
 
-    with DirLock(out, "study"):
+    with DirLock(out, "train"):
         ...  # only this process writes under out/
 """
 
@@ -31,12 +33,21 @@ class DirLock:
     do the directory and the parents this lock created when they are still empty (a command that failed early).
 
     ``what`` names the command in the lock file and in the error a second process gets (``study``, ``train``, ...).
+    ``name`` is the lock file's name, for a second lock on the same directory. With ``wait`` a lock held by a live
+    process of the same ``what`` is waited for (polling every ``poll_s``) instead of refused: for writes that take
+    seconds, such as the summary files that every process of a study rewrites (an empty lock file is one whose
+    holder is writing it: waited for too); any other holder, or this process itself, is still an error.
     """
 
-    def __init__(self, directory: str | os.PathLike, what: str) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, what: str, *, name: str = LOCK_NAME, wait: bool = False,
+        poll_s: float = 0.2,
+    ) -> None:  # fmt: skip
         self.dir = Path(directory)
-        self.path = self.dir / LOCK_NAME
+        self.path = self.dir / name
         self.what = what
+        self.wait = wait
+        self.poll_s = poll_s
         self.fd: int | None = None
 
     def __enter__(self) -> DirLock:
@@ -53,6 +64,9 @@ class DirLock:
                     warn(f"{self.dir}: breaking the lock of hybridir {holder.get('command', '')} (pid "
                          f"{holder.get('pid')}), whose process is gone")  # fmt: skip
                     self.path.unlink(missing_ok=True)
+                    continue
+                if self.wait and holder.get("command", self.what) == self.what and holder.get("pid") != os.getpid():
+                    time.sleep(self.poll_s)
                     continue
                 raise LockError(f"{self.dir} is in use by hybridir {holder.get('command', '')} (pid "
                                 f"{holder.get('pid', '?')} on {holder.get('host', '?')} since "
@@ -80,6 +94,17 @@ class DirLock:
                 folder.rmdir()
             except OSError:  # not empty (the command wrote something) or gone
                 break
+
+
+def lock_holder(directory: str | os.PathLike, name: str = LOCK_NAME) -> dict | None:
+    """Who holds ``<directory>/<name>`` (pid, host, command, since), or None when no live process does. Reads the
+    file only (never takes the lock, so it cannot get in a taker's way): a lock file whose process is gone, left by
+    a killed run, counts as free; a holder on another host counts as live."""
+    try:
+        info = json.loads((Path(directory) / name).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info and not _dead(info) else None
 
 
 def _dead(holder: dict) -> bool:

@@ -23,17 +23,18 @@ The YAML format is documented in ``docs/studies.md``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LockError
 from ..files import atomic_dir, atomic_write_json, atomic_write_text, clear_stale_tmp
-from ..locks import DirLock
+from ..locks import LOCK_NAME, DirLock, lock_holder
 from .config import (
     Cell,
     StudyConfig,
@@ -51,6 +52,16 @@ from .summary import write_summary
 # Running cells
 
 
+#: seconds between looks at cells that other study processes hold, once this process has nothing else to run
+WAIT_S = 10.0
+#: the lock file, in the cell directory that holds a training, of a study process training or merging there
+TRAIN_LOCK = ".train.lock"
+
+
+class CellBusy(LockError):
+    """Another live process holds this cell (or the training it shares): :func:`run_study` comes back to it."""
+
+
 def run_study(
     config_path: Path, out_dir: Path | None = None, *, only_summary: bool = False, show_progress: bool = True
 ) -> Path:
@@ -58,6 +69,12 @@ def run_study(
 
     ``out_dir`` defaults to the YAML's ``out`` key, else ``runs/studies/<name>``. With ``only_summary`` no cell is
     run: the table is rebuilt from the cells already finished. Returns the study directory.
+
+    Several processes may run one study directory (one per GPU: ``CUDA_VISIBLE_DEVICES=i hybridir study ...``):
+    each cell runs under its own directory's lock, so a process passes over a cell another one is running and comes
+    back to it once it has tried every other cell, returning only when every cell is finished (a cell whose
+    process died is taken over). The summary files are rewritten under a short lock on the study directory; the
+    last process to finish writes the final one.
     """
     from tqdm.auto import tqdm
 
@@ -66,20 +83,59 @@ def run_study(
 
     cells = expand_grid(cfg)
     cache = embedding_cache(cfg)
-    with DirLock(out, "study"):  # a second study process on this directory would run the same cells
+    with _shared_files_lock(out):
         atomic_write_text(out / "study.yaml", Path(config_path).read_text(encoding="utf-8"))
-        if not only_summary:
-            # Seed by seed (zero-shot first), so a study stopped part-way has whole seeds of every arm, and the
-            # table is rewritten after each seed: a long study reports what it has while it runs.
-            order = sorted(cells, key=lambda c: (c.sampler != "zero-shot", c.seed))
-            bar = tqdm(order, desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
-            for i, cell in enumerate(bar):
+    if not only_summary:
+        # Seed by seed (zero-shot first), so a study stopped part-way has whole seeds of every arm, and the table
+        # is rewritten after each seed this process ran cells of: a long study reports what it has while it runs.
+        pending = sorted(cells, key=lambda c: (c.sampler != "zero-shot", c.seed))
+        bar = tqdm(total=len(pending), desc=f"study {cfg.name}", unit="cell", disable=not show_progress)
+        while pending:
+            busy, ran = [], False
+            for i, cell in enumerate(pending):
                 bar.set_postfix_str(cell.cell_id)
-                run_cell(cfg, cell, out / "cells" / cell.cell_id, cache_dir=cache, show_progress=show_progress)
-                if i + 1 < len(order) and order[i + 1].seed != cell.seed:
-                    write_summary(cfg, cells, out)
-        write_summary(cfg, cells, out)
+                cell_dir = out / "cells" / cell.cell_id
+                finished = (cell_dir / "done.json").is_file()
+                try:
+                    run_cell(cfg, cell, cell_dir, cache_dir=cache, show_progress=show_progress)
+                    bar.update(1)
+                    ran |= not finished
+                except CellBusy:  # another process runs it (or the training it shares): back to it later
+                    busy.append(cell)
+                if ran and i + 1 < len(pending) and pending[i + 1].seed != cell.seed:
+                    _write_summary(cfg, cells, out)
+                    ran = False
+            if busy and len(busy) == len(pending):  # nothing came free since the last look: wait for the others
+                bar.set_postfix_str(f"{len(busy)} cells run by other processes")
+                time.sleep(WAIT_S)
+            pending = busy
+        bar.close()
+    _write_summary(cfg, cells, out)
     return out
+
+
+def _shared_files_lock(out: Path) -> DirLock:
+    """The study directory's own files (study.yaml, the summary, plots) are written by one process at a time; the
+    others wait the few seconds it takes. Any other command holding the directory is an error."""
+    return DirLock(out, "study", wait=True)
+
+
+def _write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> None:
+    with _shared_files_lock(out):
+        write_summary(cfg, cells, out)
+
+
+@contextlib.contextmanager
+def _held(directory: Path, what: str, name: str = LOCK_NAME) -> Iterator[None]:
+    """Hold ``directory``'s lock, or raise :class:`CellBusy` at once when a live process holds it."""
+    try:
+        lock = DirLock(directory, what, name=name).__enter__()
+    except LockError as exc:
+        raise CellBusy(str(exc)) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def embedding_cache(cfg: StudyConfig) -> Path:
@@ -106,7 +162,17 @@ def _cell_fields(cell: Cell) -> dict[str, Any]:
 def run_cell(
     cfg: StudyConfig, cell: Cell, cell_dir: Path, *, cache_dir: Path | None = None, show_progress: bool = True
 ) -> dict[str, Any]:
-    """Train (unless zero-shot) and evaluate one cell; skipped if ``done.json`` exists. Returns its record."""
+    """Train (unless zero-shot) and evaluate one cell; skipped if ``done.json`` exists. Returns its record.
+
+    Runs under the cell directory's lock; raises :class:`CellBusy` when another live process holds it, or holds the
+    training this cell shares (a merged or centred variant's, in the directory of the cell without them)."""
+    with _held(cell_dir, "study"):
+        return _run_cell(cfg, cell, cell_dir, cache_dir, show_progress)
+
+
+def _run_cell(
+    cfg: StudyConfig, cell: Cell, cell_dir: Path, cache_dir: Path | None, show_progress: bool
+) -> dict[str, Any]:
     done = cell_dir / "done.json"
     settings = cell_settings(cfg, cell, cell_dir)
     old_eval, new_eval = _check_same_settings(cell_dir / "cell.json", settings), _as_json(settings["eval"])
@@ -119,10 +185,12 @@ def run_cell(
     model_ref = cell.model
     train_dir = cell_dir / "train"
     if settings["train"] is not None:
-        model_ref, timing["train_s"] = _train_cell(settings["train"], show_progress)
         train_dir = Path(settings["train"]["out"])
-        if cell.merge is not None:
-            model_ref = _merged(model_ref, cell.model, cell.merge, train_dir / f"merged-{cell.merge:g}")
+        # Training (and a merge beside it) is shared with this cell's variants, which other processes may run.
+        with _held(train_dir.parent, "study training", name=TRAIN_LOCK):
+            model_ref, timing["train_s"] = _train_cell(settings["train"], show_progress)
+            if cell.merge is not None:
+                model_ref = _merged(model_ref, cell.model, cell.merge, train_dir / f"merged-{cell.merge:g}")
     timing["eval_s"] = {}
     for ds, opts in settings["eval"].items():
         timing["eval_s"][ds] = _evaluate_cell(
@@ -183,14 +251,20 @@ def _without(settings: dict[str, Any], train_keys: set[str]) -> dict[str, Any]:
 
 
 def describe_study(config_path: Path, out_dir: Path | None = None) -> str:
-    """One line per cell with its status (done / started / to do): what ``run_study`` would do, without running."""
+    """One line per cell with its status (done / running / started / to do): what ``run_study`` would do, without
+    running. ``running``: a live study process holds the cell (its pid and host follow the cell id)."""
     cfg = load_study_config(Path(config_path))
     out = Path(out_dir or cfg.out or Path("runs") / "studies" / cfg.name)
     lines = []
     for cell in expand_grid(cfg):
         d = out / "cells" / cell.cell_id
-        status = "done" if (d / "done.json").is_file() else "started" if d.is_dir() else "to do"
-        lines.append(f"{status:8} {cell.cell_id}")
+        holder = lock_holder(d)
+        status = ("done" if (d / "done.json").is_file() else "running" if holder else "started" if d.is_dir()
+                  else "to do")  # fmt: skip
+        where = ""
+        if holder and status == "running":
+            where = f"  (pid {holder.get('pid', '?')} on {holder.get('host', '?')})"
+        lines.append(f"{status:8} {cell.cell_id}{where}")
     return "\n".join([f"{cfg.name}: {len(lines)} cells in {out}", *lines])
 
 
@@ -244,7 +318,7 @@ def _evaluate_cell(
     timing_file = eval_dir / "eval_time.json"
     if timing_file.is_file():
         return json.loads(timing_file.read_text(encoding="utf-8"))["eval_s"]
-    clear_stale_tmp(eval_dir)  # a killed run's; the study lock rules out a live writer
+    clear_stale_tmp(eval_dir)  # a killed run's; the cell's lock rules out a live writer
     start = time.perf_counter()
     with atomic_dir(eval_dir) as tmp:
         evaluate(model_ref, dataset, data_dir=data_dir, out_dir=tmp, cache_dir=cache_dir,
