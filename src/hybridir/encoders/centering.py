@@ -19,7 +19,7 @@ acts on vectors, never inside the model: one encoding serves every mode and weig
 
 Example::
 
-    enc = Encoder(load_encoder("e5-small"), centering=Centering.parse("center:0.5"))
+    enc = Encoder(load_encoder("e5-small"), centering=Centering("center:0.5"))
     q = enc(["wie hoch ist der Everest?"], "query", langs=["de"])   # centred with German's mean query vector
     enc.centering.describe()                                       # what results.json records
 """
@@ -245,10 +245,6 @@ class Centering:
         self.source, self.data_dir, self.cache, self.n = source, data_dir, cache, n
         self.missing: set[str] = set()
         self.computed: set[str] = set()
-
-    @classmethod
-    def parse(cls, spec: str | CenteringSpec | None, **kwargs: Any) -> Centering:
-        return cls(spec, **kwargs)
 
     @property
     def active(self) -> bool:
