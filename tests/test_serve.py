@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_index import PASSAGES, write_jsonl
 
+from hybridir.encoders.centering import DEFAULT
 from hybridir.index import build_index
 from hybridir.search import Searcher
 from hybridir.serve import create_app
@@ -59,11 +60,11 @@ def test_the_switch_scores_language_neutrally_and_keeps_the_bar_before(app):
     from starlette.testclient import TestClient
 
     client = TestClient(app)
-    assert client.get("/api/indexes").json()["centering"] == "center:0.5"
+    assert client.get("/api/indexes").json()["centering"] == DEFAULT
     plain = client.get("/api/search", params={"q": "Hauptstadt von Deutschland", "k": 8}).json()
     body = client.get("/api/search", params={"q": "Hauptstadt von Deutschland", "k": 8, "centering": 1}).json()
     for before, after in zip(plain["results"], body["results"], strict=True):
-        assert after["centering"] == "center:0.5" and before["centering"] == "none" and "before" not in before
+        assert after["centering"] == DEFAULT and before["centering"] == "none" and "before" not in before
         assert after["before"] == {k: before[k] for k in ("same_language", "languages")}
         assert sorted(h["id"] for h in after["hits"]) == sorted(h["id"] for h in before["hits"])  # all 8 passages
         assert [h["score"] for h in after["hits"]] != [h["score"] for h in before["hits"]]
@@ -149,7 +150,7 @@ def test_page_in_a_headless_browser_shows_two_result_lists_and_language_bars(ser
         WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".langbar")) == 4)
         for column in browser.find_elements(By.CSS_SELECTOR, "section.index"):
             whens = [b.get_attribute("data-when") for b in column.find_elements(By.CSS_SELECTOR, ".langbar")]
-            assert whens == ["before", "after (center:0.5)"]
+            assert whens == ["before", f"after ({DEFAULT})"]
         assert "centering=1" in browser.current_url
         assert browser.save_screenshot(str(tmp_path / "page.png"))
     finally:

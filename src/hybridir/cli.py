@@ -291,8 +291,8 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on, 1-65535 (default 8000)")
-    v.add_argument("--centering", type=_centering, default="center:0.5", metavar="MODE[:LAMBDA]",
-                   help="what the page's language-neutral switch scores with (default: center:0.5)")
+    v.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+                   help="what the page's language-neutral switch scores with (default: the dev-chosen default)")
     v.set_defaults(func=_serve)
 
 

@@ -26,11 +26,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .encoders.centering import DEFAULT
 from .search import Hit, Searcher, describe, snippet
 
 MAX_K = 100
-#: what the page's switch scores with unless ``serve --centering`` says otherwise
-SWITCH = "center:0.5"
 
 
 def _mix(hits: list[Hit], query_lang: str) -> dict[str, Any]:
@@ -59,10 +58,10 @@ def _results(pair: tuple[Searcher, Searcher], lock: threading.Lock, query: str, 
     }
 
 
-def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centering: str = SWITCH) -> Any:
+def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centering: str | None = None) -> Any:
     """The Starlette app over one or two indexes (folders or ready :class:`Searcher` objects); the page's switch
-    scores them with ``centering`` (:mod:`hybridir.encoders.centering`) and shows the language bar before and
-    after."""
+    scores them with ``centering`` (default: :data:`~hybridir.encoders.centering.DEFAULT`) and shows the language
+    bar before and after."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse
@@ -70,6 +69,7 @@ def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centeri
 
     from .corpus import detect_languages
 
+    centering = centering or DEFAULT
     loaded = [s if isinstance(s, Searcher) else Searcher(Path(s)) for s in indexes]
     searchers = [(s.scored_as("none"), s.scored_as(centering)) for s in loaded]
     locks = [threading.Lock() for _ in searchers]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -143,14 +144,24 @@ def row_dirs(row: Row, out: Path) -> list[Path]:
 BASELINES = ("xx", "xy", "mixed", "kd", "mono-ft")
 
 
+def _post_hoc(arm: str) -> tuple[str, str]:
+    """An arm label's post-hoc variants, (merge, centering): ``hybrid-0.5+m0.5+shift`` -> (``m0.5``, ``shift``)."""
+    parts = arm.split("+")[1:]
+    merge = next((p for p in parts if re.fullmatch(r"m[0-9.]+", p)), "")
+    return merge, next((p for p in parts if p != merge), "none")
+
+
 def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
-    """(hybrid-family row, baseline row) pairs: the :data:`BASELINES` of the same group and recipe, zero-shot of
-    the same model. Hybrid-family: hybrid and hybrid + distillation arms."""
+    """(hybrid-family row, baseline row) pairs: the :data:`BASELINES` of the same group, recipe and post-hoc
+    variants (merge, centering), zero-shot of the same model and centering. Hybrid-family: hybrid and hybrid +
+    distillation arms. A hybrid model centred is never tested against a baseline scored another way."""
     pairs = []
     for h in (r for r in rows if r.arm.startswith("hybrid")):
         for b in rows:
             same = (b.model, b.langset, b.steps, _recipe(b.arm)) == (h.model, h.langset, h.steps, _recipe(h.arm))
-            if (b.arm.partition("@")[0] in BASELINES and same) or (b.arm == "zero-shot" and b.model == h.model):
+            base, variants, hv = b.arm.split("+")[0].partition("@")[0], _post_hoc(b.arm), _post_hoc(h.arm)
+            baseline = base in BASELINES and same and variants == hv
+            if baseline or (base == "zero-shot" and b.model == h.model and variants[1] == hv[1]):
                 pairs.append((h, b))
     return pairs
 
