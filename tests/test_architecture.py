@@ -7,7 +7,7 @@ import ast
 import importlib
 from pathlib import Path
 
-from hybridir.benchmarks import BENCHMARKS, docs_table
+from hybridir.evaluation.benchmarks import BENCHMARKS, docs_table
 from hybridir.study.analyses import ANALYSES
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -69,9 +69,9 @@ def test_no_module_above_the_size_limit():
 
 
 def test_each_benchmark_and_analysis_is_a_file_of_its_name_in_its_registry():
-    bench_files = {p.stem for p in (PACKAGE / "benchmarks").glob("*.py")} - {"__init__", "base"}
+    bench_files = {p.stem for p in (PACKAGE / "evaluation" / "benchmarks").glob("*.py")} - {"__init__", "base"}
     assert {b.name.replace("-", "_") for b in BENCHMARKS} == bench_files
-    assert all(type(b).__module__ == f"hybridir.benchmarks.{b.name.replace('-', '_')}" for b in BENCHMARKS)
+    assert all(type(b).__module__ == f"hybridir.evaluation.benchmarks.{b.name.replace('-', '_')}" for b in BENCHMARKS)
     analysis_files = {p.stem for p in (PACKAGE / "study" / "analyses").glob("*.py")} - {"__init__", "tradeoff"}
     modules = [importlib.import_module(f"hybridir.study.analyses.{stem}") for stem in sorted(analysis_files)]
     assert {id(m.ANALYSIS) for m in modules} == {id(a) for a in ANALYSES}  # the trade-off is a figure, no section
@@ -79,4 +79,4 @@ def test_each_benchmark_and_analysis_is_a_file_of_its_name_in_its_registry():
 
 def test_docs_benchmark_table_is_the_registry():
     doc = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
-    assert docs_table() in doc, "paste: python -c 'import hybridir.benchmarks as b; print(b.docs_table())'"
+    assert docs_table() in doc, "paste: python -c 'import hybridir.evaluation.benchmarks as b; print(b.docs_table())'"

@@ -17,7 +17,7 @@ from hybridir.data.parallel import (
     load_squad,
 )
 from hybridir.data.sources import load_train_dev, load_training_data
-from hybridir.errors import ConfigError, DataError
+from hybridir.infra.errors import ConfigError, DataError
 
 LANGS = ("en", "de", "zh")
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset
 
-from hybridir.errors import ConfigError
-from hybridir.sampling import HybridBatchSampler, XXBatchSampler, XYBatchSampler, parse_key
+from hybridir.infra.errors import ConfigError
+from hybridir.training.sampling import HybridBatchSampler, XXBatchSampler, XYBatchSampler, parse_key
 
 
 def parallel_parts(sizes: dict[str, int], pairs: bool = True):

@@ -36,8 +36,8 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from ..files import atomic_write_text
+from ..infra.errors import ConfigError, DataError
+from ..infra.files import atomic_write_text
 from . import resolve_data_dir
 from .parallel import MMARCO_CONFIGS, TrainingData, load_pairs
 
@@ -87,7 +87,7 @@ def load_mmarco(languages: Sequence[str], data_dir: str | os.PathLike | None = N
     files = _resolve(languages, data_dir, Path(root) if root else None)
     stat = [(rel, str(p), p.stat().st_size, int(p.stat().st_mtime)) for rel, p in files.items()]
     key = hashlib.sha256(json.dumps([stat, list(languages), max_queries]).encode()).hexdigest()[:16]
-    from ..offline_e5 import cache_root
+    from ..encoders.offline_e5 import cache_root
 
     cached = cache_root() / "mmarco" / f"{key}.jsonl"
     if not cached.is_file():

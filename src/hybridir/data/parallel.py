@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..infra.errors import ConfigError, DataError
 from . import read_jsonl, resolve_data_dir
 from .languages import NTREX_CODES, XQUAD_LANGUAGES, check_language  # noqa: F401  (their former home)
 
@@ -200,7 +200,7 @@ class TrainingData:
         negative) for sentence-transformers' trainer, plus the dedup ids to give ``HybridBatchSampler``."""
         from datasets import Dataset, DatasetDict
 
-        from ..sampling import parse_key
+        from ..training.sampling import parse_key
 
         keys, pools, ids, _ = self.sampler_inputs(kinds)
         parts = {}

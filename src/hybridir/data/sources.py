@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, warn
+from ..infra.errors import ConfigError, DataError, warn
 from .mmarco import is_mmarco_dir, load_mmarco, parse_mmarco_spec
 from .parallel import (
     NTREX_CODES,

@@ -1,6 +1,7 @@
 """Study configuration: the YAML grid parsed and validated into :class:`StudyConfig`, its cells (:class:`Cell`) and
 what each cell trains with; the small helpers both the runner (:mod:`.runner`) and the summary (:mod:`.summary`)
-need. Neither of those imports the other. Datasets are the study-ready benchmarks of :mod:`hybridir.benchmarks`.
+need. Neither of those imports the other. Datasets are the study-ready benchmarks of
+:mod:`hybridir.evaluation.benchmarks`.
 
 Example::
 
@@ -22,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from ..benchmarks import lookup
 from ..data.flores import check_topics
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
 from ..data.parallel import ntrex_files
-from ..errors import ConfigError, DataError
+from ..evaluation.benchmarks import lookup
+from ..infra.errors import ConfigError, DataError
 from .validate import Validator, yaml_error
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
@@ -209,7 +210,7 @@ def load_study_config(path: Path) -> StudyConfig:
 
 def _check_train_configs(cfg: StudyConfig) -> None:
     """Build every cell's TrainConfig now, so a value training would refuse fails before hours of other cells."""
-    from ..train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     for cell in expand_grid(cfg):
         if (kwargs := train_kwargs(cfg, cell, Path("."))) is not None:
@@ -249,9 +250,9 @@ def _language_sets(value: Any, v: Validator, known: set[str]) -> dict[str, list[
 
 
 def _train_section(value: Any, v: Validator, where: str = "train") -> dict[str, Any]:
-    """Validate the ``train`` section (or a recipe) against :class:`hybridir.train_config.TrainConfig`'s fields and
+    """Validate the ``train`` section (or a recipe) against :class:`hybridir.training.config.TrainConfig`'s fields and
     their types. ``data`` may be a list of sources, list fields a list."""
-    from ..train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     section = v.mapping(value, where, set(fields) | _GRID_OWNED)
@@ -383,7 +384,7 @@ def _datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
 
 
 def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any] | None:
-    """The :class:`~hybridir.train_config.TrainConfig` arguments of a cell (None for zero-shot)."""
+    """The :class:`~hybridir.training.config.TrainConfig` arguments of a cell (None for zero-shot)."""
     if cell.sampler == "zero-shot":
         return None
     arm: dict[str, Any] = {

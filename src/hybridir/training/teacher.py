@@ -1,0 +1,72 @@
+"""Cached vectors of a frozen model for training: the distillation teacher's English targets and the starting
+model's cache of dev vectors. Both are keyed by the model's fingerprint, which the run's state keeps, so a resumed
+run reuses them and notices a teacher that changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.parallel import ParallelItem, TrainingData
+from ..encoders.models import fingerprint
+from ..infra.errors import DataError, ModelError
+from .losses import VectorCache, load_teacher, uses_teacher
+
+
+def start_cache(model: Any, state: dict[str, Any], cache_root: Path) -> VectorCache:
+    """The vector cache of the starting model (its dev vectors are the same in every run that starts from it);
+    its fingerprint is taken before the first step and kept in ``state`` (and so in the checkpoints)."""
+    if "start_fingerprint" not in state:
+        state["start_fingerprint"] = fingerprint(model)
+    return VectorCache(cache_root, state["start_fingerprint"])
+
+
+def pivot(item: ParallelItem) -> str | None:
+    """The language whose teacher vectors are an item's KD target: English, else its one language with a passage."""
+    if "en" in item.pairs and item.pairs["en"].passage:
+        return "en"
+    with_passage = [lang for lang, pair in item.pairs.items() if pair.passage]
+    return with_passage[0] if len(with_passage) == 1 else None
+
+
+def teacher_targets(cfg: Any, data: TrainingData, model: Any, state: dict[str, Any],
+                    cache_root: Path) -> np.ndarray | None:  # fmt: skip
+    """KD targets, (items, 2, dim): the teacher's vectors of every training item's English query (query prompt) and
+    passage (passage prompt), from the cache when there; None when the loss needs no teacher. An item without
+    English but with one language that has a passage (a Thai or Chinese QA question) is its own target, which holds
+    the student near the teacher there. The default teacher is the starting model: before the first step that is
+    ``model``; on resume it is loaded only if the cache lacks a text."""
+    if not uses_teacher(cfg):
+        return None
+    items = data.items
+    pivots = [pivot(it) for it in items]
+    if lacking := [it.id for it, lang in zip(items, pivots, strict=True) if lang is None]:
+        raise DataError(f"{data.source}: distillation needs the English side of every item (or one language with a "
+                        f"passage); {len(lacking)} lack it (e.g. {lacking[0]!r})")  # fmt: skip
+    name = cfg.teacher or cfg.model
+    fresh = cfg.teacher is None and state["step"] == 0
+    loaded: list[Any] = []
+
+    def teacher() -> Any:
+        if not loaded:
+            loaded.append(model if fresh else load_teacher(name))
+            fp = fingerprint(loaded[0])
+            if state.setdefault("teacher_fingerprint", fp) != fp:
+                raise ModelError(f"KD teacher {name!r} changed since this run started (fingerprint {fp}, "
+                                 f"was {state['teacher_fingerprint']}); use another --out")  # fmt: skip
+        return loaded[0]
+
+    if "teacher_fingerprint" not in state:
+        teacher()
+    cache = VectorCache(cache_root, state["teacher_fingerprint"])
+    q = cache.vectors([it.pairs[lang].query for it, lang in zip(items, pivots, strict=True)], "query",
+                      cfg.max_query_length, teacher)  # fmt: skip
+    p = cache.vectors([it.pairs[lang].passage for it, lang in zip(items, pivots, strict=True)], "passage",
+                      cfg.max_passage_length, teacher)  # fmt: skip
+    dim = model.get_embedding_dimension()
+    if q.shape[1] != dim:
+        raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")
+    return np.stack([q, p], axis=1)
