@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from hybridir.data.items import TrainingData
+from hybridir.data.languages import NTREX_CODES
 from hybridir.data.parallel import (
-    NTREX_CODES,
-    TrainingData,
     data_sources,
     load_aligned,
     load_flores_pairs,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+from hybridir.data.items import Pair, ParallelItem, TrainingData
 from hybridir.data.qa import answer_target, load_qa, sentence_spans
 from hybridir.data.sources import load_train_dev
 from hybridir.infra.errors import ConfigError, DataError

@@ -1,7 +1,7 @@
 """mMARCO (Bonifacio et al. 2021): MS MARCO passage ranking translated into 13 languages, parallel by id.
 
 The paper's training data. Passage ``pid`` and query ``qid`` are the same text in every language, so one training
-triple (query id, positive passage id, negative passage id) gives one :class:`~hybridir.data.parallel.ParallelItem`
+triple (query id, positive passage id, negative passage id) gives one :class:`~hybridir.data.items.ParallelItem`
 whose X-X pairs (query in X -> its positive in X), X-Y pairs (query in X -> the positive's translation in Y) and
 hard negatives (the triple's negative, in the passage's language) all come from the same ids.
 
@@ -39,7 +39,8 @@ from pathlib import Path
 from ..infra.errors import ConfigError, DataError
 from ..infra.files import atomic_write_text
 from . import resolve_data_dir
-from .parallel import MMARCO_CONFIGS, TrainingData, load_pairs
+from .items import TrainingData
+from .parallel import MMARCO_CONFIGS, load_pairs
 
 MMARCO_REPO = "unicamp-dl/mmarco"
 TRIPLES = "data/triples.train.ids.small.tsv"

@@ -40,7 +40,7 @@ import regex
 
 from ..infra.errors import ConfigError, DataError
 from . import json_object, resolve_data_dir
-from .parallel import Pair, ParallelItem, TrainingData, read_utf8
+from .items import Pair, ParallelItem, TrainingData, read_utf8
 
 TARGETS = ("sentence", "sentence-context", "passage")
 

@@ -179,7 +179,7 @@ def means_texts(lang: str, source: str = "default", data_dir: str | os.PathLike 
 
 
 def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
-    from ..data.parallel import _read_lines, ntrex_files
+    from ..data.parallel import ntrex_files, read_lines
 
     try:
         files = ntrex_files(data_dir)
@@ -192,7 +192,7 @@ def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple
         code = same[0] if len(same) == 1 else code
     if code not in files:
         return None
-    return _read_lines(files[code])[:n], str(files[code])
+    return read_lines(files[code])[:n], str(files[code])
 
 
 def _flores_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:

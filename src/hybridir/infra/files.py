@@ -19,7 +19,7 @@ from typing import Any
 from .errors import DiskSpaceError
 
 
-def _umask_mode() -> int:
+def umask_mode() -> int:
     """The mode a plain ``open()`` would give a new file (mkstemp's 0600 would hide results from other users)."""
     mask = os.umask(0)
     os.umask(mask)
@@ -50,7 +50,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, _umask_mode())
+            os.chmod(tmp, umask_mode())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -84,7 +84,7 @@ def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
         os.close(fd)
         try:
             fig.savefig(tmp, **kwargs)
-            os.chmod(tmp, _umask_mode())
+            os.chmod(tmp, umask_mode())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -46,7 +46,7 @@ from ..data.beir import doc_text
 from ..data.languages import check_language
 from ..encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans, corpus_means
 from ..infra.errors import ConfigError, DataError, one_line
-from ..infra.files import _umask_mode, atomic_dir, atomic_write_json
+from ..infra.files import atomic_dir, atomic_write_json, umask_mode
 from ..infra.integrity import file_sha256
 from ..infra.locks import DirLock
 from .corpus import Passage, check_detectable, corpus_files, detect_languages, read_corpus
@@ -146,7 +146,7 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
     langs.update(row_langs)
     vectors.flush()
     for path in (tmp, docs.name):
-        os.chmod(path, _umask_mode())  # mkstemp's 0600 would hide the index from other users
+        os.chmod(path, umask_mode())  # mkstemp's 0600 would hide the index from other users
     means = corpus_means(vectors, row_langs, plan["fingerprint"])
     means.save(out)
     kind = plan["index"]["type"]

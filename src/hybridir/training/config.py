@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.parallel import XQUAD_LANGUAGES, check_language, data_sources
+from ..data.languages import XQUAD_LANGUAGES, check_language
+from ..data.parallel import data_sources
 from ..data.qa import TARGETS
 from ..infra.errors import ConfigError, DataError
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.parallel import ParallelItem, TrainingData
+from ..data.items import ParallelItem, TrainingData
 from ..data.qa import QA_SOURCES
 from ..encoders.centering import Centering
 from .losses import VectorCache, encode

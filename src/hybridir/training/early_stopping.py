@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.parallel import TrainingData
+from ..data.items import TrainingData
 from ..infra.errors import ConfigError
 from ..infra.files import atomic_dir, atomic_write_json
 from .sampling import parse_key

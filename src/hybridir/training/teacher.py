@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.parallel import ParallelItem, TrainingData
+from ..data.items import ParallelItem, TrainingData
 from ..encoders.models import fingerprint
 from ..infra.errors import DataError, ModelError
 from .losses import VectorCache, load_teacher, uses_teacher
