@@ -138,11 +138,6 @@ def cpu_kind(features: frozenset[str]) -> str:
     return "avx2" if {"avx2", "fma"} <= features else "other"
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively, i.e. bf16 is fast, not emulated."""
-    return cpu_kind(cpu_features()) == "bf16"
-
-
 def candidates(packages: frozenset[str], features: frozenset[str]) -> list[str]:
     """The faithful paths for this CPU whose packages are installed, fastest first, ending with torch-fp32."""
     measured = FAITHFUL.get(cpu_kind(features), UNMEASURED)

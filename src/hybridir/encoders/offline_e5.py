@@ -38,7 +38,6 @@ MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles
 DTYPE_F32, DTYPE_Q4 = 0, 1
-N_TOKENIZER_PIECES = 250002  # pieces in XLM-R order; embedding rows past this are unused padding
 
 
 @dataclass

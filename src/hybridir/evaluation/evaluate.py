@@ -28,10 +28,7 @@ from ..encoders.encoding import Encoder
 from ..infra.errors import ConfigError
 from .benchmarks import Request, load
 from .bm25 import DESCRIPTION as BM25
-from .scoring.lareqa import evaluate_lareqa
-from .scoring.retrieval import FUSION, evaluate_retrieval
-
-__all__ = ["evaluate", "evaluate_lareqa", "evaluate_retrieval", "git_commit"]  # the protocols' former home
+from .scoring.retrieval import FUSION
 
 
 def _versions() -> dict[str, str | None]:

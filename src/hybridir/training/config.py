@@ -72,7 +72,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     merge: float = 1.0
     max_grad_norm: float = 1.0
-    temperature: float = 0.01  # chosen on QA dev data (RECIPE_DATA above); 0.05 before issue 18
+    temperature: float = 0.01  # chosen on QA dev data (RECIPE_DATA above)
     symmetric: bool = False
     centered: bool = False
     hard_negatives: bool = False
