@@ -243,7 +243,7 @@ def test_an_index_carries_its_corpus_means_and_searches_in_any_mode(tiny_model_d
 def test_centred_infonce_removes_running_language_means():
     import torch
 
-    from hybridir.training.centered_infonce import CenteredInfoNCE
+    from hybridir.training.losses.centered_infonce import CenteredInfoNCE
 
     torch.manual_seed(0)
     state: dict = {}

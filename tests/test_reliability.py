@@ -95,7 +95,7 @@ def test_damaged_embedding_shard_is_reported_once_and_recomputed(tiny_model, tmp
 
 
 def test_damaged_teacher_vector_cache_is_recomputed(tiny_model, tmp_path, capsys):
-    from hybridir.training.losses import VectorCache
+    from hybridir.training.teacher import VectorCache
 
     texts = ["one", "two", "three"]
     first = VectorCache(tmp_path, "fp").vectors(texts, "query", 16, lambda: tiny_model)

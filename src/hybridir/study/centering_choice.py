@@ -30,7 +30,7 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
     from ..encoders.models import load_encoder
     from ..training.config import RECIPE_DATA, RECIPE_LANGUAGES
     from ..training.dev_metrics import dev_metrics
-    from ..training.losses import VectorCache
+    from ..training.teacher import VectorCache
 
     _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, data_dir, dev_only="flores")
     assert dev is not None

@@ -14,11 +14,11 @@ from ..data.languages import XQUAD_LANGUAGES, check_language
 from ..data.parallel import data_sources
 from ..data.qa import TARGETS
 from ..infra.errors import ConfigError, DataError
+from .losses import LOSSES, uses_teacher
 
-#: the names of .sampling.SAMPLERS and .losses.LOSSES (tests/test_cli.py keeps them equal), here so
-#: that checking a training configuration, as `hybridir train` does before anything loads, needs no torch import
+#: the names of .sampling.SAMPLERS (tests/test_cli.py keeps them equal), here so that checking a training
+#: configuration, as `hybridir train` does before anything loads, needs no torch import
 SAMPLERS = ("hybrid", "xx", "xy")
-LOSSES = ("infonce", "kd")
 
 # The recipe chosen on QA dev data by the rule pre-registered in docs/studies.md (studies/recipe_search_qa.yaml,
 # reports/recipe_search_qa.md: "qa-t01"): question -> answer-sentence pairs of the three QA sets mixed with NTREX,
@@ -130,7 +130,7 @@ class TrainConfig:
         if not self.distill_weight >= 0 or (self.loss == "kd" and self.distill_weight):
             raise ConfigError(f"distill_weight must be >= 0 and adds KD to the infonce loss only, got "
                               f"{self.distill_weight} with loss {self.loss!r}")  # fmt: skip
-        if (self.loss == "kd" or self.distill_weight > 0) and "en" not in self.languages:  # losses.uses_teacher
+        if uses_teacher(self) and "en" not in self.languages:
             raise ConfigError("distillation targets the teacher's English vectors: languages must include 'en'")
         positive = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "save_every": self.save_every,
                     "temperature": self.temperature, "max_query_length": self.max_query_length,

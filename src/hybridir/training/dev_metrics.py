@@ -13,7 +13,7 @@ import numpy as np
 from ..data.items import ParallelItem, TrainingData
 from ..data.qa import QA_SOURCES
 from ..encoders.centering import Centering
-from .losses import VectorCache, encode
+from .teacher import VectorCache, encode
 
 DEV_KEYS = ("mono_map", "cross_map", "multi_map", "rank_distance")
 

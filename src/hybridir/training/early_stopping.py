@@ -1,6 +1,7 @@
 """Early stopping on a held-out loss, the hybrid-batch paper's model selection, with the best weights kept.
 
-Every ``eval_every`` steps the InfoNCE loss (with the run's hard negatives) is computed on fixed batches of the
+Every ``eval_every`` steps the objective's held-out loss (InfoNCE with the run's hard negatives unless the
+objective says otherwise, :meth:`~.losses.base.Objective.held_out_loss`) is computed on fixed batches of the
 *dev split of the training data*: for every X-X language and X-Y language pair, the dev items of that pool in
 batches of ``batch_size``. The same batches for every arm of a study (X-X, X-Y, hybrid), so the stopping points are
 comparable. A lower loss saves the weights to ``<out>/best/`` (safetensors, atomically); after
@@ -56,8 +57,6 @@ class EarlyStopping:
     """The held-out loss of a run (``hybridir.training.loop._Run``), its best weights and when to stop."""
 
     def __init__(self, run: Any) -> None:
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
         cfg = run.config
         if run.dev_data is None:
             raise ConfigError("eval_every: the training data has no dev split to compute the held-out loss on")
@@ -66,7 +65,7 @@ class EarlyStopping:
         self.batches = dev_batches(run.dev_data, cfg.batch_size, cfg.dev_max_items, cfg.hard_negatives)
         if not self.batches:
             raise ConfigError("eval_every: the dev split has no pool with two items (too small for one batch)")
-        self.loss = MultipleNegativesRankingLoss(run.model, scale=1.0 / cfg.temperature)
+        self.objective = run.objective
         self.state = run.state.setdefault("early_stopping", {"best_loss": None, "best_step": None, "bad_evals": 0,
                                                              "stopped": False, "history": []})  # fmt: skip
 
@@ -75,13 +74,13 @@ class EarlyStopping:
         return self.state["stopped"]
 
     def held_out_loss(self) -> float:
-        """Mean InfoNCE over the fixed dev batches (dropout off, no gradients)."""
+        """The objective's held-out loss, averaged over the fixed dev batches (dropout off, no gradients)."""
         was_training = self.model.training
         self.model.eval()
         total = count = 0.0
         with torch.no_grad():
             for cols in self.batches:
-                total += float(self.loss(self.features(cols), None)) * len(cols[0])
+                total += float(self.objective.held_out_loss(self.features(cols))) * len(cols[0])
                 count += len(cols[0])
         self.model.train(was_training)
         return total / count

@@ -44,7 +44,7 @@ from .checkpoints import checkpoints, prune, read_log, read_meta, restore, save_
 from .config import RESUMABLE_FIELDS, TrainConfig
 from .dev_metrics import dev_metrics
 from .early_stopping import EarlyStopping
-from .losses import Objective
+from .losses import build_objective
 from .sampling import SAMPLERS, parse_key
 from .summary import write_train_summary
 from .teacher import start_cache, teacher_targets
@@ -140,7 +140,7 @@ class _Run:
         self.sched = get_linear_schedule_with_warmup(self.opt, int(config.warmup_ratio * config.steps), config.steps)
         # Across processes, every rank's queries also see the other ranks' passages as negatives.
         self.state: dict[str, Any] = {"step": 0, "seconds": 0.0}
-        self.objective = Objective(self.model, config, gather_across_devices=_distributed(), state=self.state)
+        self.objective = build_objective(self.model, config, gather_across_devices=_distributed(), state=self.state)
         self.cache_root = Path(config.cache_dir) if config.cache_dir else self.out / "cache"
         self.labels: np.ndarray | None = None  # (items, 2, dim) teacher vectors of the English query and passage
         self.log: list[dict] = []
@@ -164,8 +164,7 @@ class _Run:
             raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
                               "use another --out or the same options")  # fmt: skip
         self.state = restore(self.ckpts[-1], self.opt, self.sched)
-        if self.objective.centered is not None:  # the running language means continue from the checkpoint's
-            self.objective.centered.state = self.state
+        self.objective.use_state(self.state)
         self.log = read_log(self.out, self.state["step"])
         prune(self.out, self.config.keep_checkpoints)
 
