@@ -39,22 +39,29 @@ def _full_disk_named(path: Path) -> Iterator[None]:
                              "was kept); free space and run the same command again to resume") from exc  # fmt: skip
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, then rename."""
-    path = Path(path)
+@contextmanager
+def _temp_beside(path: Path, stem: str, suffix: str) -> Iterator[tuple[int, str]]:
+    """A temporary file (descriptor, name) in ``path``'s directory, so that the rename stays on one file system;
+    when the block ends it becomes ``path`` with the mode a plain ``open()`` gives, or is removed on an error."""
     with _full_disk_named(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}.", suffix=suffix)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            yield fd, tmp
             os.chmod(tmp, umask_mode())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, then rename."""
+    path = Path(path)
+    with _temp_beside(path, path.name, ".tmp") as (fd, _), os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
@@ -78,17 +85,9 @@ def _json_default(obj: Any) -> Any:
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (PNG by default)."""
     path = Path(path)
-    with _full_disk_named(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
+    with _temp_beside(path, path.stem, path.suffix or ".png") as (fd, tmp):
         os.close(fd)
-        try:
-            fig.savefig(tmp, **kwargs)
-            os.chmod(tmp, umask_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        fig.savefig(tmp, **kwargs)
     return path
 
 
