@@ -31,7 +31,7 @@ from ..infra.errors import ConfigError, DataError
 from .validate import Validator, yaml_error
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
-SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
+ARMS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
 def dataset_languages(dataset: str) -> tuple[str, ...] | None:
     """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language benchmark)."""
     bench, spec = lookup(dataset)
@@ -65,7 +65,7 @@ _GRID_OWNED = {"model", "languages", "sampler", "alpha", "seed", "steps", "out",
 class Cell:
     """One point of the grid. Zero-shot cells have no language set, steps or seed (they do not train).
 
-    ``sampler`` is the arm's kind (one of :data:`SAMPLERS`); ``distill_weight`` is set for ``hybrid-kd``; ``lang``
+    ``sampler`` is the arm's kind (one of :data:`ARMS`); ``distill_weight`` is set for ``hybrid-kd``; ``lang``
     for ``mono-ft`` (the one language the cell trains on and is evaluated in); ``recipe`` names the grid's
     TrainConfig overrides (``grid.recipes``), None without them. ``merge`` and ``centering`` are post-hoc
     variants of a trained model (``grid.merge``, ``grid.centering``): a WiSE-FT merge with the start model, and
@@ -126,7 +126,7 @@ class StudyConfig:
     data_dir: Path | None = None
     cache_dir: Path | None = None  # evaluation embeddings; None = the user cache shared by every study
     models: list[str] = field(default_factory=lambda: ["e5-small"])
-    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
+    samplers: list[str] = field(default_factory=lambda: list(ARMS))
     alphas: list[float] = field(default_factory=lambda: [0.5])
     distill_weights: list[float] = field(default_factory=lambda: [1.0])
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -167,8 +167,8 @@ def load_study_config(path: Path) -> StudyConfig:
     cfg.models = v.str_list(grid.get("models", cfg.models), "grid.models")
     cfg.samplers = v.str_list(grid.get("samplers", cfg.samplers), "grid.samplers")
     for s in cfg.samplers:
-        if s not in SAMPLERS:
-            raise ConfigError(f"{path}: grid.samplers: unknown sampler {s!r}; use {', '.join(SAMPLERS)}")
+        if s not in ARMS:
+            raise ConfigError(f"{path}: grid.samplers: unknown sampler {s!r}; use {', '.join(ARMS)}")
     cfg.alphas = [v.alpha(a, "grid.alpha") for a in v.as_list(grid.get("alpha", cfg.alphas), "grid.alpha")]
     cfg.distill_weights = [v.positive(w, "grid.distill_weight")
                            for w in v.as_list(grid.get("distill_weight", cfg.distill_weights), "grid.distill_weight")]
