@@ -39,7 +39,9 @@ from hybridir.data.lareqa import lareqa_dir, load_lareqa
 from hybridir.data.miracl import load_miracl
 from hybridir.encoders.encoding import Encoder, choose_path, cpu_features, cpu_kind, installed
 from hybridir.encoders.models import load_encoder
-from hybridir.evaluation.evaluate import evaluate, evaluate_lareqa, evaluate_retrieval
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.evaluation.scoring.lareqa import evaluate_lareqa
+from hybridir.evaluation.scoring.retrieval import evaluate_retrieval
 from hybridir.infra.files import atomic_write_json
 
 PATHS = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8w", "openvino-int8", "torch-int8"]

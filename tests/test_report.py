@@ -17,7 +17,7 @@ META = {"model": {"name": "toy-model", "fingerprint": "abc123"}, "versions": {"p
 
 
 def _lareqa_results(tmp_path):
-    from hybridir.evaluation.evaluate import evaluate_lareqa
+    from hybridir.evaluation.scoring.lareqa import evaluate_lareqa
 
     es = load_lareqa(write_lareqa(tmp_path / "d", langs=("de", "en", "zh")))
     body, per_query = evaluate_lareqa(random_encoder, es, show_progress=False)
