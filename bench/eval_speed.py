@@ -7,13 +7,13 @@
 (b) full-protocol wall time over the time to encode the unique texts once (target <= 1.15).
 (c) encoding throughput and model FLOPs utilisation on real (non-padding) tokens against a float32 matmul
     peak measured in this run.
-(d) inference paths (``hybridir.encoding``) on the same texts, XQuAD-R candidate sentences and MIRACL-yo
+(d) inference paths (``hybridir.encoders.encoding``) on the same texts, XQuAD-R candidate sentences and MIRACL-yo
     passages: texts/s of each path, its ratio to sentence-transformers fp32 (``model.encode``), timed in
     interleaved rounds (best round kept); faithfulness as cosine to fp32 and as the metric difference on real
     slices: XQuAD-R mono / cross / multi mAP (``--paths-languages``, complete pools) and MIRACL-yo nDCG@10
     (every query against a pool of the judged passages plus ``--miracl-sample`` random ones). ONNX Runtime
     fp32 / dynamic int8 are measured too with ``--onnx`` (not a hybridir path). The CPU's features, its kind and
-    ``auto``'s choice on it are printed beside the table: its rows feed ``hybridir.encoding.FAITHFUL``.
+    ``auto``'s choice on it are printed beside the table: its rows feed ``hybridir.encoders.encoding.FAITHFUL``.
 
 Usage::
 
@@ -37,10 +37,12 @@ import torch
 from hybridir.data import resolve_data_dir
 from hybridir.data.lareqa import lareqa_dir, load_lareqa
 from hybridir.data.miracl import load_miracl
-from hybridir.encoding import Encoder, choose_path, cpu_features, cpu_kind, installed
-from hybridir.evaluation import evaluate, evaluate_lareqa, evaluate_retrieval
-from hybridir.files import atomic_write_json
-from hybridir.models import load_encoder
+from hybridir.encoders.encoding import Encoder, choose_path, cpu_features, cpu_kind, installed
+from hybridir.encoders.models import load_encoder
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.evaluation.scoring.lareqa import evaluate_lareqa
+from hybridir.evaluation.scoring.retrieval import evaluate_retrieval
+from hybridir.infra.files import atomic_write_json
 
 PATHS = ["torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-int8w", "openvino-int8", "torch-int8"]
 
@@ -108,7 +110,7 @@ def onnx_paths(model, tmp: Path) -> dict:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from hybridir.encoding import _TokenEmbeddings
+    from hybridir.encoders.encoding import _TokenEmbeddings
 
     fp32, int8 = tmp / "model.onnx", tmp / "model-int8.onnx"
     ex = model.preprocess(["passage: example text", "short"])

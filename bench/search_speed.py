@@ -39,15 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from hybridir.corpus import read_corpus
 from hybridir.data import resolve_data_dir
 from hybridir.data.beir import doc_text
 from hybridir.data.miracl import read_topics
-from hybridir.encoding import Encoder
-from hybridir.files import atomic_write_json, atomic_write_text
-from hybridir.index import Index, build_index
-from hybridir.models import load_encoder
-from hybridir.search import Searcher
+from hybridir.encoders.encoding import Encoder
+from hybridir.encoders.models import load_encoder
+from hybridir.infra.files import atomic_write_json, atomic_write_text
+from hybridir.retrieval.corpus import read_corpus
+from hybridir.retrieval.index import Index, build_index
+from hybridir.retrieval.search import Searcher
 
 
 def peak_rss_mb() -> float:

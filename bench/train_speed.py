@@ -2,7 +2,7 @@
 
 Each configuration runs in its own subprocess (so peak RSS is its own) on the same model, NTREX X-X pairs and
 batch size:
-- ``hybridir``: ``hybridir.training.train`` (frozen word embedding by default, 32/128-token queries/passages);
+- ``hybridir``: ``hybridir.training.loop.train`` (frozen word embedding by default, 32/128-token queries/passages);
 - ``st``: ``SentenceTransformerTrainer`` + ``MultipleNegativesRankingLoss`` (one max length for both columns);
 - ``gradcache``: hybridir with ``--gc-batch`` (default 256) through GradCache mini-batches, for peak memory.
 Useful MFU counts real (non-padding) tokens only: 6 x non-embedding parameters x tokens plus attention, per step,
@@ -44,7 +44,7 @@ def matmul_peak(threads: int, n: int = 2048, reps: int = 10) -> float:
 
 
 def run_hybridir(args: argparse.Namespace, batch: int, mini: int | None) -> dict:
-    from hybridir.training import TrainConfig, train
+    from hybridir.training.loop import TrainConfig, train
 
     out = Path(tempfile.mkdtemp(prefix="bench-hybridir-"))
     cfg = TrainConfig(model=args.model, languages=args.languages.split(","), sampler="xx", steps=args.steps,
@@ -72,8 +72,8 @@ def run_st(args: argparse.Namespace) -> dict:
     from transformers import TrainerCallback
 
     from hybridir.data.parallel import load_ntrex
-    from hybridir.models import load_encoder
-    from hybridir.training import TrainConfig
+    from hybridir.encoders.models import load_encoder
+    from hybridir.training.loop import TrainConfig
 
     data = load_ntrex(args.languages.split(","))
     lang = data.languages[0]
@@ -112,7 +112,7 @@ def run_st(args: argparse.Namespace) -> dict:
 
 def quality(model_dir: str, args: argparse.Namespace) -> dict:
     """XQuAD-R mAP of a trained model on a slice (complete pools of the chosen languages)."""
-    from hybridir.evaluation import evaluate
+    from hybridir.evaluation.evaluate import evaluate
 
     langs = args.quality_languages.split(",")
     res = evaluate(model_dir, "xquad-r", languages=langs, max_questions=args.quality_questions, plots=False,
@@ -136,7 +136,7 @@ def child(args: argparse.Namespace) -> None:
 
 def useful_flops(model_name: str, tokens: float, seq: int) -> float:
     """6 x non-embedding params x tokens (forward + backward) + attention 12 x layers x d x seq x tokens."""
-    from hybridir.models import load_encoder
+    from hybridir.encoders.models import load_encoder
 
     model = load_encoder(model_name, device="cpu")
     auto = model[0].auto_model
@@ -191,7 +191,7 @@ def main() -> None:
         for name in ("hybridir", "st"):
             results[name]["xquad_r"] = quality(results[name]["model_dir"], args)
         results["map_diff_vs_st"] = {k: hyb["xquad_r"][k] - results["st"]["xquad_r"][k] for k in hyb["xquad_r"]}
-    from hybridir.files import atomic_write_json, atomic_write_text
+    from hybridir.infra.files import atomic_write_json, atomic_write_text
 
     out = Path(args.out)
     atomic_write_json(out / "train_speed.json", results)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from hybridir.data import resolve_data_dir
 from hybridir.data.lareqa import load_lareqa
-from hybridir.files import atomic_write_text
-from hybridir.index import build_index
-from hybridir.serve import create_app
+from hybridir.infra.files import atomic_write_text
+from hybridir.retrieval.index import build_index
+from hybridir.retrieval.serve import create_app
 
 
 def write_corpus(languages: list[str], path: Path, data_dir: Path | None) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from hybridir.files import atomic_write_text
+from hybridir.infra.files import atomic_write_text
 from hybridir.study import expand_grid, load_study_config
 
 SETTINGS = (("mono_map", "mono"), ("cross_map", "cross"), ("multi_map", "multi"))

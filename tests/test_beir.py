@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hybridir.data.beir import load_beir, read_qrels
-from hybridir.errors import DataError
-from hybridir.evaluation import evaluate
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.infra.errors import DataError
 
 
 def write_beir(folder: Path, n_docs: int = 12, gz: bool = False) -> Path:

@@ -8,9 +8,9 @@ import unicodedata
 import numpy as np
 import pytest
 
-from hybridir.bm25 import bm25_search, tokenize
 from hybridir.data.evalset import EvalSet
-from hybridir.scoring.retrieval import retrieval_runs, run_metrics
+from hybridir.evaluation.bm25 import bm25_search, tokenize
+from hybridir.evaluation.scoring.retrieval import retrieval_runs, run_metrics
 
 
 def test_tokenize_folds_latin_diacritics_and_splits_unspaced_scripts():

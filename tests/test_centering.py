@@ -18,8 +18,8 @@ from hybridir.encoders.centering import (
     means_texts,
 )
 from hybridir.encoders.means import compute_means
-from hybridir.errors import ConfigError, ModelError
-from hybridir.evaluation import evaluate
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.infra.errors import ConfigError, ModelError
 from hybridir.study.centering_choice import CANDIDATES, decide
 
 
@@ -115,8 +115,8 @@ def test_a_model_folder_carries_its_means(tiny_model_dir, data_root, tmp_path):
 
 
 def test_training_writes_means_into_the_model(tiny_model_dir, data_root, tmp_path):
-    from hybridir.models import fingerprint, load_encoder
-    from hybridir.training import write_means
+    from hybridir.encoders.models import fingerprint, load_encoder
+    from hybridir.training.loop import write_means
 
     model = load_encoder(str(tiny_model_dir), device="cpu")
     write_means(model, ["en", "zh", "tw"], tmp_path, data_dir=data_root)  # Twi: no text in NTREX or FLORES
@@ -127,7 +127,7 @@ def test_training_writes_means_into_the_model(tiny_model_dir, data_root, tmp_pat
 def test_bad_means_files_are_one_line_and_change_nothing(tiny_model_dir, data_root, tmp_path, capsys):
     import shutil
 
-    from hybridir.models import load_encoder
+    from hybridir.encoders.models import load_encoder
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
@@ -195,7 +195,7 @@ def test_study_variants_share_one_training(tmp_path):
 
 
 def test_centering_without_languages_is_a_programming_error(tiny_model):
-    from hybridir.encoding import Encoder
+    from hybridir.encoders.encoding import Encoder
 
     enc = Encoder(tiny_model, show_progress=False, centering=Centering("shift"))
     with pytest.raises(ValueError, match="language of every text"):
@@ -209,8 +209,8 @@ def test_an_index_carries_its_corpus_means_and_searches_in_any_mode(tiny_model_d
     center also moves the query by its language's mean; an hnsw index is built for one mode and refuses another."""
     from test_index import PASSAGES, write_jsonl
 
-    from hybridir.index import build_index, load_index
-    from hybridir.search import Searcher
+    from hybridir.retrieval.index import build_index, load_index
+    from hybridir.retrieval.search import Searcher
 
     corpus = write_jsonl(tmp_path / "c.jsonl", [p | {"lang": p["id"][:2]} for p in PASSAGES])
     build_index(tiny_model_dir, corpus, tmp_path / "idx", show_progress=False, centering="shift")
@@ -243,7 +243,7 @@ def test_an_index_carries_its_corpus_means_and_searches_in_any_mode(tiny_model_d
 def test_centred_infonce_removes_running_language_means():
     import torch
 
-    from hybridir.centered_infonce import CenteredInfoNCE
+    from hybridir.training.losses.centered_infonce import CenteredInfoNCE
 
     torch.manual_seed(0)
     state: dict = {}

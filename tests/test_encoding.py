@@ -7,9 +7,9 @@ import builtins
 import numpy as np
 import pytest
 
-from hybridir import encoding
-from hybridir.encoding import FAITHFUL, Encoder, choose_path, cpu_features, cpu_kind, installed, resolve_path
-from hybridir.errors import ConfigError
+from hybridir.encoders import encoding
+from hybridir.encoders.encoding import FAITHFUL, Encoder, choose_path, cpu_features, cpu_kind, installed, resolve_path
+from hybridir.infra.errors import ConfigError
 
 TEXTS = [f"sentence {i} " + "word " * (i % 13) for i in range(40)] + ["Die Katze", "猫在桌子上", "x"]
 needs_openvino = pytest.mark.skipif("openvino" not in installed(), reason="pip install openvino")

@@ -11,11 +11,11 @@ from test_lareqa import write_lareqa
 
 from hybridir.data.evalset import EvalSet
 from hybridir.data.lareqa import load_lareqa
-from hybridir.encoding import Encoder
-from hybridir.evaluation import evaluate
-from hybridir.metrics import average_precision
-from hybridir.scoring.lareqa import evaluate_lareqa
-from hybridir.scoring.retrieval import evaluate_retrieval, search
+from hybridir.encoders.encoding import Encoder
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.evaluation.metrics import average_precision
+from hybridir.evaluation.scoring.lareqa import evaluate_lareqa
+from hybridir.evaluation.scoring.retrieval import evaluate_retrieval, search
 
 
 class OracleEncoder:
@@ -181,9 +181,9 @@ def test_e5_small_on_real_xquad_r_slice(tmp_path, data_root, e5_small):
 
 
 def test_dataset_names_and_data_dir_errors(tmp_path, monkeypatch):
-    from hybridir.benchmarks import Request, load
     from hybridir.data import resolve_data_dir
-    from hybridir.errors import ConfigError, DataError
+    from hybridir.evaluation.benchmarks import Request, load
+    from hybridir.infra.errors import ConfigError, DataError
 
     with pytest.raises(ConfigError, match="unknown dataset 'squad'"):
         load("squad")

@@ -36,7 +36,7 @@ _ZYGOTE = r"""
 import json, os, sys, traceback
 import torch
 torch.set_num_threads(1)
-import sentence_transformers, hybridir.cli, hybridir.training, hybridir.evaluation, hybridir.study  # noqa
+import sentence_transformers, hybridir.cli, hybridir.training.loop, hybridir.evaluation.evaluate, hybridir.study  # noqa
 for line in sys.stdin:
     req = json.loads(line)
     pid = os.fork()

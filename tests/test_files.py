@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from hybridir import files
+from hybridir.infra import files
 
 
 def test_json_with_numpy_and_readable_mode(tmp_path):

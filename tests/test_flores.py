@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from hybridir.benchmarks.flores import load_flores_task, training_record
 from hybridir.cli import main
 from hybridir.data.flores import TOPICS, flores_codes, resource_levels
-from hybridir.errors import ConfigError, DataError
-from hybridir.metrics import rank_relevant, trec_eval_per_query
-from hybridir.scoring.bitext import PIVOT, evaluate_flores
+from hybridir.evaluation.benchmarks.flores import load_flores_task, training_record
+from hybridir.evaluation.metrics import rank_relevant, trec_eval_per_query
+from hybridir.evaluation.scoring.bitext import PIVOT, evaluate_flores
+from hybridir.infra.errors import ConfigError, DataError
 from hybridir.study.runner import cell_metrics
 
 
@@ -184,8 +184,8 @@ eval: {datasets: {flores: {languages: [de, yo], in_domain_topics: [travel]}}}
 
 
 def test_a_model_trained_on_flores_topics_reports_its_groups(tmp_path, data_root, tiny_model_dir):
-    from hybridir.evaluation import evaluate
-    from hybridir.training import TrainConfig, train
+    from hybridir.evaluation.evaluate import evaluate
+    from hybridir.training.loop import TrainConfig, train
 
     final = train(TrainConfig(model=str(tiny_model_dir), data="flores", data_dir=str(data_root), sampler="xy",
                               languages=["de", "en"], train_topics=["travel"], steps=2, batch_size=4,

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from hybridir.cli import main
-from hybridir.corpus import read_corpus
-from hybridir.errors import ConfigError, DataError
-from hybridir.index import build_index, load_index
+from hybridir.infra.errors import ConfigError, DataError
+from hybridir.retrieval.corpus import read_corpus
+from hybridir.retrieval.index import build_index, load_index
 
 REPO = Path(__file__).resolve().parents[1]
 PASSAGES = [
@@ -51,8 +51,8 @@ def test_build_stores_vectors_ids_texts_languages_and_manifest(tiny_model_dir, c
     assert stats["shards_encoded"] == 3 and stats["shards_reused"] == 0
     idx = load_index(tmp_path / "idx")
     m = idx.manifest
-    from hybridir.encoding import Encoder
-    from hybridir.models import load_encoder
+    from hybridir.encoders.encoding import Encoder
+    from hybridir.encoders.models import load_encoder
 
     auto = Encoder(load_encoder(str(tiny_model_dir), device="cpu")).path  # what auto picks on this CPU
     assert (m["count"], m["dim"], m["index"]["type"], m["inference_path"]) == (8, 32, "flat", auto)
@@ -115,7 +115,7 @@ def test_an_index_of_another_model_is_refused(tiny_model_dir, tmp_path, corpus):
 
 
 def test_a_second_build_into_a_folder_in_use_is_a_one_line_error(tiny_model_dir, corpus, tmp_path, capsys):
-    from hybridir.locks import DirLock
+    from hybridir.infra.locks import DirLock
 
     with DirLock(tmp_path / "idx", "index"):
         assert main(["index", "--model", str(tiny_model_dir), "--corpus", str(corpus), "--out",

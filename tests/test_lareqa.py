@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hybridir.data.lareqa import load_lareqa
-from hybridir.errors import DataError
+from hybridir.infra.errors import DataError
 
 
 def lareqa_doc(lang: str, n_par: int = 3, n_sent: int = 3, skip: set[int] | None = None) -> dict:

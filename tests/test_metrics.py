@@ -7,7 +7,7 @@ import pytest
 import pytrec_eval
 import torch
 
-from hybridir.metrics import (
+from hybridir.evaluation.metrics import (
     average_precision,
     ndcg,
     paired_test,

@@ -12,13 +12,13 @@ import pytest
 import pytrec_eval
 from test_lareqa import write_lareqa
 
-from hybridir.benchmarks import Request, load, lookup
 from hybridir.cli import main
 from hybridir.data.miracl import JUDGED_SAMPLE, load_miracl
-from hybridir.encoding import Encoder
-from hybridir.errors import ConfigError, DataError, ModelError
-from hybridir.evaluation import evaluate
-from hybridir.scoring.retrieval import bm25_retriever, dense_retriever, retrieval_runs
+from hybridir.encoders.encoding import Encoder
+from hybridir.evaluation.benchmarks import Request, load, lookup
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.evaluation.scoring.retrieval import bm25_retriever, dense_retriever, retrieval_runs
+from hybridir.infra.errors import ConfigError, DataError, ModelError
 
 TREC = tuple[str, str, int]  # qid, docid, grade
 
@@ -112,7 +112,7 @@ def test_empty_or_non_model_directory_is_a_model_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "README.txt").write_text("not a model")
-    from hybridir.models import load_encoder
+    from hybridir.encoders.models import load_encoder
 
     with pytest.raises(ModelError, match=r"empty: an empty directory: no modules\.json .* or config\.json"):
         load_encoder(tmp_path / "empty")

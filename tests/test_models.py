@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hybridir.errors import ModelError
-from hybridir.models import fingerprint, load_encoder
+from hybridir.encoders.models import fingerprint, load_encoder
+from hybridir.infra.errors import ModelError
 
 
 def test_unknown_name_lists_choices():
@@ -64,7 +64,7 @@ def test_fingerprint_changes_with_weights(tiny_model_dir):
 def test_merge_weights_refuses_a_model_of_another_shape(tiny_model_dir):
     import torch
 
-    from hybridir.models import merge_weights
+    from hybridir.encoders.models import merge_weights
 
     model = load_encoder(str(tiny_model_dir))
     name, p = next(iter(model.named_parameters()))

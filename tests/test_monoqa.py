@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hybridir.data.monoqa import MONOQA_SETS, load_monoqa, load_qa_retrieval
-from hybridir.errors import DataError
+from hybridir.infra.errors import DataError
 
 
 def _squad(paragraphs: list[tuple[str, list[tuple[str, bool]]]]) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir import offline_e5
-from hybridir.errors import ModelError
+from hybridir.encoders import offline_e5
+from hybridir.infra.errors import ModelError
 
 # NTREX-128 files whose scripts differ from each other and from XQuAD-R's: with XQuAD-R's 11 languages (Arabic,
 # Latin, Greek, Devanagari, Cyrillic, Thai, Han) they give over 20 scripts. Left out on purpose: Thaana (div) and

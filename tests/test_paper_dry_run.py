@@ -20,10 +20,10 @@ from test_miracl import write_official
 
 from hybridir.cli import main
 from hybridir.data.mmarco import TRIPLES, load_mmarco, mmarco_files
-from hybridir.errors import DataError
-from hybridir.evaluation import evaluate
-from hybridir.sampling import parse_key
-from hybridir.training import TrainConfig, _Run, train
+from hybridir.evaluation.evaluate import evaluate
+from hybridir.infra.errors import DataError
+from hybridir.training.loop import TrainConfig, _Run, train
+from hybridir.training.sampling import parse_key
 
 LANGS = ["en", "de", "zh"]
 WORDS = ["river", "mountain", "city", "paper", "music", "garden", "winter", "market", "doctor", "window", "bread"]
@@ -144,8 +144,8 @@ def test_every_batch_has_its_hard_negatives(tmp_path, hub, tiny_xlmr):
 
 
 def test_early_stopping_restores_the_best_checkpoint(tmp_path, hub, tiny_xlmr, monkeypatch):
-    from hybridir.early_stopping import EarlyStopping
-    from hybridir.models import fingerprint, load_encoder
+    from hybridir.encoders.models import fingerprint, load_encoder
+    from hybridir.training.early_stopping import EarlyStopping
 
     losses, seen = iter([3.0, 2.0, 2.5, 2.7, 2.9]), {}
 

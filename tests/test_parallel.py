@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from hybridir.data.items import TrainingData
+from hybridir.data.languages import NTREX_CODES
 from hybridir.data.parallel import (
-    NTREX_CODES,
-    TrainingData,
     data_sources,
     load_aligned,
     load_flores_pairs,
@@ -17,7 +17,7 @@ from hybridir.data.parallel import (
     load_squad,
 )
 from hybridir.data.sources import load_train_dev, load_training_data
-from hybridir.errors import ConfigError, DataError
+from hybridir.infra.errors import ConfigError, DataError
 
 LANGS = ("en", "de", "zh")
 

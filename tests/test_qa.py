@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+from hybridir.data.items import Pair, ParallelItem, TrainingData
 from hybridir.data.qa import answer_target, load_qa, sentence_spans
 from hybridir.data.sources import load_train_dev
-from hybridir.errors import ConfigError, DataError
+from hybridir.infra.errors import ConfigError, DataError
 
 EN = "The Lozi kingdom has a king. The U.S. Army came in 1900 to the valley. Its capital is Lealui on the plain."
 
@@ -187,7 +187,7 @@ def test_source_weights_give_per_source_pools_and_weights():
 def test_sampler_weights_shift_the_key_choice():
     from torch.utils.data import ConcatDataset
 
-    from hybridir.sampling import HybridBatchSampler
+    from hybridir.training.sampling import HybridBatchSampler
 
     parts = [list(range(100)), list(range(100))]
     draws = {}
@@ -203,7 +203,7 @@ def test_sampler_weights_shift_the_key_choice():
 def test_qa_dev_figures_by_hand():
     """AfriQA-like items (Hausa question only, English twin -> English sentence) and a Thai item; two questions
     share one passage, which is one candidate. Vectors put every query on its passage except ha1 (rank 2)."""
-    from hybridir.dev_metrics import dev_metrics
+    from hybridir.training.dev_metrics import dev_metrics
     from tests.test_training import _FixedEncoder
 
     vec = {"h0": [1, 0, 0], "h1": [0.8, 0.6, 0], "e0": [1, 0, 0], "e1": [0, 1, 0], "s0": [1, 0, 0], "s1": [0, 1, 0],
@@ -223,7 +223,7 @@ def test_qa_dev_figures_by_hand():
 
 
 def test_train_config_new_fields_validate():
-    from hybridir.train_config import TrainConfig
+    from hybridir.training.config import TrainConfig
 
     assert TrainConfig(source_weights="iapp-th=3, afriqa:xy=100").weights_by_source == {"iapp-th": 3.0,
                                                                                          "afriqa:xy": 100.0}
@@ -235,7 +235,7 @@ def test_train_config_new_fields_validate():
 
 
 def test_the_default_is_the_recipe_chosen_on_qa_dev_and_auto_weights_follow_the_sources():
-    from hybridir.train_config import RECIPE_SOURCE_WEIGHTS, TrainConfig
+    from hybridir.training.config import RECIPE_SOURCE_WEIGHTS, TrainConfig
 
     default = TrainConfig()
     assert default.data == "ntrex+afriqa+iapp-th+cmrc-trial" and default.temperature == 0.01
@@ -252,9 +252,9 @@ def test_the_default_is_the_recipe_chosen_on_qa_dev_and_auto_weights_follow_the_
 
 
 def test_kd_pivot_and_frozen_lower_layers(tiny_model_dir):
-    from hybridir.models import load_encoder
-    from hybridir.teacher import pivot
-    from hybridir.training import _freeze_lower_layers
+    from hybridir.encoders.models import load_encoder
+    from hybridir.training.loop import _freeze_lower_layers
+    from hybridir.training.teacher import pivot
 
     assert pivot(ParallelItem("a", {"ha": Pair("q", ""), "en": Pair("q", "p")}, "g")) == "en"
     assert pivot(ParallelItem("t", {"th": Pair("q", "p")}, "g")) == "th"

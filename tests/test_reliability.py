@@ -16,11 +16,11 @@ from test_study import BASE, write_yaml
 from test_training import synthetic_folder, tiny_config
 
 from hybridir.cli import main
-from hybridir.encoding import Encoder
-from hybridir.errors import DiskSpaceError, LockError
-from hybridir.integrity import read_sealed, seal_dir, verified_dir, write_sealed
-from hybridir.locks import LOCK_NAME, DirLock
-from hybridir.training import train
+from hybridir.encoders.encoding import Encoder
+from hybridir.infra.errors import DiskSpaceError, LockError
+from hybridir.infra.integrity import read_sealed, seal_dir, verified_dir, write_sealed
+from hybridir.infra.locks import LOCK_NAME, DirLock
+from hybridir.training.loop import train
 
 
 def one_line_error(capsys, *words: str) -> str:
@@ -95,7 +95,7 @@ def test_damaged_embedding_shard_is_reported_once_and_recomputed(tiny_model, tmp
 
 
 def test_damaged_teacher_vector_cache_is_recomputed(tiny_model, tmp_path, capsys):
-    from hybridir.losses import VectorCache
+    from hybridir.training.teacher import VectorCache
 
     texts = ["one", "two", "three"]
     first = VectorCache(tmp_path, "fp").vectors(texts, "query", 16, lambda: tiny_model)
@@ -123,7 +123,7 @@ def test_export_folder_that_fails_its_manifest_is_rebuilt(tmp_path, capsys, how)
 
 
 def test_openvino_export_cache_is_rebuilt_when_corrupt(tiny_model, tmp_path, capsys):
-    from hybridir.encoding import openvino_available, openvino_model
+    from hybridir.encoders.encoding import openvino_available, openvino_model
 
     if not openvino_available():
         pytest.skip("openvino not installed")
@@ -143,7 +143,7 @@ Usage = namedtuple("Usage", "total used free")
 
 
 def test_training_checks_free_space_first(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("hybridir.space.shutil.disk_usage", lambda p: Usage(10**9, 10**9, 2**20))
+    monkeypatch.setattr("hybridir.infra.space.shutil.disk_usage", lambda p: Usage(10**9, 10**9, 2**20))
     data, out = synthetic_folder(tmp_path / "data"), tmp_path / "run"
     args = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--languages", "en,de,th", "--steps", "4",
             "--batch-size", "6", "--out", str(out), "--no-show-progress"]  # fmt: skip
@@ -153,7 +153,7 @@ def test_training_checks_free_space_first(tiny_model_dir, tmp_path, monkeypatch,
 
 
 def test_embedding_cache_checks_free_space_before_encoding(tiny_model, tmp_path, monkeypatch):
-    monkeypatch.setattr("hybridir.space.shutil.disk_usage", lambda p: Usage(10**9, 10**9, 1000))
+    monkeypatch.setattr("hybridir.infra.space.shutil.disk_usage", lambda p: Usage(10**9, 10**9, 1000))
     enc = Encoder(tiny_model, cache_dir=tmp_path / "cache", backend="torch", show_progress=False)
     with pytest.raises(DiskSpaceError, match=r"the embedding cache needs .* MB free, only 0.0 MB is free"):
         enc(["a", "b"], "query")
@@ -188,12 +188,12 @@ def test_enospc_in_a_checkpoint_leaves_nothing_half_written_and_the_rerun_resume
 
 
 def test_enospc_in_an_atomic_write_leaves_no_temporary(tmp_path, monkeypatch):
-    from hybridir.files import atomic_write_bytes
+    from hybridir.infra.files import atomic_write_bytes
 
     def fsync(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("hybridir.files.os.fsync", fsync)
+    monkeypatch.setattr("hybridir.infra.files.os.fsync", fsync)
     with pytest.raises(DiskSpaceError, match="no space left on device while writing x.bin"):
         atomic_write_bytes(tmp_path / "x.bin", b"data")
     assert list(tmp_path.iterdir()) == []
@@ -208,7 +208,7 @@ def test_a_real_full_filesystem(tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
-        from hybridir.files import atomic_write_bytes
+        from hybridir.infra.files import atomic_write_bytes
 
         atomic_write_bytes(mnt / "cache.npz", b"old")
         with pytest.raises(DiskSpaceError, match="small: no space left on device while writing cache.npz"):

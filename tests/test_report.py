@@ -9,7 +9,7 @@ from test_evaluation import random_encoder
 from test_lareqa import write_lareqa
 
 from hybridir.data.lareqa import load_lareqa
-from hybridir.report import render_markdown, write_run
+from hybridir.evaluation.report import render_markdown, write_run
 
 META = {"model": {"name": "toy-model", "fingerprint": "abc123"}, "versions": {"python": "3.11", "torch": "x"},
         "git_commit": None, "timing": {"encode_seconds": 1.0, "scoring_seconds": 0.5, "total_seconds": 2.0,
@@ -17,7 +17,7 @@ META = {"model": {"name": "toy-model", "fingerprint": "abc123"}, "versions": {"p
 
 
 def _lareqa_results(tmp_path):
-    from hybridir.evaluation import evaluate_lareqa
+    from hybridir.evaluation.scoring.lareqa import evaluate_lareqa
 
     es = load_lareqa(write_lareqa(tmp_path / "d", langs=("de", "en", "zh")))
     body, per_query = evaluate_lareqa(random_encoder, es, show_progress=False)

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset
 
-from hybridir.errors import ConfigError
-from hybridir.sampling import HybridBatchSampler, XXBatchSampler, XYBatchSampler, parse_key
+from hybridir.infra.errors import ConfigError
+from hybridir.training.sampling import HybridBatchSampler, XXBatchSampler, XYBatchSampler, parse_key
 
 
 def parallel_parts(sizes: dict[str, int], pairs: bool = True):
@@ -149,7 +149,7 @@ def test_plugs_into_sentence_transformers_trainer(tiny_model_dir, tmp_path):
     )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+    from hybridir.data.items import Pair, ParallelItem, TrainingData
 
     items = [ParallelItem(str(i), {lang: Pair(f"{lang} q {i}", f"{lang} passage {i}") for lang in ("en", "de")},
                           str(i)) for i in range(16)]  # fmt: skip

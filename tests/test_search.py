@@ -9,9 +9,9 @@ import pytest
 from test_index import PASSAGES, write_jsonl
 
 from hybridir.cli import main
-from hybridir.errors import ConfigError, DataError
-from hybridir.index import build_index
-from hybridir.search import Searcher, read_queries
+from hybridir.infra.errors import ConfigError, DataError
+from hybridir.retrieval.index import build_index
+from hybridir.retrieval.search import Searcher, read_queries
 
 QUERIES = [("q1", "capital of Germany"), ("q2", "Hauptstadt von Frankreich"), ("q3", "river from the Alps"),
            ("q4", "西班牙的首都")]  # fmt: skip
@@ -56,7 +56,7 @@ def test_run_file_scored_by_ranx_equals_evaluate(tiny_model_dir, beir, index, tm
     NTREX-128 (it reads no evaluation text), so their centred scores differ by design (docs/search.md)."""
     from ranx import Qrels, Run, evaluate
 
-    from hybridir.evaluation import evaluate as hybridir_evaluate
+    from hybridir.evaluation.evaluate import evaluate as hybridir_evaluate
 
     run = Searcher(index, centering="none").write_run(beir / "queries.jsonl", tmp_path / "run.trec")
     lines = run.read_text().splitlines()

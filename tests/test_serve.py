@@ -12,9 +12,9 @@ import pytest
 from test_index import PASSAGES, write_jsonl
 
 from hybridir.encoders.centering import DEFAULT
-from hybridir.index import build_index
-from hybridir.search import Searcher
-from hybridir.serve import create_app
+from hybridir.retrieval.index import build_index
+from hybridir.retrieval.search import Searcher
+from hybridir.retrieval.serve import create_app
 
 
 @pytest.fixture(scope="module")

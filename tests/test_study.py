@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hybridir import study
-from hybridir.errors import ConfigError
+from hybridir.infra.errors import ConfigError
 
 LANGS = ["ar", "de", "en", "zh"]
 
@@ -585,7 +585,7 @@ from pathlib import Path
 
 sys.path.insert(0, {tests!r})
 import conftest  # the fakes of the other tests, which monkeypatching cannot carry into another process
-import hybridir.evaluation, hybridir.training
+import hybridir.evaluation.evaluate, hybridir.training.loop
 from hybridir import study
 from hybridir.study import runner
 
@@ -619,7 +619,8 @@ def merged(model_ref, start, weight, out):  # the real merge loads two models
     return str(out)
 
 
-hybridir.training.train, hybridir.evaluation.evaluate, runner._merged, runner.WAIT_S = train, evaluate, merged, 0.2
+hybridir.training.loop.train, hybridir.evaluation.evaluate.evaluate = train, evaluate
+runner._merged, runner.WAIT_S = merged, 0.2
 (marks / f"ready@{{os.getpid()}}").touch()
 while len(list(marks.glob("ready@*"))) < 2:  # both start together, however slow the imports
     time.sleep(0.05)
@@ -672,7 +673,7 @@ def test_a_cell_another_process_holds_is_passed_over_and_run_once_it_is_released
     holds back the cells that share it (its variants) but not the others."""
     import os
 
-    from hybridir.locks import DirLock
+    from hybridir.infra.locks import DirLock
     from hybridir.study import runner
 
     path, out = write_yaml(tmp_path, VARIANTS.replace("  merge: [1, 0.5]\n", "")), tmp_path / "out"
@@ -697,9 +698,9 @@ def test_a_cell_another_process_holds_is_passed_over_and_run_once_it_is_released
         order.append(Path(out_dir).parent.parent.name)
         return fakes.evaluate(model, dataset, out_dir=out_dir, **kwargs)
 
-    import hybridir.evaluation
+    import hybridir.evaluation.evaluate
 
-    monkeypatch.setattr(hybridir.evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(hybridir.evaluation.evaluate, "evaluate", evaluate)
     monkeypatch.setattr(runner, "WAIT_S", 0.01)
     monkeypatch.setattr(runner.time, "sleep", release)
     study.run_study(path, out, show_progress=False)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hybridir.dev_metrics import dev_metrics
-from hybridir.errors import ConfigError
-from hybridir.training import TrainConfig, train
+from hybridir.infra.errors import ConfigError
+from hybridir.training.dev_metrics import dev_metrics
+from hybridir.training.loop import TrainConfig, train
 
 LANGS = ["en", "de", "th"]
 WORDS = [
@@ -102,7 +102,7 @@ def test_xx_sampler_on_monolingual_data_and_gradcache(tiny_model_dir, tmp_path):
 _CHILD = """
 import sys, torch
 torch.set_num_threads(1)
-from hybridir.training import TrainConfig, train
+from hybridir.training.loop import TrainConfig, train
 train(TrainConfig(**__import__("json").loads(sys.argv[1])))
 """
 
@@ -156,7 +156,7 @@ def test_two_cpu_processes_on_gloo_share_batches_and_stay_in_sync(tiny_model_dir
 
 
 def test_dev_metrics_rank_identical_texts_first(tiny_model):
-    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+    from hybridir.data.items import Pair, ParallelItem, TrainingData
 
     items = [ParallelItem(str(i), {lang: Pair(f"{w} {i}", f"{w} {i}") for lang in ("en", "de")}, str(i))
              for i, w in enumerate(WORDS)]  # fmt: skip
@@ -192,7 +192,7 @@ def test_real_ntrex_run_loss_goes_down_and_resumes_after_kill(data_root, tmp_pat
 def test_cli_arguments_mirror_the_config():
     import argparse
 
-    from hybridir.train_config import add_cli_arguments, config_from_args
+    from hybridir.training.config import add_cli_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_cli_arguments(parser)
@@ -223,7 +223,7 @@ class _FixedEncoder:
 def test_dev_metrics_mono_cross_multi_and_rank_distance_by_hand():
     """Two items in en/de. Every query finds its passage in its own language first; the de query of item 0 ranks
     item 1's en passage (and de passage) above its own en passage: de->en RR 1/2, multilingual ranks 1 and 4."""
-    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+    from hybridir.data.items import Pair, ParallelItem, TrainingData
 
     vec = {"qe0": [1, 0, 0], "qe1": [0, 1, 0], "qd0": [0.5, 0.5, 1], "qd1": [0, 1, 0.1],
            "pe0": [1, 0, 0], "pe1": [0.4, 1, 0], "pd0": [0.9, 0, 1], "pd1": [0, 1, 0.2]}  # fmt: skip
@@ -240,7 +240,7 @@ def test_dev_metrics_mono_cross_multi_and_rank_distance_by_hand():
 
 
 def test_bitext_dev_items_have_no_mono_and_never_find_themselves():
-    from hybridir.data.parallel import Pair, ParallelItem, TrainingData
+    from hybridir.data.items import Pair, ParallelItem, TrainingData
 
     vec = {"e0": [1, 0], "e1": [0, 1], "d0": [1, 0.1], "d1": [0.1, 1]}
     items = [ParallelItem(str(i), {"en": Pair(f"e{i}", f"e{i}"), "de": Pair(f"d{i}", f"d{i}")}, str(i),
@@ -275,7 +275,7 @@ def test_config_rules_for_flores_topics_and_distillation():
 
 
 def test_kd_teacher_that_cannot_be_loaded_says_so(tiny_model_dir, tmp_path):
-    from hybridir.errors import ModelError
+    from hybridir.infra.errors import ModelError
 
     data = synthetic_folder(tmp_path / "data")
     cfg = tiny_config(tiny_model_dir, data, tmp_path / "run", distill_weight=1.0, teacher=str(tmp_path / "nope"))
@@ -297,7 +297,7 @@ def test_kd_with_gradcache_moves_the_student_towards_the_teacher(tiny_model_dir,
 def test_hybrid_plus_distillation_resumes_exactly_from_the_teacher_cache(tiny_model_dir, tmp_path, monkeypatch):
     """A killed hybrid + KD run resumes with the same batches and losses, reading the teacher's vectors from its
     cache: the teacher is never loaded again."""
-    import hybridir.teacher as teacher
+    import hybridir.training.teacher as teacher
 
     data = synthetic_folder(tmp_path / "data")
     kw = dict(steps=12, save_every=4, distill_weight=2.0, symmetric=True)

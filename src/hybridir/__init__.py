@@ -10,11 +10,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 _API = {
-    "load_encoder": "models",
-    "fingerprint": "models",
-    "evaluate": "evaluation",
-    "TrainConfig": "train_config",
-    "train": "training",
+    "load_encoder": "encoders.models",
+    "fingerprint": "encoders.models",
+    "evaluate": "evaluation.evaluate",
+    "TrainConfig": "training.config",
+    "train": "training.loop",
     "run_study": "study",
 }
 __all__ = sorted(_API)

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import ConfigError, HybridIRError, one_line
-from .locks import DirLock
+from .infra.errors import ConfigError, HybridIRError, one_line
+from .infra.locks import DirLock
 
 
 def _csv(value: str) -> list[str]:
@@ -31,10 +31,10 @@ def _csv(value: str) -> list[str]:
 
 
 def _models(args: argparse.Namespace) -> None:
-    from .models import REGISTRY, known_models
+    from .encoders.models import REGISTRY, known_models
 
     if args.build:
-        from .offline_e5 import ensure_e5_small
+        from .encoders.offline_e5 import ensure_e5_small
 
         print(ensure_e5_small())
         return
@@ -57,7 +57,7 @@ def _centering(text: str) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluation import evaluate
+    from .evaluation.evaluate import evaluate
 
     out = args.out or Path("runs") / f"eval-{Path(str(args.model)).name}-{args.dataset.replace(':', '-')}"
     if out.exists() and not out.is_dir():
@@ -76,17 +76,17 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train_config import config_from_args
+    from .training.config import config_from_args
 
     config = config_from_args(args)  # checked before torch is imported
-    from .training import train
+    from .training.loop import train
 
     print(f"final model: {train(config)}")
 
 
 def _merge(args: argparse.Namespace) -> None:
-    from .files import atomic_dir
-    from .models import check_merge_weight, load_encoder, merge_weights
+    from .encoders.models import check_merge_weight, load_encoder, merge_weights
+    from .infra.files import atomic_dir
 
     check_merge_weight(args.weight)  # before loading two models
     model = load_encoder(str(args.model), device="cpu")
@@ -113,7 +113,7 @@ def _means(args: argparse.Namespace) -> None:
         check_language(lang, "--languages")
     if none := [x for x in args.languages if means_texts(x, args.source, args.data_dir, 1) is None]:
         raise ConfigError(f"--languages: no text for {', '.join(none)} in source {args.source!r}")
-    from .models import load_encoder
+    from .encoders.models import load_encoder
 
     means = compute_means(load_encoder(str(args.model)), args.languages, args.source, args.data_dir,
                           show_progress=not args.quiet)  # fmt: skip
@@ -124,7 +124,7 @@ def _means(args: argparse.Namespace) -> None:
 
 
 def _choose_centering(args: argparse.Namespace) -> None:
-    from .files import atomic_write_json, atomic_write_text
+    from .infra.files import atomic_write_json, atomic_write_text
     from .study.centering_choice import choose_centering, render
 
     result = choose_centering([str(m) for m in args.model], args.data_dir, show_progress=not args.quiet)
@@ -151,9 +151,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# ------------------------------------------------------------- index, search, serve (hybridir.index / search / serve)
+# ---------------------------------------------------- index, search, serve (hybridir.retrieval: index / search / serve)
 def _index(args: argparse.Namespace) -> None:
-    from .index import build_index
+    from .retrieval.index import build_index
 
     stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
                         shard_size=args.shard_size, backend=args.backend, precision=args.precision,
@@ -179,7 +179,7 @@ def _positive(value: int | None, option: str) -> None:
 
 
 def _search(args: argparse.Namespace) -> None:
-    from .search import RUN_DEPTH, Searcher, format_hits, read_queries
+    from .retrieval.search import RUN_DEPTH, Searcher, format_hits, read_queries
 
     # every argument and input file is checked before the index and the model load
     if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
@@ -210,14 +210,14 @@ def _serve(args: argparse.Namespace) -> None:
     import errno
     import socket
 
-    from .serve import MAX_K
+    from .retrieval.serve import MAX_K
 
     # arguments, indexes and the port are checked before any model loads
     if not 1 <= args.k <= MAX_K:
         raise ConfigError(f"--k must be between 1 and {MAX_K}, got {args.k}")
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    from .index import Index
+    from .retrieval.index import Index
 
     indexes = [Index(folder) for folder in (args.index, *([args.compare] if args.compare else []))]
     try:  # bound here and handed to uvicorn: a port in use is one line, not uvicorn's log and exit code 3
@@ -230,8 +230,8 @@ def _serve(args: argparse.Namespace) -> None:
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}){hint}") from None
     import uvicorn
 
-    from .search import Searcher
-    from .serve import create_app
+    from .retrieval.search import Searcher
+    from .retrieval.serve import create_app
 
     with sock:
         app = create_app([Searcher(index) for index in indexes], k=args.k, centering=args.centering)
@@ -297,7 +297,7 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _dataset_help() -> str:
-    from . import benchmarks  # imports the scoring code: only for the evaluate command
+    from .evaluation import benchmarks  # imports the scoring code: only for the evaluate command
 
     return f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")"
 
@@ -358,7 +358,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")
     try:
         if command in (None, "train"):
-            from .train_config import add_cli_arguments
+            from .training.config import add_cli_arguments
 
             add_cli_arguments(t)
     except ImportError as exc:  # keeps `hybridir --help` working in a half-installed environment

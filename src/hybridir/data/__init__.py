@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import DataError
+from ..infra.errors import DataError
 
 _REPO = Path(__file__).resolve().parents[3]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..infra.errors import DataError
 from .evalset import EvalSet
 
 

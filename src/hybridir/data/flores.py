@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..infra.errors import ConfigError, DataError
 from . import resolve_data_dir
 from .languages import FLORES_SCRIPTS, NTREX_CODES
 

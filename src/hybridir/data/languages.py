@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import DataError
+from ..infra.errors import DataError
 
 XQUAD_LANGUAGES = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 

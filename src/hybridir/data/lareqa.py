@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..infra.errors import DataError
 from .evalset import EvalSet
 
-XQUAD_R_LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 MLQA_R_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
 #: folder names under the data root (``mlqa-dev-r`` is the name in the LAReQA repository)
 LAREQA_DIRS = {"xquad-r": ("xquad-r",), "mlqa-r": ("mlqa-r", "mlqa-dev-r")}

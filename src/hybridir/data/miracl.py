@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, one_line
+from ..infra.errors import ConfigError, DataError, one_line
 from . import resolve_data_dir
 from .beir import build_evalset, doc_text, read_qrels, records
 from .evalset import EvalSet

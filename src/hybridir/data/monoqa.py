@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..infra.errors import DataError
 from . import read_jsonl
 from .evalset import EvalSet
 

@@ -4,7 +4,7 @@ These sets have the shape of the evaluation task (a real question, a Wikipedia p
 NTREX / FLORES sentences, and none of them overlaps an evaluation set (``../shared/data/README.md``, ``qa/``).
 Each is a named training source (``--data afriqa``, ``iapp-th``, ``cmrc-trial``, joinable with ``+``) with its own
 held-out dev part: iapp's ``valid`` split, AfriQA's ``dev`` split, and for CMRC (one file) a seeded share of its
-articles (``dev_fraction``), so a recipe is chosen on QA-shaped held-out questions (``hybridir.dev_metrics``).
+articles (``dev_fraction``), so a recipe is chosen on QA-shaped held-out questions (``hybridir.training.dev_metrics``).
 
 The candidate (``target``) is the question's **answer sentence**, cut from the passage at the answer offset
 (XQuAD-R's candidates are answer sentences; LAReQA trained on that shape), the sentence followed by its passage
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import regex
 
-from ..errors import ConfigError, DataError
+from ..infra.errors import ConfigError, DataError
 from . import json_object, resolve_data_dir
-from .parallel import Pair, ParallelItem, TrainingData, read_utf8
+from .items import Pair, ParallelItem, TrainingData, read_utf8
 
 TARGETS = ("sentence", "sentence-context", "passage")
 

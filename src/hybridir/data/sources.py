@@ -17,12 +17,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, warn
+from ..infra.errors import ConfigError, DataError, warn
+from .items import TrainingData
+from .languages import NTREX_CODES, XQUAD_LANGUAGES
 from .mmarco import is_mmarco_dir, load_mmarco, parse_mmarco_spec
 from .parallel import (
-    NTREX_CODES,
-    XQUAD_LANGUAGES,
-    TrainingData,
     data_sources,
     load_aligned,
     load_flores_pairs,

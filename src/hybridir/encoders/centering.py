@@ -12,7 +12,7 @@ vector after encoding (Libovický et al. 2020; Yang et al. 2021 on LAReQA) weake
   vector (each side its own means), both renormalised when the model scores by cosine.
 
 Means come from unlabeled text that no benchmark evaluates on (:func:`means_texts`: NTREX-128, else FLORES-200 train,
-else a folder of ``<lang>.txt`` files), encoded by the same :class:`~hybridir.encoding.Encoder` path as the
+else a folder of ``<lang>.txt`` files), encoded by the same :class:`~hybridir.encoders.encoding.Encoder` path as the
 vectors they correct. They are cached per model fingerprint and inference path (a few KB per language), and a
 trained model carries its own in ``language_means.npz`` + ``language_means.json`` beside its weights. Centering
 acts on vectors, never inside the model: one encoding serves every mode and weight.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..data.languages import NTREX_CODES, check_language
-from ..errors import ConfigError, DataError, ModelError
+from ..infra.errors import ConfigError, DataError, ModelError
 
 MODES = ("none", "shift", "center")
 #: the chosen default (docs/studies.md, "Choosing the centering on dev data"; reports/centering_choice.md)
@@ -111,7 +111,7 @@ class LanguageMeans:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``language_means.npz`` (then ``.json``, atomically each) into ``folder``; returns the npz path."""
-        from ..files import atomic_write_bytes, atomic_write_json
+        from ..infra.files import atomic_write_bytes, atomic_write_json
 
         buf = io.BytesIO()
         langs = self.languages
@@ -179,7 +179,7 @@ def means_texts(lang: str, source: str = "default", data_dir: str | os.PathLike 
 
 
 def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
-    from ..data.parallel import _read_lines, ntrex_files
+    from ..data.parallel import ntrex_files, read_lines
 
     try:
         files = ntrex_files(data_dir)
@@ -192,7 +192,7 @@ def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple
         code = same[0] if len(same) == 1 else code
     if code not in files:
         return None
-    return _read_lines(files[code])[:n], str(files[code])
+    return read_lines(files[code])[:n], str(files[code])
 
 
 def _flores_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
@@ -233,7 +233,7 @@ Encode = Callable[[list[str], str], np.ndarray]
 class Centering:
     """A :class:`CenteringSpec` with the means it needs, computed on first use for the languages that ask.
 
-    ``encode(texts, prompt)`` gives the model's plain vectors (the :class:`~hybridir.encoding.Encoder` passes its
+    ``encode(texts, prompt)`` gives the model's plain vectors (the :class:`~.encoding.Encoder` passes its
     own uncentred path); ``means`` starts from a model's stored means, if any; a language that no source has
     stays as it is and is listed under ``missing`` in :meth:`describe`."""
 
@@ -304,7 +304,7 @@ class Centering:
         return self.cache / self.means.fingerprint / tag / f"{check_language(lang, 'language means')}.npz"
 
     def _from_cache(self, lang: str) -> bool:
-        from ..integrity import read_sealed
+        from ..infra.integrity import read_sealed
 
         path = self._cache_file(lang)
         if path is None or not path.is_file() or self.means is None:
@@ -316,7 +316,7 @@ class Centering:
         return False
 
     def _to_cache(self, lang: str) -> None:
-        from ..integrity import write_sealed
+        from ..infra.integrity import write_sealed
 
         path = self._cache_file(lang)
         if path is None or self.means is None:
@@ -344,7 +344,7 @@ def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc:
     """The :class:`Centering` of ``enc``'s model: its folder's stored means when ``model_ref`` is a folder that has
     them (checked against the model's fingerprint and dimension), else means computed on demand and cached in the
     user cache (``<cache>/means/<fingerprint>/``)."""
-    from ..offline_e5 import cache_root
+    from .offline_e5 import cache_root
 
     means = None
     if spec.active and model_ref is not None and (Path(model_ref) / MEANS_FILE).is_file() and source == "default":

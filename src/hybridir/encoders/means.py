@@ -1,4 +1,4 @@
-"""A model's language means computed through :class:`~hybridir.encoding.Encoder` (the path evaluation uses), for
+"""A model's language means computed through :class:`~.encoding.Encoder` (the path evaluation uses), for
 ``hybridir means`` and the model that ``hybridir train`` saves, and the query means a centred index search needs."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from ..encoding import Encoder
 from .centering import Centering, LanguageMeans
+from .encoding import Encoder
 
 
 def compute_means(model: Any, languages: Iterable[str], source: str = "default",
@@ -26,7 +26,7 @@ def fill_query_means(means: LanguageMeans, enc: Encoder) -> LanguageMeans:
     """An index's means (:func:`~hybridir.encoders.centering.corpus_means`: passages only) with the model's mean
     query vector of each language that has text (computed once per model, then read from the user cache), for a
     ``center`` search; languages without text keep a zero query mean (their queries stay as they are)."""
-    from ..offline_e5 import cache_root
+    from .offline_e5 import cache_root
 
     model = Centering("center", cache=cache_root() / "means")
     model.ensure(means.languages, enc.plain, enc.fingerprint, means.dim, enc.path)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..benchmarks import BENCHMARKS, lookup
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
+from ..evaluation.benchmarks import BENCHMARKS, lookup
 from .config import Cell, eval_dirname, is_number, read_results
 
 SIGNIFICANCE_LEVEL = 0.05
@@ -174,7 +174,7 @@ def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[
     Marks the row's table cell: ``▲xx`` = significantly better than X-X at p < 0.05 (uncorrected), ``▼`` worse
     (for rank distance, the language-bias figure, lower is better).
     """
-    from ..metrics import paired_test
+    from ..evaluation.metrics import paired_test
 
     tests = []
     for h, b in comparisons(rows):

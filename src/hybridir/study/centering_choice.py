@@ -25,12 +25,12 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
     import tempfile
 
     from ..data.sources import load_train_dev
-    from ..dev_metrics import dev_metrics
     from ..encoders.centering import Centering, centering_for
-    from ..encoding import Encoder
-    from ..losses import VectorCache
-    from ..models import load_encoder
-    from ..train_config import RECIPE_DATA, RECIPE_LANGUAGES
+    from ..encoders.encoding import Encoder
+    from ..encoders.models import load_encoder
+    from ..training.config import RECIPE_DATA, RECIPE_LANGUAGES
+    from ..training.dev_metrics import dev_metrics
+    from ..training.teacher import VectorCache
 
     _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, data_dir, dev_only="flores")
     assert dev is not None

@@ -1,6 +1,7 @@
 """Study configuration: the YAML grid parsed and validated into :class:`StudyConfig`, its cells (:class:`Cell`) and
 what each cell trains with; the small helpers both the runner (:mod:`.runner`) and the summary (:mod:`.summary`)
-need. Neither of those imports the other. Datasets are the study-ready benchmarks of :mod:`hybridir.benchmarks`.
+need. Neither of those imports the other. Datasets are the study-ready benchmarks of
+:mod:`hybridir.evaluation.benchmarks`.
 
 Example::
 
@@ -22,15 +23,15 @@ from typing import Any
 
 import yaml
 
-from ..benchmarks import lookup
 from ..data.flores import check_topics
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
 from ..data.parallel import ntrex_files
-from ..errors import ConfigError, DataError
+from ..evaluation.benchmarks import lookup
+from ..infra.errors import ConfigError, DataError
 from .validate import Validator, yaml_error
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
-SAMPLERS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
+ARMS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
 def dataset_languages(dataset: str) -> tuple[str, ...] | None:
     """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language benchmark)."""
     bench, spec = lookup(dataset)
@@ -64,7 +65,7 @@ _GRID_OWNED = {"model", "languages", "sampler", "alpha", "seed", "steps", "out",
 class Cell:
     """One point of the grid. Zero-shot cells have no language set, steps or seed (they do not train).
 
-    ``sampler`` is the arm's kind (one of :data:`SAMPLERS`); ``distill_weight`` is set for ``hybrid-kd``; ``lang``
+    ``sampler`` is the arm's kind (one of :data:`ARMS`); ``distill_weight`` is set for ``hybrid-kd``; ``lang``
     for ``mono-ft`` (the one language the cell trains on and is evaluated in); ``recipe`` names the grid's
     TrainConfig overrides (``grid.recipes``), None without them. ``merge`` and ``centering`` are post-hoc
     variants of a trained model (``grid.merge``, ``grid.centering``): a WiSE-FT merge with the start model, and
@@ -125,7 +126,7 @@ class StudyConfig:
     data_dir: Path | None = None
     cache_dir: Path | None = None  # evaluation embeddings; None = the user cache shared by every study
     models: list[str] = field(default_factory=lambda: ["e5-small"])
-    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
+    samplers: list[str] = field(default_factory=lambda: list(ARMS))
     alphas: list[float] = field(default_factory=lambda: [0.5])
     distill_weights: list[float] = field(default_factory=lambda: [1.0])
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -166,8 +167,8 @@ def load_study_config(path: Path) -> StudyConfig:
     cfg.models = v.str_list(grid.get("models", cfg.models), "grid.models")
     cfg.samplers = v.str_list(grid.get("samplers", cfg.samplers), "grid.samplers")
     for s in cfg.samplers:
-        if s not in SAMPLERS:
-            raise ConfigError(f"{path}: grid.samplers: unknown sampler {s!r}; use {', '.join(SAMPLERS)}")
+        if s not in ARMS:
+            raise ConfigError(f"{path}: grid.samplers: unknown sampler {s!r}; use {', '.join(ARMS)}")
     cfg.alphas = [v.alpha(a, "grid.alpha") for a in v.as_list(grid.get("alpha", cfg.alphas), "grid.alpha")]
     cfg.distill_weights = [v.positive(w, "grid.distill_weight")
                            for w in v.as_list(grid.get("distill_weight", cfg.distill_weights), "grid.distill_weight")]
@@ -209,7 +210,7 @@ def load_study_config(path: Path) -> StudyConfig:
 
 def _check_train_configs(cfg: StudyConfig) -> None:
     """Build every cell's TrainConfig now, so a value training would refuse fails before hours of other cells."""
-    from ..train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     for cell in expand_grid(cfg):
         if (kwargs := train_kwargs(cfg, cell, Path("."))) is not None:
@@ -249,9 +250,9 @@ def _language_sets(value: Any, v: Validator, known: set[str]) -> dict[str, list[
 
 
 def _train_section(value: Any, v: Validator, where: str = "train") -> dict[str, Any]:
-    """Validate the ``train`` section (or a recipe) against :class:`hybridir.train_config.TrainConfig`'s fields and
+    """Validate the ``train`` section (or a recipe) against :class:`hybridir.training.config.TrainConfig`'s fields and
     their types. ``data`` may be a list of sources, list fields a list."""
-    from ..train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     section = v.mapping(value, where, set(fields) | _GRID_OWNED)
@@ -382,7 +383,7 @@ def _datasets(cfg: StudyConfig, cell: Cell) -> dict[str, dict[str, Any]]:
 
 
 def train_kwargs(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any] | None:
-    """The :class:`~hybridir.train_config.TrainConfig` arguments of a cell (None for zero-shot)."""
+    """The :class:`~hybridir.training.config.TrainConfig` arguments of a cell (None for zero-shot)."""
     if cell.sampler == "zero-shot":
         return None
     arm: dict[str, Any] = {

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_savefig
+from ..infra.files import atomic_savefig
 
 
 def color(arm: str) -> str:

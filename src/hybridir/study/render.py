@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..benchmarks import BENCHMARKS
+from ..evaluation.benchmarks import BENCHMARKS
 from .aggregate import SIGNIFICANCE_LEVEL, Row, per_seed
 from .analysis import Context
 

@@ -2,11 +2,13 @@
 
 A study answers the questions the hybrid-batch paper asks all at once ("does hybrid beat X-X and X-Y in every
 setting, at every model size, for every number of training languages, and what does alpha do?"). Each cell of the
-grid (model x sampler x alpha x language set x steps x seed) is trained with :func:`hybridir.training.train` (or not,
-for ``zero-shot``) and evaluated with :func:`hybridir.evaluation.evaluate` on every configured dataset. Every cell
-keeps its run directory under ``OUT/cells/<cell id>/``; a ``done.json`` written last marks it finished, so a killed
-study continues where it stopped (training resumes from its own checkpoints, finished evaluations are kept). A
-changed ``eval`` section reopens finished cells: only the new or changed evaluations run (``_reopen_evaluations``).
+grid (model x sampler x alpha x language set x steps x seed) is trained with :func:`~hybridir.training.loop.train`
+(or not, for ``zero-shot``) and evaluated with :func:`~hybridir.evaluation.evaluate.evaluate` on every configured
+dataset.
+Every cell keeps its run directory under ``OUT/cells/<cell id>/``; a ``done.json`` written last marks it finished,
+so a killed study continues where it stopped (training resumes from its own checkpoints, finished evaluations are
+kept). A changed ``eval`` section reopens finished cells: only the new or changed evaluations run
+(``_reopen_evaluations``).
 
 The study directory then gets ``study.md`` / ``study.csv`` / ``study.json`` (mean +- std over seeds, paired
 significance tests of every hybrid arm against every baseline over queries) and plots for each axis the grid has;
@@ -32,9 +34,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, LockError
-from ..files import atomic_dir, atomic_write_json, atomic_write_text, clear_stale_tmp
-from ..locks import LOCK_NAME, DirLock, lock_holder
+from ..infra.errors import ConfigError, LockError
+from ..infra.files import atomic_dir, atomic_write_json, atomic_write_text, clear_stale_tmp
+from ..infra.locks import LOCK_NAME, DirLock, lock_holder
 from .config import (
     Cell,
     StudyConfig,
@@ -142,7 +144,7 @@ def embedding_cache(cfg: StudyConfig) -> Path:
     """Where evaluation embeddings are cached: the YAML's ``cache_dir``, else the user cache shared by every study,
     so the zero-shot model's vectors (the same in every study) are encoded once per machine. Keys include the
     model fingerprint and inference path, so trained models never collide."""
-    from ..offline_e5 import cache_root
+    from ..encoders.offline_e5 import cache_root
 
     return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root() / "embeddings"
 
@@ -215,7 +217,8 @@ def _check_same_settings(path: Path, settings: dict[str, Any]) -> dict[str, Any]
     mislabelled. Returns the evaluation settings it was started with (None for a new cell): those may change."""
     if not path.is_file():
         return None
-    from ..train_config import RESUMABLE_FIELDS  # paths and checkpointing may change between a run and its resumption
+    # paths and checkpointing may change between a run and its resumption
+    from ..training.config import RESUMABLE_FIELDS
 
     old, new = (_without(s, RESUMABLE_FIELDS) for s in (json.loads(path.read_text(encoding="utf-8")), settings))
     diff = sorted(
@@ -274,7 +277,7 @@ def _train_cell(train_kwargs: dict[str, Any], show_progress: bool) -> tuple[str,
 
     The training checkpoints only serve a resumed training run, so they go once the marker is written: a cell keeps
     its final model (~0.5 GB for e5-small) rather than three copies plus optimizer states (~1.7 GB)."""
-    from ..training import TrainConfig, train
+    from ..training.loop import TrainConfig, train
 
     marker = Path(train_kwargs["out"]).parent / "train_done.json"
     if marker.is_file():
@@ -289,10 +292,11 @@ def _train_cell(train_kwargs: dict[str, Any], show_progress: bool) -> tuple[str,
 
 
 def _merged(model_ref: str, start: str, weight: float, out: Path) -> str:
-    """The WiSE-FT merge of a cell's trained model with its start (:func:`hybridir.models.merge_weights`), built
+    """The WiSE-FT merge of a cell's trained model with its start (:func:`~hybridir.encoders.models.merge_weights`),
+    built
     once beside the training (its ``train_summary.json`` one level up still describes the run) and shared by every
     centred variant."""
-    from ..models import load_encoder, merge_weights
+    from ..encoders.models import load_encoder, merge_weights
 
     if not (out / "model.safetensors").is_file():
         model = load_encoder(model_ref, device="cpu")
@@ -313,7 +317,7 @@ def _evaluate_cell(
     show_progress: bool,
 ) -> float:
     """Evaluate into a temporary directory renamed on success, so a killed evaluation is simply redone."""
-    from ..evaluation import evaluate
+    from ..evaluation.evaluate import evaluate
 
     timing_file = eval_dir / "eval_time.json"
     if timing_file.is_file():

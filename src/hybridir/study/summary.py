@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_json, atomic_write_text
+from ..infra.files import atomic_write_json, atomic_write_text
 from .aggregate import collect_rows, significance
 from .analyses import ANALYSES
 from .analysis import Context, run_analyses
@@ -59,7 +59,8 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
 
 
 def _encoders(records: list[dict[str, Any]], out: Path) -> list[str]:
-    """The inference paths (hybridir.encoding) that produced the study's numbers, as recorded in results.json."""
+    """The inference paths (hybridir.encoders.encoding) that produced the study's numbers, as recorded
+    in results.json."""
     files = [f for rec in records for f in (out / "cells" / rec["cell_id"] / "eval").glob("*/results.json")]
     paths = {json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("encoder", {}).get("path")
              for f in files}  # fmt: skip

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, one_line
+from ..infra.errors import ConfigError, one_line
 
 
 def yaml_error(path: Path, e: Exception) -> str:

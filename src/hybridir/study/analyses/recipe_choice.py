@@ -1,4 +1,4 @@
-"""The recipe choice on QA dev data (issue 18): the rule written in docs/studies.md before the runs, applied to the
+"""The recipe choice on QA dev data: the rule written in docs/studies.md before the runs, applied to the
 dev figures of every trained row, so the choice is a function of the study's files and no one's reading of them.
 
 A row's score is its *worst* gain over the starting model (its cells' ``dev_start``) among QA monolingual, QA

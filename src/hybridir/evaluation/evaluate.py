@@ -1,0 +1,159 @@
+"""Evaluation harness: any registered benchmark (:mod:`hybridir.evaluation.benchmarks`), one generic path.
+
+``evaluate`` looks the dataset name up once, lets the benchmark load its data (bad data fails before the model
+loads), builds the encoder (or BM25), lets the benchmark's protocol score it (:mod:`..scoring`) and writes
+results.json with the configuration, versions and timing. Every unique text is encoded once per model (queries
+with the "query" prompt, candidates with "passage"), optionally through an on-disk cache.
+
+Example::
+
+    from hybridir.evaluation.evaluate import evaluate
+    res = evaluate("e5-small", "xquad-r", languages=["en", "de"], max_questions=100, out_dir=Path("runs/x"))
+    res["summary"]["multi_map"]
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..encoders.centering import CenteringSpec, centering_for, default_centering
+from ..encoders.encoding import Encoder
+from ..infra.errors import ConfigError
+from .benchmarks import Request, load
+from .bm25 import DESCRIPTION as BM25
+from .scoring.retrieval import FUSION
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "sentence-transformers", "hybridir"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout this module runs from, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _model_name(model: Any) -> str:
+    card = getattr(model, "model_card_data", None)
+    return str(getattr(card, "base_model", None) or getattr(model[0], "auto_model", model).name_or_path)
+
+
+def evaluate(
+    model: str | Any = "e5-small",
+    dataset: str = "xquad-r",
+    *,
+    data_dir: Path | None = None,
+    out_dir: Path | None = None,
+    languages: list[str] | None = None,
+    max_questions: int | None = None,
+    batch_size: int = 64,
+    with_context: bool = False,
+    cache_dir: Path | None = None,
+    plots: bool = True,
+    show_progress: bool = True,
+    backend: str = "auto",
+    precision: str = "auto",
+    fusion: str | None = None,
+    seen_languages: list[str] | None = None,
+    in_domain_topics: list[str] | None = None,
+    centering: str | CenteringSpec | None = None,
+    means_source: str = "default",
+) -> dict:
+    """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
+
+    ``dataset``: a name of :mod:`hybridir.evaluation.benchmarks`: "xquad-r", "mlqa-r", "monoqa" (all five sets),
+    "monoqa:<set>" or a set's name, "beir:<dir>", "miracl:<lang>" (local official files, else the hub),
+    "miracl-judged:<lang>[:<N>]" (a smaller study pool, not MIRACL), "flores" (FLORES-200 bitext retrieval
+    X <-> English in 205 languages, :mod:`hybridir.evaluation.benchmarks.flores`;
+    ``seen_languages`` / ``in_domain_topics`` override the groups a hybridir-trained model records; there
+    ``max_questions`` takes N sentences spread over the split, whose rows are grouped by topic).
+    ``max_questions`` keeps the first N question ids (pools stay complete).
+    ``model="bm25"``: the BM25 baseline (:mod:`hybridir.evaluation.bm25`) on retrieval sets. ``fusion`` ("bm25" or
+    "bm25-rrf", see ``FUSION``): the dense model, BM25 and their fusion, side by side in one results.json.
+    ``backend`` / ``precision``: the inference path (:mod:`hybridir.encoders.encoding`; ``auto`` = the fast one where it
+    is faithful); results.json records the path used under ``config.encoder``.
+    ``centering``: ``none``, ``shift[:lambda]`` or ``center[:lambda]`` (:mod:`hybridir.encoders.centering`;
+    None: the mode a hybridir-trained model folder recommends, else ``DEFAULT``), with the model folder's own
+    language means when it has them, else means computed from ``means_source`` and cached per model; results.json
+    records mode, lambda, the means' source and the languages that had none (left uncentred) under ``centering``.
+    """
+    start = time.perf_counter()
+    spec = CenteringSpec.parse(centering if centering is not None else default_centering(model))
+    if model == "bm25" and spec.active:
+        raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
+    ref = model if isinstance(model, str | Path) else None
+    bench, task = load(dataset, Request(data_dir, languages, max_questions, ref, seen_languages, in_domain_topics))
+    bm25_only = isinstance(model, str) and model == "bm25"
+    if (bm25_only or fusion) and bench.protocol != "retrieval":
+        raise ConfigError(f"BM25 and --fusion need a retrieval dataset (monoqa, beir:, miracl:), not {dataset!r}")
+    if fusion and (bm25_only or fusion not in FUSION):
+        raise ConfigError(f"--fusion {fusion}: use one of {', '.join(FUSION)} together with a dense --model")
+    if bm25_only:
+        name, enc = "bm25", None
+    else:
+        if isinstance(model, str | Path):
+            from ..encoders.models import load_encoder
+
+            name, model = str(model), load_encoder(str(model))
+        else:
+            name = _model_name(model)
+        enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
+                      backend=backend, precision=precision)  # fmt: skip
+        enc.centering = centering_for(ref, spec, enc, means_source, data_dir)
+    body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=show_progress)
+    model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
+                    "normalize": enc.normalize, "encoder": enc.describe()} if enc else {"encoder": BM25}  # fmt: skip
+    scoring = body.pop("scoring_seconds")
+    results = {
+        "dataset": dataset,
+        "summary": body.pop("summary"),
+        "config": {
+            "dataset": dataset,
+            "data_dir": str(data_dir) if data_dir else None,
+            "languages": languages,
+            "max_questions": max_questions,
+            "batch_size": batch_size,
+            "with_context": with_context,
+            "cache_dir": str(cache_dir) if cache_dir else None,
+            "fusion": fusion,
+            "seen_languages": seen_languages,
+            "in_domain_topics": in_domain_topics,
+            "centering": enc.centering.describe() if enc and enc.centering else {"mode": "none", "lambda": None},
+            "torch_threads": torch.get_num_threads(),
+            **model_config,
+        },  # fmt: skip
+        "model": {"name": name, "fingerprint": enc.fingerprint if enc else None},
+        "versions": _versions(),
+        "git_commit": git_commit(),
+        "timing": {
+            "encode_seconds": enc.seconds if enc else 0.0,
+            "scoring_seconds": scoring,
+            "total_seconds": time.perf_counter() - start,
+            "texts_encoded": enc.encoded if enc else 0,
+            "texts_from_cache": enc.from_cache if enc else 0,
+        },  # fmt: skip
+        **body,
+    }
+    if out_dir is not None:
+        from .report import write_run
+
+        write_run(Path(out_dir), results, per_query, plots=plots)
+    return results

@@ -1,0 +1,163 @@
+"""Truncated-run retrieval (monolingual QA, BEIR, MIRACL): exact top-100 search of the dense model, BM25 or their
+fusion, then nDCG@10, Recall@100 and MRR@10 per query with trec_eval's semantics.
+
+Example::
+
+    body, per_query = evaluate_retrieval(Encoder(load_encoder("e5-small")), [load_monoqa("iapp-th", root)])
+    body["summary"]["ndcg@10"]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ...data.evalset import EvalSet
+from ...encoders.encoding import Encoder
+from ..bm25 import bm25_search
+from ..metrics import trec_eval_per_query
+from . import mean_or_none
+
+#: retrieval depth of truncated runs (monolingual QA, BEIR, MIRACL): enough for Recall@100
+RUN_DEPTH = 100
+
+
+#: corpora larger than this are encoded in shards into a faiss index instead of one in-memory matrix
+FAISS_THRESHOLD = 200_000
+
+
+SHARD_SIZE = 50_000
+
+
+def search(
+    enc: Encoder,
+    queries: np.ndarray,
+    texts: list[str],
+    k: int = RUN_DEPTH,
+    *,
+    langs: list[str] | None = None,
+    faiss_threshold: int = FAISS_THRESHOLD,
+    shard_size: int = SHARD_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` (scores, indices) by inner product (``langs``: the texts' languages, for centering).
+    Above ``faiss_threshold`` documents the corpus is encoded shard by shard into a faiss flat index, so only one
+    shard of texts is being embedded at a time."""
+    k = min(k, len(texts))
+    if len(texts) <= faiss_threshold:
+        # float64 products rounded to float32: identical passages get identical scores (a float32 matmul's blocking
+        # can tell them apart by one ulp), so ties fall to trec_eval's id order as in an index's run file
+        c = torch.from_numpy(enc(texts, "passage", langs)).double()
+        scores, idx = [], []
+        for s in range(0, len(queries), 1024):
+            top = torch.topk((torch.from_numpy(queries[s : s + 1024]).double() @ c.T).float(), k, dim=1)
+            scores.append(top.values.numpy())
+            idx.append(top.indices.numpy())
+        return np.vstack(scores), np.vstack(idx)
+    import faiss
+
+    index = None
+    for s in tqdm(range(0, len(texts), shard_size), desc="corpus shards", disable=not enc.show_progress):
+        emb = np.ascontiguousarray(enc(texts[s : s + shard_size], "passage", langs and langs[s : s + shard_size]))
+        index = index or faiss.IndexFlatIP(emb.shape[1])
+        index.add(emb)
+    scores, idx = index.search(np.ascontiguousarray(queries), k)
+    return scores, idx
+
+
+#: a retriever: an EvalSet -> the top-RUN_DEPTH (scores, candidate indices) of every query, best first
+Retriever = Callable[[EvalSet], tuple[np.ndarray, np.ndarray]]
+
+
+Run = dict[str, dict[str, float]]  # trec-style run: query id -> {candidate id: score}
+
+
+#: ``fusion`` choices -> (ranx normalisation, ranx method). "bm25": per-query min-max normalised dense and BM25
+#: scores summed with equal weights, the normalised form of MIRACL's BM25 + mDPR interpolation; "bm25-rrf":
+#: reciprocal rank fusion (k = 60), which ignores scores altogether
+FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
+
+
+def dense_retriever(enc: Encoder, faiss_threshold: int = FAISS_THRESHOLD) -> Retriever:
+    """Exact inner-product search over ``enc``'s embeddings (queries with the "query" prompt)."""
+    return lambda es: search(enc, enc(es.query_texts, "query", es.query_langs), es.cand_texts, langs=es.cand_langs,
+                             faiss_threshold=faiss_threshold)
+
+
+def bm25_retriever(es: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 over the set's candidates (:mod:`hybridir.evaluation.bm25`)."""
+    return bm25_search(es.query_texts, es.cand_texts, RUN_DEPTH)
+
+
+def retrieval_runs(es: EvalSet, retrievers: dict[str, Retriever], fusion: str | None = None) -> dict[str, Run]:
+    """One run per retriever, plus ``"fused"`` (ranx.fuse of them all by ``FUSION[fusion]``) when asked."""
+    runs = {}
+    for name, retrieve in retrievers.items():
+        scores, idx = retrieve(es)
+        runs[name] = {qid: {es.cand_ids[j]: float(s) for j, s in zip(idx[i], scores[i], strict=True)}
+                      for i, qid in enumerate(es.query_ids)}  # fmt: skip
+    if fusion:
+        from ranx import Run as RanxRun
+        from ranx import fuse
+
+        norm, method = FUSION[fusion]
+        params = {"weights": [1 / len(runs)] * len(runs)} if method == "wsum" else {}
+        runs["fused"] = fuse([RanxRun(r) for r in runs.values()], norm=norm, method=method, params=params).to_dict()
+    return runs
+
+
+def run_metrics(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, dict[str, float]]:
+    """Per query: nDCG@10 and Recall@100 from pytrec_eval on the run, MRR@10 as pytrec_eval's reciprocal rank on
+    the run cut to its top 10 in trec_eval's order (score, then candidate id, descending)."""
+    top10 = {q: dict(sorted(r.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:10]) for q, r in run.items()}
+    ev = trec_eval_per_query(qrels, run, {"ndcg_cut_10", "recall_100"})
+    rr = trec_eval_per_query(qrels, top10, {"recip_rank"})
+    return {q: {"ndcg@10": ev[q]["ndcg_cut_10"], "recall@100": ev[q]["recall_100"], "mrr@10": rr[q]["recip_rank"]}
+            for q in ev}  # fmt: skip
+
+
+def evaluate_retrieval(enc: Encoder | None, sets: list[EvalSet], *, faiss_threshold: int = FAISS_THRESHOLD,
+                       fusion: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
+    """nDCG@10, Recall@100 and MRR@10 (pytrec_eval on top-100 runs) per set, and their means.
+
+    The dense run of ``enc``; BM25 when ``enc`` is None; with ``fusion`` (see ``FUSION``) the dense run, BM25 and
+    their fusion, which is then the headline (``summary[metric]``) while every run's figures are kept under
+    ``sets[name]["runs"]`` and ``summary["<run>/<metric>"]``.
+    """
+    retrievers: dict[str, Retriever] = {"dense": dense_retriever(enc, faiss_threshold)} if enc else {}
+    if enc is None or fusion:
+        retrievers["bm25"] = bm25_retriever
+    tables, per_query, summary = {}, {}, {}
+    t0, encoded_before = time.perf_counter(), enc.seconds if enc else 0.0
+    for es in sets:
+        runs = retrieval_runs(es, retrievers, fusion)
+        qrels = es.qrels_dict()
+        cols = {}
+        for name, run in runs.items():
+            ev = run_metrics(qrels, run)
+            qids = [qid for qid in es.query_ids if qid in ev]
+            cols[name] = {m: np.array([ev[q][m] for q in qids]) for m in ("ndcg@10", "recall@100", "mrr@10")}
+        head = cols[list(runs)[-1]]  # the fused run, or the only one
+        lang = es.query_langs[0] if es.query_langs else None
+        tables[es.name] = {"language": lang, "queries": len(qids), "corpus": len(es.cand_ids),
+                           **{m: mean_or_none(v) for m, v in head.items()}}  # fmt: skip
+        for m, v in head.items():
+            summary[f"{es.name}/{m}"] = mean_or_none(v)
+        per_query[f"monoqa/{es.name}"] = head["ndcg@10"]
+        per_query[f"qids/{es.name}"] = np.array(qids)
+        if len(runs) > 1:
+            tables[es.name]["runs"] = {name: {m: mean_or_none(v) for m, v in c.items()} for name, c in cols.items()}
+            for name, c in cols.items():
+                summary |= {f"{es.name}/{name}/{m}": mean_or_none(v) for m, v in c.items()}
+                per_query[f"{name}/{es.name}"] = c["ndcg@10"]
+    for m in ("ndcg@10", "recall@100", "mrr@10"):
+        summary[m] = mean_or_none([t[m] for t in tables.values() if t[m] is not None])
+        for name in tables[sets[0].name].get("runs", {}):
+            summary[f"{name}/{m}"] = mean_or_none([t["runs"][name][m] for t in tables.values()])
+    encoding = (enc.seconds if enc else 0.0) - encoded_before  # search() encodes the corpus inside the loop
+    scoring = time.perf_counter() - t0 - encoding
+    return {"summary": summary, "sets": tables, "scoring_seconds": scoring}, per_query
+

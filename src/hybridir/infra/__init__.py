@@ -1,0 +1,1 @@
+"""What every job leans on: the error types, atomic files, directory locks, checksummed caches, free-space checks."""

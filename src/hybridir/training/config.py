@@ -1,0 +1,262 @@
+"""``TrainConfig``: everything a training run depends on, validated at construction, and its command-line form.
+
+Kept apart from the loop (:mod:`hybridir.training.loop`) so that the loop reads in one sitting; ``hybridir train``'s
+options are generated from the dataclass (:func:`add_cli_arguments`), so the CLI never drifts from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.languages import XQUAD_LANGUAGES, check_language
+from ..data.parallel import data_sources
+from ..data.qa import TARGETS
+from ..infra.errors import ConfigError, DataError
+from .losses import LOSSES, uses_teacher
+
+#: the names of .sampling.SAMPLERS (tests/test_cli.py keeps them equal), here so that checking a training
+#: configuration, as `hybridir train` does before anything loads, needs no torch import
+SAMPLERS = ("hybrid", "xx", "xy")
+
+# The recipe chosen on QA dev data by the rule pre-registered in docs/studies.md (studies/recipe_search_qa.yaml,
+# reports/recipe_search_qa.md: "qa-t01"): question -> answer-sentence pairs of the three QA sets mixed with NTREX,
+# the sets weighted so that about half of the X-X and a quarter of the X-Y batches are QA, temperature 0.01 (e5's
+# own), in the 11 XQuAD-R and the 7 AfriQA languages. Steps, batch size and lengths were the search's fixed CPU
+# budget (60 x 16, passages of 64 tokens), not chosen, so they keep their own defaults.
+RECIPE_DATA = "ntrex+afriqa+iapp-th+cmrc-trial"
+RECIPE_SOURCE_WEIGHTS = {"iapp-th": 3.0, "cmrc-trial": 3.0, "afriqa:xx": 3.0, "afriqa:xy": 100.0}
+RECIPE_LANGUAGES = [*XQUAD_LANGUAGES, "ha", "ig", "rw", "yo", "zu", "tw", "bem"]
+
+# Fields that may change between a run and its resumption; any other change would alter the trajectory.
+# ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
+RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved into every checkpoint and ``train_summary.json``.
+
+    ``mixed_languages=False`` (default): one language (X-X) or one language pair (X-Y) per batch, as in the
+    hybrid-batch paper; in-batch negatives then share the query's language, so language identity cannot be a
+    shortcut. ``freeze_embeddings=True`` (default): the 250k x 384 word embedding is 96M of e5-small's 118M
+    parameters; freezing it saves about 2 GB of AdamW state and ~20% of step time on CPU, and with a few thousand
+    training sentences most of its rows would get no or noisy updates anyway. ``merge < 1`` saves a WiSE-FT
+    interpolation of the trained and the starting weights (``_Run.merge_with_start``).
+
+    Example::
+
+        TrainConfig(model="e5-small", data="ntrex", languages=["en", "de"], sampler="hybrid", alpha=0.5)
+    """
+
+    model: str = "e5-small"
+    data: str = RECIPE_DATA
+    data_dir: str | None = None
+    languages: list[str] = field(default_factory=lambda: list(RECIPE_LANGUAGES))
+    train_topics: list[str] = field(default_factory=list)
+    dev_data: str = ""
+    qa_target: str = "sentence"
+    source_weights: str = "auto"
+    sampler: str = "hybrid"
+    alpha: float = 0.5
+    loss: str = "infonce"
+    distill_weight: float = 0.0
+    teacher: str | None = None
+    mixed_languages: bool = False
+    steps: int = 200
+    batch_size: int = 32
+    mini_batch_size: int | None = None
+    lr: float = 5e-5  # chosen on dev data only (studies/recipe_search.yaml; docs/studies.md)
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    merge: float = 1.0
+    max_grad_norm: float = 1.0
+    temperature: float = 0.01  # chosen on QA dev data (RECIPE_DATA above)
+    symmetric: bool = False
+    centered: bool = False
+    hard_negatives: bool = False
+    freeze_embeddings: bool = True
+    freeze_layers: int = 0
+    max_query_length: int = 32
+    max_passage_length: int = 128
+    ict_window: int = 4
+    ict_remove_prob: float = 0.9
+    seed: int = 0
+    out: str = "runs/hybrid"
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    dev_fraction: float = 0.1
+    dev_max_items: int = 200
+    eval_every: int = 0
+    early_stopping_patience: int = 0
+    cache_dir: str | None = None
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("languages", "train_topics"):
+            if isinstance(value := getattr(self, name), str):
+                setattr(self, name, [x.strip() for x in value.split(",") if x.strip()])
+        for name in ("data", "dev_data"):
+            if isinstance(value := getattr(self, name), list | tuple):
+                setattr(self, name, "+".join(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the bad field."""
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.centered and (self.loss != "infonce" or self.mini_batch_size or self.symmetric):
+            raise ConfigError("centered: InfoNCE only, without --mini-batch-size or --symmetric")
+        if not self.languages or len(set(self.languages)) != len(self.languages):
+            raise ConfigError(f"languages must be a non-empty list without repeats, got {self.languages}")
+        for lang in self.languages:
+            try:
+                check_language(lang, "languages")
+            except DataError as e:
+                raise ConfigError(str(e)) from None
+        if self.sampler != "xx" and len(self.languages) < 2:
+            raise ConfigError(f"sampler {self.sampler!r} needs X-Y batches, i.e. at least two languages")
+        sources = data_sources(self.data)
+        if self.effective_alpha > 0 and sources == ["flores"]:
+            raise ConfigError(f"sampler {self.sampler!r} needs X-X batches, but FLORES gives translation pairs only "
+                              "(X-Y); use --data ntrex+flores or --sampler xy")  # fmt: skip
+        if self.train_topics and "flores" not in sources:
+            raise ConfigError(f"train_topics {self.train_topics} need FLORES in --data (got {self.data!r})")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        if not self.distill_weight >= 0 or (self.loss == "kd" and self.distill_weight):
+            raise ConfigError(f"distill_weight must be >= 0 and adds KD to the infonce loss only, got "
+                              f"{self.distill_weight} with loss {self.loss!r}")  # fmt: skip
+        if uses_teacher(self) and "en" not in self.languages:
+            raise ConfigError("distillation targets the teacher's English vectors: languages must include 'en'")
+        positive = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "save_every": self.save_every,
+                    "temperature": self.temperature, "max_query_length": self.max_query_length,
+                    "max_passage_length": self.max_passage_length,
+                    "keep_checkpoints": self.keep_checkpoints}  # fmt: skip
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2: in-batch negatives need a second example")
+        if self.mini_batch_size is not None and not 0 < self.mini_batch_size <= self.batch_size:
+            raise ConfigError(f"mini_batch_size must be in [1, batch_size], got {self.mini_batch_size}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.merge <= 1:
+            raise ConfigError(f"merge must be in [0, 1] (1 keeps the trained weights), got {self.merge}")
+        if not 0 <= self.dev_fraction < 1:
+            raise ConfigError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+        if self.qa_target not in TARGETS:
+            raise ConfigError(f"qa_target must be one of {', '.join(TARGETS)}, got {self.qa_target!r}")
+        if self.eval_every < 0 or self.early_stopping_patience < 0:
+            raise ConfigError("eval_every and early_stopping_patience must be >= 0 (0 = off)")
+        if self.early_stopping_patience and not self.eval_every:
+            raise ConfigError("early_stopping_patience needs eval_every > 0 (how often the held-out loss is computed)")
+        if self.eval_every and not self.dev_fraction:
+            raise ConfigError("eval_every needs a dev split of the training data (dev_fraction > 0)")
+        if self.freeze_layers < 0:
+            raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        _ = self.weights_by_source  # parses source_weights: a bad value fails here, not mid-run
+
+    @property
+    def weights_by_source(self) -> dict[str, float]:
+        """``source_weights`` ("iapp-th=3,afriqa:xy=100") as a mapping; empty means pools shared across sources.
+        ``auto`` is the chosen recipe's weights for the sources of ``data`` (none for a single source, whose run is
+        then the same as with an empty value)."""
+        if self.source_weights == "auto":
+            present = set(data_sources(self.data))
+            return {k: w for k, w in RECIPE_SOURCE_WEIGHTS.items() if k.split(":")[0] in present}
+        out: dict[str, float] = {}
+        for part in filter(None, (x.strip() for x in self.source_weights.split(","))):
+            name, eq, value = part.partition("=")
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                eq = ""
+            if not eq or not name.strip() or not out[name.strip()] >= 0:
+                raise ConfigError(f"source_weights: expected source=weight pairs with weights >= 0 joined by ',' "
+                                  f"(iapp-th=3,afriqa:xy=100) or 'auto', got {part!r}")  # fmt: skip
+        return out
+
+    def weights_for(self, loaded_sources: set[str]) -> dict[str, float]:
+        """The weights a run uses once its data is loaded: with ``auto``, only for the sources that made it into the
+        mix (a source without the run's languages is left out of it, and so is its weight)."""
+        weights = self.weights_by_source
+        if self.source_weights != "auto":
+            return weights
+        return {k: w for k, w in weights.items() if k.split(":")[0] in loaded_sources}
+
+    @property
+    def effective_alpha(self) -> float:
+        return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)
+
+
+_HELP = {
+    "model": "registry name (hybridir models), hub id or local checkpoint",
+    "data": "ntrex | flores | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME, or several "
+            "joined with + (ntrex+flores) (docs/data_formats.md); the default is the recipe chosen on QA dev data",
+    "train_topics": "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
+                    "entertainment, geography); default all",
+    "qa_target": "QA sources (iapp-th, cmrc-trial, afriqa): the positive is the answer sentence, the sentence "
+                 "followed by its passage (sentence-context) or the passage",
+    "source_weights": "weight the sources of a mix, e.g. iapp-th=3,afriqa:xy=100 (SOURCE or SOURCE:xx / SOURCE:xy): "
+                      "a key's chance is its size times its weight; auto: the chosen recipe's weights for the sources "
+                      "given (iapp-th=3,cmrc-trial=3,afriqa:xx=3,afriqa:xy=100); empty: pools shared, by size",
+    "freeze_layers": "freeze the first N transformer layers (and the embedding block) so training moves only the top",
+    "dev_data": "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
+                "different --data are selected on the same dev set",
+    "loss": f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
+            "vectors (hybridir.training.losses)",
+    "distill_weight": "infonce only: add this weight times the KD term (mean squared distance to the teacher)",
+    "teacher": "KD teacher model (default: the starting --model, frozen)",
+    "merge": "WiSE-FT: the saved model is start + MERGE x (trained - start); 1 keeps the trained weights, 0.5 "
+             "averages them with the starting model's",
+    "cache_dir": "teacher / starting-model vector cache (default <out>/cache)",
+    "data_dir": "data root (default $HYBRIDIR_DATA or ../shared/data)",
+    "sampler": f"batch sampler: {' | '.join(SAMPLERS)}",
+    "alpha": "hybrid only: probability that a batch is X-X (else X-Y)",
+    "mixed_languages": "mix languages (pairs) within a batch instead of one per batch",
+    "mini_batch_size": "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)",
+    "temperature": "InfoNCE temperature (scale = 1 / temperature)",
+    "symmetric": "add the passage-to-query InfoNCE direction",
+    "centered": "InfoNCE on per-language centred vectors (running mean query / passage vector of each language "
+                "removed, renormalised; centered_infonce.py): train for --centering center scoring",
+    "hard_negatives": "add one ICT hard negative per pair",
+    "freeze_embeddings": "freeze the word embedding (less memory, faster steps on CPU)",
+    "ict_window": "inverse cloze task: sentences per passage window",
+    "ict_remove_prob": "inverse cloze task: probability that the query sentence is removed from its passage",
+    "save_every": "checkpoint every N steps (resume continues from the last one)",
+    "eval_every": "every N steps compute the InfoNCE loss on the held-out dev split and keep the best weights, which "
+                  "become the final model (0 = off; hybridir.training.early_stopping)",
+    "early_stopping_patience": "stop after N held-out evaluations without a lower loss (0 = never stop early)",
+    "dev_fraction": "share of training documents held out as a dev split (for choosing hyperparameters)",
+}
+
+
+def add_cli_arguments(parser: Any) -> None:
+    """Add one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...) to an argparse
+    parser, so the CLI never drifts from the dataclass. Use with :func:`config_from_args`."""
+    import argparse
+
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=_HELP.get(f.name, " ")
+            )
+        elif isinstance(default, list):
+            help_ = _HELP.get(f.name, "comma-separated codes (default: %(default)s)")
+            parser.add_argument(flag, dest=f.name, default=",".join(default), help=help_)
+        else:
+            kind = {"mini_batch_size": int}.get(f.name, str if default is None else type(default))
+            help_ = f"{_HELP.get(f.name, '')} (default: %(default)s)".strip()
+            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_)
+
+
+def config_from_args(args: Any) -> TrainConfig:
+    """TrainConfig from a namespace filled by :func:`add_cli_arguments` (ConfigError on bad values)."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
