@@ -173,13 +173,14 @@ def fill(index: Any, vectors: VectorFile, rows: Rows = plain, start: int = 0, st
     return index
 
 
-def build(kind: str, vectors: VectorFile, rows: Rows = plain, **options: Any) -> tuple[Any, dict[str, Any]]:
+def build(kind: str, vectors: VectorFile, rows: Rows = plain, *, train_max: int = TRAIN_MAX,
+          **options: Any) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """A ``kind`` index over all of ``vectors`` and its parameters (``nlist``, ``m``, ``nbits`` may be given)."""
-    params = parameters(kind, *vectors.shape, **options)
-    return fill(empty(kind, vectors, rows, params), vectors, rows), params
+    params = parameters(kind, *vectors.shape, train_max=train_max, **options)
+    return fill(empty(kind, vectors, rows, params, train_max=train_max), vectors, rows), params
 
 
-def build_shards(kind: str, vectors: VectorFile, parts: int, rows: Rows = plain,
+def build_shards(kind: str, vectors: VectorFile, parts: int, rows: Rows = plain, *, train_max: int = TRAIN_MAX,
                  **options: Any) -> tuple[Shards, dict[str, Any]]:  # fmt: skip
     """``parts`` indexes over consecutive row ranges, trained once (the same lists and codebooks in each), searched
     together by :class:`Shards`; each can be written and loaded on its own (e.g. on another machine)."""
@@ -188,8 +189,8 @@ def build_shards(kind: str, vectors: VectorFile, parts: int, rows: Rows = plain,
         raise ConfigError(f"{parts} shards for {n} vectors: give between 1 and {n}")
     import faiss
 
-    params = parameters(kind, *vectors.shape, **options)
-    trained = empty(kind, vectors, rows, params)
+    params = parameters(kind, *vectors.shape, train_max=train_max, **options)
+    trained = empty(kind, vectors, rows, params, train_max=train_max)
     bounds = np.linspace(0, n, parts + 1).astype(int)
     return Shards([(int(a), fill(faiss.clone_index(trained), vectors, rows, int(a), int(b)))
                    for a, b in zip(bounds, bounds[1:], strict=False)]), params  # fmt: skip
@@ -223,12 +224,14 @@ def exact_topk(vectors: VectorFile, queries: np.ndarray, k: int, rows: Rows = pl
 
 class Refined:
     """A (PQ) index whose ``refine`` x k best candidates are re-ranked by exact inner products with the vectors
-    read from disk: PQ's ranking is coarse, its shortlist is not."""
+    read from disk: PQ's ranking is coarse, its shortlist is not. ``first``: the row of ``vectors`` that is the
+    index's row 0 (a shard's)."""
 
-    def __init__(self, index: Any, vectors: VectorFile, rows: Rows = plain, refine: int = REFINE) -> None:
+    def __init__(self, index: Any, vectors: VectorFile, rows: Rows = plain, refine: int = REFINE,
+                 first: int = 0) -> None:  # fmt: skip
         if refine < 1:
             raise ConfigError(f"refine must be at least 1, got {refine}")
-        self.index, self.vectors, self.rows, self.refine = index, vectors, rows, refine
+        self.index, self.vectors, self.rows, self.refine, self.first = index, vectors, rows, refine, first
 
     @property
     def ntotal(self) -> int:
@@ -238,7 +241,7 @@ class Refined:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         _, cand = self.index.search(queries, k * self.refine)
         ids = np.unique(cand[cand >= 0])
-        x = self.rows(self.vectors.take(ids), ids)
+        x = self.rows(self.vectors.take(ids + self.first), ids + self.first)
         pos = np.searchsorted(ids, np.maximum(cand, 0)).clip(0, max(0, len(ids) - 1))
         scores = np.full(cand.shape, -np.inf, np.float32)
         for a in range(0, len(queries), 64):  # 64 queries x shortlist x dim at a time
