@@ -1,8 +1,8 @@
 """Approximate nearest-neighbour indexes for collections larger than RAM: built from vectors on disk, checked
 against exact search, searched whole or as shards.
 
-The vectors stay in a ``.npy`` file (:class:`VectorFile`) read one block at a time through a short-lived memory
-map, so a build or an exact scan holds one block of them, never the collection; the OS page cache does the rest.
+The vectors stay in a ``.npy`` file (:class:`VectorFile`) read one block at a time, so a build or an exact scan
+holds one block of them, never the collection; the OS page cache does the rest.
 
 * ``ivfpq``: faiss IVF-PQ, inner product. A coarse k-means of ~sqrt(n) lists (a power of two) and a product
   quantiser of ``dim / 8`` sub-vectors of 8 bits (48 bytes a vector at 384 dimensions) are trained on a seeded
@@ -60,13 +60,15 @@ class Searchable(Protocol):
 
 
 class VectorFile:
-    """float32 ``[n, dim]`` rows of a ``.npy`` file, read through a memory map opened per read: the pages a read
-    touched leave the process's resident memory with the map, so scanning a file larger than RAM holds one block."""
+    """float32 ``[n, dim]`` rows of a ``.npy`` file, never mapped whole: scans go through one short-lived memory map
+    a block, so a scan of a file larger than RAM holds one block; scattered rows are read with ``pread`` (a
+    re-rank's 100 rows: ~0.1 ms, against ~5 ms of page faults through a fresh map). The OS page cache keeps a file
+    that fits warm; it is not the process's memory."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         head = np.load(self.path, mmap_mode="r")
-        if head.ndim != 2 or head.dtype != np.float32:
+        if head.ndim != 2 or head.dtype != np.float32 or not head.flags.c_contiguous:
             raise ConfigError(f"{self.path}: expected float32 [n, dim] vectors, found {head.dtype} {head.shape}")
         self.shape: tuple[int, int] = head.shape
         self._offset = head.offset
@@ -85,25 +87,32 @@ class VectorFile:
         return np.array(self._map(start, stop)) if stop > start else np.zeros((0, self.shape[1]), np.float32)
 
     def blocks(self, size: int = BLOCK, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, rows) of consecutive blocks of ``start:stop``."""
-        stop = len(self) if stop is None else stop
+        """(first row, rows) of consecutive blocks of ``start:stop``, each a memory map of its own that is closed
+        when the next is read (a block is valid until then): its pages leave the process's resident memory with
+        it, and nothing is copied."""
+        stop = len(self) if stop is None else min(stop, len(self))
         for s in range(start, stop, size):
-            yield s, self.block(s, min(s + size, stop))
+            block = self._map(s, min(s + size, stop))
+            yield s, block
+            del block
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The given rows, copied into memory: one ``pread`` a row (a re-rank's 100 scattered rows cost ~0.1 ms
-        this way, ~5 ms through a fresh memory map's page faults)."""
+        """The given rows (ascending or not), one ``pread`` each, copied into memory."""
         width = 4 * self.shape[1]
         fd = os.open(self.path, os.O_RDONLY)
         try:
             data = b"".join(os.pread(fd, width, self._offset + width * int(r)) for r in rows)
         finally:
             os.close(fd)
-        return np.frombuffer(data, np.float32).reshape(len(rows), self.shape[1]).copy()
+        if len(data) != width * len(rows):
+            raise OSError(f"{self.path}: ends before row {max(rows)}")
+        return np.frombuffer(bytearray(data), np.float32).reshape(len(rows), self.shape[1])
+
 
 # ----------------------------------------------------------------------------------------------- parameters
 def parameters(kind: str, n: int, dim: int, *, nlist: int | None = None, m: int | None = None,
-               nbits: int | None = None, train_max: int = TRAIN_MAX) -> dict[str, Any]:  # fmt: skip
+               nbits: int | None = None, train_max: int = TRAIN_MAX, hnsw_m: int = HNSW_M,
+               ef_construction: int = HNSW_EF_CONSTRUCTION) -> dict[str, Any]:  # fmt: skip
     """The build and default search parameters of a ``kind`` index over ``n`` x ``dim`` vectors; a choice that
     cannot work is one ConfigError line."""
     if kind not in KINDS:
@@ -111,7 +120,7 @@ def parameters(kind: str, n: int, dim: int, *, nlist: int | None = None, m: int 
     if kind == "flat":
         return {}
     if kind == "hnsw":
-        return {"hnsw_m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+        return {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": HNSW_EF_SEARCH}
     if kind == "ivf":  # faiss wants >= 39 training points per list
         default = int(min(max(1, n // 39), max(1, 4 * np.sqrt(n))))
     else:  # sqrt(n): the coarse assignment dominates a build on few cores; nprobe and the re-rank make up for it
