@@ -53,6 +53,10 @@ def peak_rss_mb() -> float:
     return round(int(status.split("VmHWM:")[1].split()[0]) / 1024, 1)
 
 
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
 def size_of(text: str) -> int:
     text = text.strip().lower()
     return int(float(text[:-1]) * {"k": 1e3, "m": 1e6}[text[-1]]) if text[-1] in "km" else int(text)
@@ -188,7 +192,7 @@ def bench_ivfpq(n: int, vectors: str, queries: str, truth: str, args: argparse.N
     res: dict[str, Any] = {}
     pq = str(scratch / f"ivfpq-{n}.faiss")
     res["ivfpq"] = run_task("build", kind="ivfpq", vectors=vectors, out=pq, options={})
-    settings = [{"nprobe": p, "refine": r} for p in args.nprobe for r in (0, ann.REFINE)]
+    settings = [{"nprobe": p, "refine": r} for p in args.nprobe for r in args.refine]
     res["ivfpq"]["search"] = run_task("search", kind="ivfpq", vectors=vectors, index=pq, queries=queries,
                                       truth=truth, settings=settings)  # fmt: skip
     print(f"  ivfpq: {res['ivfpq']}", flush=True)
@@ -259,7 +263,9 @@ def main() -> None:
     p.add_argument("--scratch", type=Path, default=Path("scale-data"), help="folder for the vectors and indexes")
     p.add_argument("--queries", type=int, default=1000, help="queries timed one at a time (default 1000)")
     p.add_argument("--flat-queries", type=int, default=20, help="queries timed for exact search (a full scan each)")
-    p.add_argument("--nprobe", type=lambda s: [int(x) for x in s.split(",")], default=[16, ann.IVFPQ_NPROBE, 64])
+    p.add_argument("--nprobe", type=ints, default=sorted({8, ann.IVFPQ_NPROBE, 32}), help="IVF-PQ nprobe values")
+    p.add_argument("--refine", type=ints, default=sorted({0, ann.REFINE, 20}),
+                   help="IVF-PQ re-rank factors (0: PQ scores only)")
     p.add_argument("--hnsw-max", type=size_of, default=1_000_000, help="largest size HNSW is built at")
     p.add_argument("--hnsw-ef-construction", type=int, default=40, help="HNSW efConstruction (faiss default 40)")
     p.add_argument("--kinds", type=lambda s: s.split(","), default=["flat", "ivfpq", "hnsw"],

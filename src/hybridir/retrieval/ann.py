@@ -40,7 +40,7 @@ from ..errors import ConfigError
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
-IVF_NPROBE, IVFPQ_NPROBE, REFINE = 16, 32, 10
+IVF_NPROBE, IVFPQ_NPROBE, REFINE = 16, 16, 10
 #: training sample cap: enough for thousands of lists and 256-centroid sub-quantisers, ~200 MB at 384 dimensions
 TRAIN_MAX = 131072
 BLOCK = 65536
