@@ -220,23 +220,25 @@ def bench_hnsw(n: int, vectors: str, queries: str, truth: str, args: argparse.Na
 def table(results: list[dict[str, Any]]) -> list[str]:
     """One Markdown row per index and search setting."""
     rows = ["| vectors | index | setting | build s | on disk MB | peak RSS build MB | peak RSS search MB | p50 ms | "
-            "p99 ms | recall@10 |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            "p99 ms | recall@10 | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         n, f = f"{r['n'] / 1e6:g}M", r.get("flat")
         if f:
             rows.append(f"| {n} | flat (exact, blockwise scan of the memmap) | {f['latency_queries']} queries, 1 "
-                        f"thread | - | {f['disk_mb']} | - | {f['rss_mb']} | {f['p50_ms']} | {f['p99_ms']} | 1.0 |")
+                        f"thread | - | {f['disk_mb']} | - | {f['rss_mb']} | {f['p50_ms']} | {f['p99_ms']} | 1.0 | "
+                        f"{f.get('load_average', '')} |")  # fmt: skip
         for kind in [k for k in ("ivfpq", "hnsw") if k in r]:
             b = r[kind]
             if "skipped" in b:
-                rows.append(f"| {n} | {kind} | skipped ({b['skipped']}) | | | | | | | |")
+                rows.append(f"| {n} | {kind} | skipped ({b['skipped']}) | | | | | | | | |")
                 continue
             params = ", ".join(f"{k} {v}" for k, v in b["params"].items() if k not in ("nprobe", "refine", "ef_search"))
             for s in b["search"]:
                 how = (f"nprobe {s['nprobe']}, " + (f"re-rank {s['refine']}x10 from the memmap" if s["refine"] else
                        "PQ scores only")) if kind == "ivfpq" else f"efSearch {s['ef_search']}"  # fmt: skip
                 rows.append(f"| {n} | {kind} ({params}) | {how} | {b['build_seconds']} | {b['disk_mb']} | "
-                            f"{b['rss_mb']} | {s['rss_mb']} | {s['p50_ms']} | {s['p99_ms']} | {s['recall@10']} |")
+                            f"{b['rss_mb']} | {s['rss_mb']} | {s['p50_ms']} | {s['p99_ms']} | {s['recall@10']} | "
+                            f"{s.get('load_average', '')} |")  # fmt: skip
     return rows
 
 
@@ -246,7 +248,9 @@ def verdicts(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not r:
         return []
     b = r["ivfpq"]
-    default = next(s for s in b["search"] if s["nprobe"] == ann.IVFPQ_NPROBE and s["refine"] == ann.REFINE)
+    default = next((s for s in b["search"] if s["nprobe"] == ann.IVFPQ_NPROBE and s["refine"] == ann.REFINE), None)
+    if default is None:
+        return []
     checks = [("peak RSS, build (MB)", b["rss_mb"], TARGETS["rss_mb"], "<"),
               ("peak RSS, search (MB)", default["rss_mb"], TARGETS["rss_mb"], "<"),
               ("recall@10 vs exact", default["recall@10"], TARGETS["recall@10"], ">="),
@@ -271,6 +275,7 @@ def main() -> None:
     p.add_argument("--kinds", type=lambda s: s.split(","), default=["flat", "ivfpq", "hnsw"],
                    help="what to measure (default flat,ivfpq,hnsw; the exact top-10 is computed once and reused)")
     p.add_argument("--clean", action="store_true", help="delete each index file once measured")
+    p.add_argument("--merge", type=Path, nargs="+", default=None, help="only merge these --out JSON files into --out")
     p.add_argument("--task", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.task:  # a subprocess: one task, its result and peak RSS as the last line of stdout
@@ -282,21 +287,32 @@ def main() -> None:
             result["rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
+    if args.merge:  # runs made separately (e.g. HNSW beside IVF-PQ), one table: later files win per size and index
+        by_size: dict[int, dict] = {}
+        for path in args.merge:
+            for r in json.loads(path.read_text())["results"]:
+                by_size.setdefault(r["n"], {}).update(r)
+        return write([by_size[n] for n in sorted(by_size)], args.out)
     args.scratch.mkdir(parents=True, exist_ok=True)
     results = []
     for n in [size_of(s) for s in args.sizes.split(",")]:
         results.append(bench_size(n, args))
-        report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                  "load_average": os.getloadavg(), "data": __doc__.split("\n\n")[1].replace("\n", " "),
-                  "results": results, "targets": verdicts(results)}  # fmt: skip
-        lines = table(results)
-        lines += ["", "| target (IVF-PQ, largest size, default setting) | measured | target | verdict |",
-                  "|---|---|---|---|"]
-        lines += [f"| {v['measure']} | {v['value']} | {v['target']} | {v['verdict']} |" for v in report["targets"]]
-        print("\n".join(lines), flush=True)
-        if args.out:
-            atomic_write_json(args.out.with_suffix(".json"), report)
-            atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+        write(results, args.out)
+
+
+def write(results: list[dict[str, Any]], out: Path | None) -> None:
+    """Print the table and the verdicts; with ``out``, also OUT.json and OUT.md."""
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "load_average": os.getloadavg(), "data": __doc__.split("\n\n")[1].replace("\n", " "),
+              "results": results, "targets": verdicts(results)}  # fmt: skip
+    lines = table(results)
+    lines += ["", "| target (IVF-PQ, largest size, default setting) | measured | target | verdict |",
+              "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {v['measure']} | {v['value']} | {v['target']} | {v['verdict']} |" for v in report["targets"]]
+    print("\n".join(lines), flush=True)
+    if out:
+        atomic_write_json(out.with_suffix(".json"), report)
+        atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
