@@ -234,7 +234,7 @@ def table(results: list[dict[str, Any]]) -> list[str]:
                 continue
             params = ", ".join(f"{k} {v}" for k, v in b["params"].items() if k not in ("nprobe", "refine", "ef_search"))
             for s in b["search"]:
-                how = (f"nprobe {s['nprobe']}, " + (f"re-rank {s['refine']}x10 from the memmap" if s["refine"] else
+                how = (f"nprobe {s['nprobe']}, " + (f"re-rank {s['refine']}x10 from vectors.npy" if s["refine"] else
                        "PQ scores only")) if kind == "ivfpq" else f"efSearch {s['ef_search']}"  # fmt: skip
                 rows.append(f"| {n} | {kind} ({params}) | {how} | {b['build_seconds']} | {b['disk_mb']} | "
                             f"{b['rss_mb']} | {s['rss_mb']} | {s['p50_ms']} | {s['p99_ms']} | {s['recall@10']} | "
@@ -244,9 +244,10 @@ def table(results: list[dict[str, Any]]) -> list[str]:
 
 def verdicts(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets against IVF-PQ at the largest size, at its default search setting."""
-    r = max([x for x in results if "ivfpq" in x] or [{}], key=lambda x: x["n"])
-    if not r:
+    measured = [x for x in results if "ivfpq" in x]
+    if not measured:
         return []
+    r = max(measured, key=lambda x: x["n"])
     b = r["ivfpq"]
     default = next((s for s in b["search"] if s["nprobe"] == ann.IVFPQ_NPROBE and s["refine"] == ann.REFINE), None)
     if default is None:
@@ -305,7 +306,10 @@ def write(results: list[dict[str, Any]], out: Path | None) -> None:
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "load_average": os.getloadavg(), "data": __doc__.split("\n\n")[1].replace("\n", " "),
               "results": results, "targets": verdicts(results)}  # fmt: skip
-    lines = table(results)
+    lines = ["# ANN at scale (bench/scale.py)", "", report["data"], "",
+             f"Machine: {report['machine']}; every build and search in a subprocess of its own; single-query "
+             "latency on one thread; load avg: the 1-minute load average when the row was measured (other work "
+             "shared the 2 cores).", "", *table(results)]  # fmt: skip
     lines += ["", "| target (IVF-PQ, largest size, default setting) | measured | target | verdict |",
               "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {v['measure']} | {v['value']} | {v['target']} | {v['verdict']} |" for v in report["targets"]]
