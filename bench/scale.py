@@ -1,11 +1,12 @@
 """ANN at scale on synthetic vectors: flat vs HNSW vs IVF-PQ at 1M and 5M x 384 (hybridir.retrieval.ann).
 
 The vectors are synthetic and clustered, not uniform noise (where every neighbour is as far as any other and
-recall means nothing): unit vectors ``normalize(c + s + e)`` around :data:`CENTRES` random unit centres ``c``, with
+recall means nothing): unit vectors ``normalize(c + s + e)`` around 4,096 random unit centres ``c``, with
 ``s`` a component in a shared 64-dimensional subspace (norm ~0.6: the low intrinsic dimension of real embeddings)
 and ``e`` isotropic noise (norm ~0.3). They are generated block by block with a fixed seed into a float32 ``.npy``
-on disk (``--scratch``, reused by later runs) and only ever read through memory maps. The 1,000 queries are fresh
-draws of the same process (another seed), not rows of the collection.
+on disk (``--scratch``, reused by later runs) and read through ``ann.VectorFile`` (one memory map a block, ``pread``
+for scattered rows), never loaded whole. The 1,000 queries are fresh draws of the same process (another seed), not
+rows of the collection.
 
 For each size, every build and search runs in a subprocess of its own, which reports its peak resident memory
 (``VmHWM``, the high-water mark of its resident set: its own pages plus the pages of the vector file it has
