@@ -63,9 +63,13 @@ CASES = [
                                                      "--out {tmp}/i"),
     ("index", "shard size 0", "--model {model} --corpus {corpus} --shard-size 0 --out {tmp}/i"),
     ("index", "unknown index type", "--model {model} --corpus {corpus} --index annoy --out {tmp}/i"),
+    ("index", "--nlist larger than the corpus", "--model {model} --corpus {corpus} --index ivfpq --nlist 5 "
+                                                "--out {tmp}/i"),
+    ("index", "--nlist for an hnsw index", "--model {model} --corpus {corpus} --index hnsw --nlist 2 --out {tmp}/i"),
     ("search", "not an index", "{empty} hallo"),
     ("search", "vectors.npy truncated", "{broken} hallo"),
     ("search", "--k 0", "{index} hallo --k 0"),
+    ("search", "--refine 0", "{index} hallo --refine 0"),
     ("search", "unknown centering mode", "{index} hallo --centering centre"),
     ("search", "--query-lang not a language", "{index} hallo --query-lang English"),
     ("search", "empty query", "{index} {blank}"),

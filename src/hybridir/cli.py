@@ -158,13 +158,14 @@ def _index(args: argparse.Namespace) -> None:
     stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
                         shard_size=args.shard_size, backend=args.backend, precision=args.precision,
                         batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet,
-                        centering=args.centering, languages=args.languages)  # fmt: skip
+                        centering=args.centering, languages=args.languages, nlist=args.nlist)  # fmt: skip
     m = stats["manifest"]
     among = f" among {','.join(args.languages)}" if args.languages else ""
+    recall = f"; recall@10 vs exact search {m['index']['recall@10']}" if "recall@10" in m["index"] else ""
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
           f"({stats['encode_seconds']:.1f} s encoding); languages {_mix(m['languages'])}, "
-          f"{stats['detected']} label(s) detected{among}")  # fmt: skip
+          f"{stats['detected']} label(s) detected{among}{recall}")  # fmt: skip
 
 
 def _mix(counts: dict[str, int], top: int = 8) -> str:
@@ -185,7 +186,8 @@ def _search(args: argparse.Namespace) -> None:
     if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
         raise ConfigError("give either one QUERY or --queries FILE together with --run OUT")
     k = args.k if args.k is not None else (10 if args.query is not None else RUN_DEPTH)
-    for value, option in ((k, "--k"), (args.ef_search, "--ef-search"), (args.nprobe, "--nprobe")):
+    for value, option in ((k, "--k"), (args.ef_search, "--ef-search"), (args.nprobe, "--nprobe"),
+                          (args.refine, "--refine")):  # fmt: skip
         _positive(value, option)
     if args.query is not None and not args.query.strip():
         raise ConfigError("empty query: give a query text")
@@ -198,7 +200,7 @@ def _search(args: argparse.Namespace) -> None:
     queries = read_queries(args.queries) if args.queries is not None else None
     searcher = Searcher(args.index, args.model, backend=args.backend, precision=args.precision,
                         cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe,
-                        centering=args.centering)  # fmt: skip
+                        refine=args.refine, centering=args.centering)  # fmt: skip
     if args.query is not None:
         langs = [args.query_lang] if args.query_lang else None
         print(format_hits(searcher.search([args.query], k, langs)[0]))
@@ -251,8 +253,9 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--languages", type=_csv, default=None, metavar="CODES",
                    help="the corpus's languages, e.g. en,de,zh,ar: rows without a lang field are labelled with one "
                         "of these only (default: any of the detector's 75 languages)")  # fmt: skip
-    x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
-                   help="flat: exact inner product (default); hnsw / ivf: approximate, for millions of passages")
+    x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf", "ivfpq"],
+                   help="flat: exact (default); hnsw / ivf: approximate; ivfpq: compressed, re-ranked from disk")
+    x.add_argument("--nlist", type=int, default=None, help="ivf / ivfpq: inverted lists (default from the size)")
     x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard (default 4096)")
     x.add_argument("--batch-size", type=int, default=64, help="passages encoded together (default 64)")
     x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
@@ -270,14 +273,14 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--queries", type=Path, default=None, help="TSV qid<TAB>query (MIRACL topics) or JSONL id/text")
     q.add_argument("--run", type=Path, default=None, help="TREC run file to write (with --queries)")
     q.add_argument("--k", type=int, default=None, help="hits per query (default 10; 100 for a run file)")
-    q.add_argument("--tag", default=None, help="run tag, the run file's last column (default: the index folder's "
-                                               "name)")  # fmt: skip
+    q.add_argument("--tag", default=None, help="run tag, the run file's last column (default: the index's name)")
     q.add_argument("--model", default=None, help="check the index was built with this model (default: its own)")
     q.add_argument("--backend", default=None, **paths[0], help="default: the path the index was built with")
     q.add_argument("--precision", default=None, **paths[1])
     q.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (opt-in)")
     q.add_argument("--ef-search", type=int, default=None, help="hnsw: candidates explored per query")
-    q.add_argument("--nprobe", type=int, default=None, help="ivf: lists probed per query")
+    q.add_argument("--nprobe", type=int, default=None, help="ivf / ivfpq: lists probed per query")
+    q.add_argument("--refine", type=int, default=None, help="ivfpq: re-rank refine x k candidates exactly")
     q.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
                    help="none, shift[:lambda] or center[:lambda] (default: the mode the index was built for)")
     q.add_argument("--query-lang", default=None,

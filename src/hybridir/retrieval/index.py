@@ -11,7 +11,8 @@ Layout of an index folder (``manifest.json`` is written last: its presence means
     manifest.json   model name + fingerprint, inference path, dimension, count, languages, corpus, index type
     vectors.npy     float32 [count, dim], row i = docs.jsonl line i (memory-mapped on load)
     docs.jsonl      {"id", "title", "text", "lang"} per row
-    index.faiss     only for the approximate types (hnsw, ivf); exact search uses vectors.npy directly
+    index.faiss     only for the approximate types (hnsw, ivf, ivfpq: :mod:`hybridir.retrieval.ann`); exact search
+                    uses vectors.npy directly, and ivfpq re-ranks its shortlist from it
 
 The encoded text is ``title + " " + text`` (BEIR's convention, as ``hybridir evaluate`` encodes MIRACL and BEIR),
 with the model's passage prompt. Languages come from the line's ``lang``, else ``--lang``, else the MIRACL folder
@@ -34,7 +35,6 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -49,13 +49,12 @@ from ..infra.errors import ConfigError, DataError, one_line
 from ..infra.files import atomic_dir, atomic_write_json, umask_mode
 from ..infra.integrity import file_sha256
 from ..infra.locks import DirLock
+from . import ann
 from .corpus import Passage, check_detectable, corpus_files, detect_languages, read_corpus
 
 FORMAT = "hybridir-index/1"
 SHARD_SIZE = 4096
-INDEX_TYPES = ("flat", "hnsw", "ivf")
-#: search-time breadth of the approximate types (recorded in the manifest, overridable at load)
-HNSW_M, HNSW_EF_SEARCH, IVF_NPROBE = 32, 128, 16
+INDEX_TYPES = ann.KINDS
 #: below this many queries a search runs on one thread (faiss's own threshold for switching to BLAS)
 FEW_QUERIES = 20
 
@@ -102,24 +101,15 @@ def _save_shard(folder: Path, rows: list[Passage], emb: np.ndarray) -> None:
                                         encoding="utf-8")  # fmt: skip
 
 
-def _approximate(kind: str, vectors: np.ndarray, rows: Callable[[np.ndarray, slice], np.ndarray]) -> Any:
-    """An HNSW graph or an IVF index over ``vectors`` (inner product), for collections past a few million;
-    ``rows(block, where)`` gives the vectors as searched (centred when the index is, :meth:`Index.centering`)."""
-    import faiss
+def _passage_rows(centering: Centering, langs: list[str], normalize: bool) -> ann.Rows:
+    """Stored rows as an approximate index holds and re-ranks them (centred when the index is)."""
+    labels = np.asarray(langs)
+    return lambda block, where: centering.apply(block, labels[where].tolist(), "passage", normalize)
 
-    n, dim = vectors.shape
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 200
-    else:
-        nlist = int(min(max(1, n // 39), max(1, 4 * np.sqrt(n))))  # faiss wants >= 39 training points per list
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        sample = np.sort(rng.permutation(n)[: 256 * nlist])
-        index.train(np.ascontiguousarray(rows(vectors[sample], sample)))
-    for s in range(0, n, 65536):
-        index.add(np.ascontiguousarray(rows(vectors[s : s + 65536], slice(s, s + 65536))))
-    return index
+
+def _searchable(built: Any, params: dict, stored: ann.VectorFile, rows: ann.Rows, refine: int | None = None) -> Any:
+    """A faiss index as searched: an IVF-PQ one re-ranks its shortlist from vectors.npy."""
+    return ann.Refined(built, stored, rows, refine or params["refine"]) if "refine" in params else built
 
 
 def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
@@ -149,21 +139,18 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
         os.chmod(path, umask_mode())  # mkstemp's 0600 would hide the index from other users
     means = corpus_means(vectors, row_langs, plan["fingerprint"])
     means.save(out)
+    del vectors  # from here on read block by block (ann.VectorFile): an index past RAM is built all the same
     kind = plan["index"]["type"]
     if kind != "flat":
         import faiss
 
-        centering = Centering(plan["centering"], means)
-        labels = np.asarray(row_langs)
-
-        def rows(block: np.ndarray, where: Any) -> np.ndarray:
-            return centering.apply(block, labels[where].tolist(), "passage", plan["normalize"])
-
+        rows = _passage_rows(Centering(plan["centering"], means), row_langs, plan["normalize"])
+        stored = ann.VectorFile(tmp)
+        built, params = ann.build(kind, stored, rows, nlist=plan["index"].get("nlist"))
+        plan["index"] |= params | ann.sample_recall(_searchable(built, params, stored, rows), stored, rows)
         tmp_index = out / f".index.faiss.{os.getpid()}.tmp"
-        faiss.write_index(_approximate(kind, vectors, rows), str(tmp_index))
+        faiss.write_index(built, str(tmp_index))
         os.replace(tmp_index, out / "index.faiss")
-        plan["index"] |= {"hnsw_m": HNSW_M, "ef_search": HNSW_EF_SEARCH} if kind == "hnsw" else {"nprobe": IVF_NPROBE}
-    del vectors
     os.replace(tmp, out / "vectors.npy")
     os.replace(docs.name, out / "docs.jsonl")
     names = [p.name for p in sorted(out.iterdir()) if p.is_file() and p.name[0] != "." and p.name != "manifest.json"]
@@ -176,8 +163,8 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
 def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.PathLike, *,
                 lang: str | None = None, index: str = "flat", shard_size: int = SHARD_SIZE, backend: str = "auto",
                 precision: str = "auto", batch_size: int = 64, cache_dir: Path | None = None,
-                show_progress: bool = True, centering: str | None = None,
-                languages: list[str] | None = None) -> dict:  # fmt: skip
+                show_progress: bool = True, centering: str | None = None, languages: list[str] | None = None,
+                nlist: int | None = None) -> dict:  # fmt: skip
     """Index ``corpus`` with ``model`` into the folder ``out``; rerun after a kill to resume. Returns build stats
     (``manifest``, ``seconds``, ``encode_seconds``, ``shards_encoded``, ``shards_reused``).
 
@@ -187,7 +174,9 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     keeps the plain vectors and the index its language means, so a flat index can be searched in any mode; an
     approximate one is built (and must be searched) in this mode. ``languages``: the corpus's languages (ISO
     639-1); rows without a ``lang`` field are then labelled with one of these only. The stats count the rows whose
-    label was detected (``detected``).
+    label was detected (``detected``). ``nlist``: the lists of an ivf / ivfpq index (default from the size). An
+    approximate index records in its manifest its parameters and its recall@10 against exact search on 200 of the
+    corpus's own vectors as queries (:func:`~hybridir.retrieval.ann.sample_recall`).
     """
     if index not in INDEX_TYPES:
         raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
@@ -195,6 +184,8 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
         raise ConfigError(f"shard size must be positive, got {shard_size}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
+    if nlist is not None and index not in ("ivf", "ivfpq"):
+        raise ConfigError(f"--nlist applies to ivf and ivfpq indexes, not to {index}")
     start = time.perf_counter()
     out, files = Path(out).expanduser(), corpus_files(corpus)
     if out.exists() and not out.is_dir():
@@ -207,6 +198,8 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
         total, detected = total + 1, detected + (not passage.lang)
     if total == 0:  # before the model loads and before anything is written
         raise DataError(f"{files[0]}: the corpus holds no passages")
+    if index != "flat":  # nlist against the corpus size, before the model loads (the dimension is checked later)
+        ann.parameters(index, total, 8, nlist=nlist)
     spec = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
     from tqdm.auto import tqdm
 
@@ -217,6 +210,8 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
     plan["centering"] = spec
+    if nlist is not None:
+        plan["index"]["nlist"] = nlist
     if among is not None:
         plan["detect_among"] = among
     stats = {"seconds": 0.0, "encode_seconds": 0.0, "shards_encoded": 0, "shards_reused": 0, "passages": total,
@@ -266,11 +261,12 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
 class Index:
     """A built index in memory: its manifest, vectors (memory-mapped), passages and a faiss index.
 
-    ``ef_search`` / ``nprobe`` override the breadth of an approximate index (more = slower, closer to exact).
+    ``ef_search`` / ``nprobe`` override the breadth of an approximate index (more = slower, closer to exact),
+    ``refine`` the shortlist of an ivfpq one (``refine`` x k candidates re-ranked exactly).
     """
 
     def __init__(self, folder: str | os.PathLike, *, ef_search: int | None = None, nprobe: int | None = None,
-                 centering: str | None = None) -> None:  # fmt: skip
+                 centering: str | None = None, refine: int | None = None) -> None:  # fmt: skip
         import faiss
 
         self.folder = Path(folder).expanduser()
@@ -301,11 +297,10 @@ class Index:
         if kind == "flat":
             self.faiss = self._flat()
         else:
-            self.faiss = faiss.read_index(str(self.folder / "index.faiss"))
-            if kind == "hnsw":
-                self.faiss.hnsw.efSearch = ef_search or self.manifest["index"]["ef_search"]
-            else:
-                self.faiss.nprobe = nprobe or self.manifest["index"]["nprobe"]
+            built, params = faiss.read_index(str(self.folder / "index.faiss")), self.manifest["index"]
+            rows = _passage_rows(self.centering, [d.lang for d in self.docs], self.manifest["normalize"])
+            self.faiss = _searchable(built, params, ann.VectorFile(self.folder / "vectors.npy"), rows, refine)
+            ann.tune(self.faiss, nprobe=nprobe or params.get("nprobe"), ef_search=ef_search or params.get("ef_search"))
 
     def _verify(self, rebuild: str) -> None:
         """Every file the manifest lists is there with its size and SHA-256 (a truncated or damaged file is one

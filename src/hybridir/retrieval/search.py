@@ -76,18 +76,18 @@ class Searcher:
         index: an index folder or a loaded :class:`~hybridir.retrieval.index.Index`.
         model: the model to encode queries with (default: the index's own); another model is a ConfigError.
         backend, precision: the inference path (default: the one the index was built with).
-        ef_search, nprobe: breadth of an approximate index.
+        ef_search, nprobe, refine: breadth of an approximate index (refine: ivfpq's re-ranked shortlist).
     """
 
     def __init__(self, index: str | os.PathLike | Index, model: str | None = None, *, backend: str | None = None,
                  precision: str | None = None, batch_size: int = 64, cache_dir: Path | None = None,
                  show_progress: bool = False, ef_search: int | None = None, nprobe: int | None = None,
-                 centering: str | None = None) -> None:  # fmt: skip
+                 centering: str | None = None, refine: int | None = None) -> None:  # fmt: skip
         from ..encoders.encoding import Encoder
         from ..encoders.models import load_encoder
 
         self.index = index if isinstance(index, Index) else Index(index, ef_search=ef_search, nprobe=nprobe,
-                                                                  centering=centering)  # fmt: skip
+                                                                  centering=centering, refine=refine)  # fmt: skip
         built = self.index.manifest
         enc = built["encoder"]
         self.encoder = Encoder(load_encoder(model or built["model"]), batch_size=batch_size, cache_dir=cache_dir,
