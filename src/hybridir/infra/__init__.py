@@ -1,0 +1,1 @@
+"""Infrastructure shared by the commands: how work is split across processes (:mod:`.shards`)."""
