@@ -261,7 +261,9 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
             if written is not None:
                 written.result()
         bar.close()
-        left = lambda: sum(not (s / "docs.jsonl").is_file() for s in shards)  # noqa: E731
+        def left() -> int:  # shards not yet renamed into place (by any rank)
+            return sum(not (s / "docs.jsonl").is_file() for s in shards)
+
         complete = shard.settle(left, f"of the {len(shards)} index shards")
         if not shard.leader:
             return stats | {"manifest": None, "complete": complete, "seconds": time.perf_counter() - start,
