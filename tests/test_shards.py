@@ -154,7 +154,8 @@ def test_a_rank_killed_midway_leaves_complete_units_and_the_rerun_encodes_only_t
 ):
     argv = evaluate_argv(tiny_model_dir, yo_slice, tmp_path / "cache", tmp_path / "run")
     killed = run(argv, ranks=2, kill_at=2)  # rank 1 dies as it starts its second unit
-    assert killed[1][0] == -signal.SIGKILL and not (tmp_path / "run" / "results.json").exists()
+    assert killed[1][0] == -signal.SIGKILL and killed[0][0] != 0  # rank 0's barrier fails: its peer is gone
+    assert not (tmp_path / "run" / "results.json").exists()
     before = cache_files(tmp_path / "cache")
     written, _ = cached_vectors(tmp_path / "cache")
     assert before and len(written) < len(cached_vectors(one_process[0])[0])  # killed mid-way
