@@ -96,9 +96,14 @@ def main() -> None:
     p.add_argument("--model", default="e5-small")
     p.add_argument("--shard-size", type=int, default=1024, help="index: passages per unit (default 1024)")
     p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per process, both runs (default: all cores for 1 process, 1 a rank, torchrun's)")
     args = p.parse_args()
     root = resolve_data_dir(args.data_dir)
-    threads = {1: os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count()), args.ranks: "1"}  # torchrun's default
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # torchrun keeps a value it finds
+    threads = {1: os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count()),
+               args.ranks: os.environ.get("OMP_NUM_THREADS") or "1"}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="scale-encode-") as tmp:
         work = Path(tmp)
         corpus = write_slice(root, args.n, work / "corpus.jsonl") if args.command == "index" else None
@@ -112,7 +117,7 @@ def main() -> None:
                 cmd = ["evaluate", "--model", args.model, "--dataset", f"miracl-judged:yo:{args.n}", "--no-plots",
                        "--data-dir", str(root), "--cache-dir", str(run / "cache"), "--out", str(run / "out")]
             seconds, out = timed(cmd, ranks)
-            rows.append((ranks, seconds, out.strip().splitlines()[-1][:110] if out.strip() else ""))
+            rows.append((ranks, seconds, out.strip().splitlines()[-1] if out.strip() else ""))
         diff, rest = compare(args.command, work / "ranks1", work / f"ranks{args.ranks}")
     print(f"\nsharded encoding, hybridir {args.command}, MIRACL-yo slice of {args.n} passages, {args.model}, "
           f"{os.cpu_count()} CPU cores")  # fmt: skip

@@ -247,9 +247,10 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 rows.append(passage)
                 if len(rows) == shard_size or i == total:
                     shards.append(shard_dir / f"{len(shards):06d}")
-                    if (shards[-1] / "docs.jsonl").is_file():
+                    mine = shard.mine(len(shards) - 1)  # the other ranks' shards are theirs to encode
+                    if mine and (shards[-1] / "docs.jsonl").is_file():
                         stats["shards_reused"] += 1
-                    elif shard.mine(len(shards) - 1):  # the others' shards are theirs to encode
+                    elif mine:
                         labelled = helper.submit(_labelled, rows, among)
                         emb = enc([doc_text(asdict(r)) for r in rows], "passage")
                         if written is not None:
