@@ -72,7 +72,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             centering=args.centering, means_source=args.means_source, shard=shard,
         )  # fmt: skip
     if not shard.leader:
-        return print(f"{shard}: {result['timing']['texts_encoded']} texts encoded; {out}/ is written by rank 0")
+        return print(f"{shard}: {result['timing']['texts_encoded']} texts encoded here; the first rank writes {out}/")
     md = Path(out) / "results.md"
     print(md.read_text() if md.exists() else result.get("summary"))
     print(f"\nwritten to {out}/")
@@ -163,7 +163,7 @@ def _index(args: argparse.Namespace) -> None:
                         batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet,
                         centering=args.centering, languages=args.languages, shard=shards.from_args(args))  # fmt: skip
     if (m := stats["manifest"]) is None:  # another rank's share: rank 0 finalises
-        return print(f"{args.out}: {stats['shards_encoded']} shard(s) encoded here; rank 0 finalises the index")
+        return print(f"{args.out}: {stats['shards_encoded']} shard(s) encoded here; the first rank finalises it")
     among = f" among {','.join(args.languages)}" if args.languages else ""
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "

@@ -262,6 +262,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
             if written is not None:
                 written.result()
         bar.close()
+
         def left() -> int:  # shards not yet renamed into place (by any rank)
             return sum(not (s / "docs.jsonl").is_file() for s in shards)
 
