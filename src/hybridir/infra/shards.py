@@ -39,11 +39,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, HybridIRError
 from ..integrity import read_sealed, write_sealed
+
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: the CLI's parser imports this module
+    import numpy as np
 
 #: texts per work unit of the embedding cache (small enough that a kill loses little, large enough to batch well)
 UNIT = 4096
@@ -189,6 +191,8 @@ class Units:
 
     def refresh(self) -> int:
         """Read the cache files not read yet (those failing their checksum are removed); the units still missing."""
+        import numpy as np
+
         if self.folder is not None and self.folder.is_dir():
             new = sorted(set(self.folder.glob("*.npz")) - self._read)
             for path, data in read_sealed(new, "embedding cache").items():
@@ -210,6 +214,8 @@ class Units:
 
     def add(self, rows: list[int], emb: np.ndarray) -> None:
         """The vectors of ``rows``, kept and written to the cache as one sealed file named by their keys."""
+        import numpy as np
+
         keys = [self.keys[i] for i in rows]
         self.known.update(zip(keys, emb, strict=True))
         if self.folder is not None:
@@ -221,6 +227,8 @@ class Units:
     def vectors(self, order: list[int], dim: int) -> np.ndarray:
         """float32 ``[len(order), dim]``: the vector of ``keys[i]`` for each ``i`` of ``order``; zeros where none is
         known (only in a ``--shard`` process other than 1/N, whose results are never written)."""
+        import numpy as np
+
         out = np.zeros((len(order), dim), dtype=np.float32)
         for j, i in enumerate(order):
             if (vec := self.known.get(self.keys[i])) is not None:
