@@ -126,7 +126,8 @@ def evaluate(
         enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
                       backend=backend, precision=precision, shard=shard)  # fmt: skip
         enc.centering = centering_for(ref, spec, enc, means_source, data_dir)
-    body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=show_progress)
+    bars = show_progress and shard.leader  # the other ranks show only their (labelled) encoding bar
+    body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=bars)
     model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
                     "normalize": enc.normalize, "encoder": enc.describe()} if enc else {"encoder": BM25}  # fmt: skip
     scoring = body.pop("scoring_seconds")

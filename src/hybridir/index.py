@@ -216,7 +216,8 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     from .encoding import Encoder
     from .models import load_encoder
 
-    enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
+    enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir,
+                  show_progress=show_progress and shard.world == 1,  # several ranks: only their labelled bars
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
     plan["centering"] = spec
