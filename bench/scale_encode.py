@@ -119,8 +119,9 @@ def main() -> None:
             seconds, out = timed(cmd, ranks)
             rows.append((ranks, seconds, out.strip().splitlines()[-1] if out.strip() else ""))
         diff, rest = compare(args.command, work / "ranks1", work / f"ranks{args.ranks}")
-    print(f"\nsharded encoding, hybridir {args.command}, MIRACL-yo slice of {args.n} passages, {args.model}, "
-          f"{os.cpu_count()} CPU cores")  # fmt: skip
+    what = f"the first {args.n} passages" if args.command == "index" else f"judged passages + {args.n} sampled"
+    print(f"\nsharded encoding, hybridir {args.command}, MIRACL-yo ({what}), {args.model}, {os.cpu_count()} CPU "
+          "cores")  # fmt: skip
     print("| processes | threads / process | wall s | ratio to 1 process |")
     print("|---|---|---|---|")
     for ranks, seconds, _ in rows:
