@@ -222,3 +222,27 @@ def test_units_are_fixed_blocks_and_one_process_owns_them_all(tmp_path):
     again = Units(keys, tmp_path, size=4)  # read back from disk
     assert again.refresh() == 2 and again.mine(parse("2/2")) == []
     assert again.vectors([5, 0], 3).tolist() == [[1, 1, 1], [0, 0, 0]]
+
+
+def test_centred_shards_encode_the_language_means_texts_whole(tiny_model, tmp_path, monkeypatch):
+    """The means texts (a few hundred a language) are every rank's own work: shard 1/2 never waits for means units
+    that shard 2/2, which makes no means, would have had to write."""
+    import hybridir.infra.shards as shards
+    from hybridir.encoders.centering import Centering
+    from hybridir.encoding import Encoder
+
+    monkeypatch.setattr(shards, "UNIT", 4)
+    source = tmp_path / "means-texts"
+    source.mkdir()
+    for lang in ("en", "de"):
+        (source / f"{lang}.txt").write_text("".join(f"{lang} sentence number {i}\n" for i in range(20)))
+    texts, langs = [f"text {i}" for i in range(30)], ["en", "de"] * 15
+
+    def centred(shard: Shard, cache: str, means: str) -> np.ndarray:
+        enc = Encoder(tiny_model, cache_dir=tmp_path / cache, backend="torch", show_progress=False, shard=shard,
+                      centering=Centering("center", source=str(source), cache=tmp_path / means))  # fmt: skip
+        return enc(texts, "passage", langs)
+
+    reference = centred(Shard(), "one", "means-one")
+    centred(parse("2/2"), "two", "means-2")
+    np.testing.assert_allclose(centred(parse("1/2", wait_s=1), "two", "means-1"), reference, rtol=0, atol=1e-6)

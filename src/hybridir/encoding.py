@@ -330,24 +330,28 @@ class Encoder:
             return vecs  # a partial shard's vectors are incomplete: no language means are made of them
         if langs is None:
             raise ValueError("centering needs the language of every text (langs=...)")
-        self.centering.ensure(langs, self.plain, self.fingerprint, vecs.shape[1], self.path)
+        # a few hundred texts a language, encoded whole by every rank: never waiting on another rank's share
+        whole = functools.partial(self.plain, shard=Shard())
+        self.centering.ensure(langs, whole, self.fingerprint, vecs.shape[1], self.path)
         return self.centering.apply(vecs, langs, "query" if prompt_name == "query" else "passage", self.normalize)
 
-    def plain(self, texts: list[str], prompt_name: str) -> np.ndarray:
+    def plain(self, texts: list[str], prompt_name: str, shard: Shard | None = None) -> np.ndarray:
         """float32 embeddings of ``texts`` as the model gives them (never centred), through the cache: this process
-        encodes its share of the missing units (:mod:`hybridir.infra.shards`), then reads the others' from disk."""
+        encodes its share (``shard``, default ``self.shard``) of the missing units (:mod:`hybridir.infra.shards`),
+        then reads the others' from disk."""
+        shard = shard or self.shard
         unique = list(dict.fromkeys(texts))
         folder = self._cache_folder(prompt_name)
-        if folder is None and self.shard.world > 1:
+        if folder is None and shard.world > 1:
             raise ConfigError("sharded encoding shares its vectors through the embedding cache: give --cache-dir, "
                               "a folder every rank sees")  # fmt: skip
         units = Units([hashlib.sha1(t.encode("utf-8")).hexdigest() for t in unique], folder)
         self.from_cache += len(units.known)
-        work = units.mine(self.shard)
+        work = units.mine(shard)
         todo = sum(map(len, work))
         if todo and folder is not None:
             require_free(folder.parent, vector_bytes(todo, self._dim() or 0) + SLACK, "the embedding cache")
-        desc = self.shard.label(f"encode ({self.path})")
+        desc = shard.label(f"encode ({self.path})")
         bar = tqdm(total=todo, desc=desc, disable=not (todo and self.show_progress))
         for rows in work:
             start = time.perf_counter()
@@ -357,7 +361,7 @@ class Encoder:
             units.add(rows, emb)
             bar.update(len(rows))
         bar.close()
-        self.shard.settle(units.refresh, f"of the {len(units)} {prompt_name} units")
+        shard.settle(units.refresh, f"of the {len(units)} {prompt_name} units")
         where = {t: i for i, t in enumerate(unique)}
         dim = next(iter(units.known.values())).shape[0] if units.known else self._dim() or 0
         return units.vectors([where[t] for t in texts], dim)
