@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from .infra import shards
 from .infra.errors import ConfigError, HybridIRError, one_line
 from .infra.locks import DirLock
 
@@ -62,14 +63,16 @@ def _evaluate(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / f"eval-{Path(str(args.model)).name}-{args.dataset.replace(':', '-')}"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is an existing file; give a run directory")
-    with DirLock(out, "evaluate"):
+    with DirLock(out, "evaluate") if (shard := shards.from_args(args)).leader else contextlib.nullcontext():
         result = evaluate(
             args.model, args.dataset, data_dir=args.data_dir, out_dir=out, languages=args.languages,
             max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
             cache_dir=args.cache_dir, plots=not args.no_plots, backend=args.backend, precision=args.precision,
             fusion=args.fusion, seen_languages=args.seen_languages, in_domain_topics=args.in_domain_topics,
-            centering=args.centering, means_source=args.means_source,
+            centering=args.centering, means_source=args.means_source, shard=shard,
         )  # fmt: skip
+    if not shard.leader:
+        return print(f"{shard}: {result['timing']['texts_encoded']} texts encoded here; the first rank writes {out}/")
     md = Path(out) / "results.md"
     print(md.read_text() if md.exists() else result.get("summary"))
     print(f"\nwritten to {out}/")
@@ -153,25 +156,20 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------- index, search, serve (hybridir.retrieval: index / search / serve)
 def _index(args: argparse.Namespace) -> None:
-    from .retrieval.index import build_index
+    from .retrieval.index import build_index, language_mix
 
-    stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index,
-                        shard_size=args.shard_size, backend=args.backend, precision=args.precision,
-                        batch_size=args.batch_size, cache_dir=args.cache_dir, show_progress=not args.quiet,
-                        centering=args.centering, languages=args.languages, nlist=args.nlist)  # fmt: skip
-    m = stats["manifest"]
+    stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index, shard_size=args.shard_size,
+                        backend=args.backend, precision=args.precision, batch_size=args.batch_size,
+                        cache_dir=args.cache_dir, show_progress=not args.quiet, centering=args.centering,
+                        languages=args.languages, nlist=args.nlist, shard=shards.from_args(args))  # fmt: skip
+    if (m := stats["manifest"]) is None:  # another rank's share: rank 0 finalises
+        return print(f"{args.out}: {stats['shards_encoded']} shard(s) encoded here; the first rank finalises it")
     among = f" among {','.join(args.languages)}" if args.languages else ""
     recall = f"; recall@10 vs exact search {m['index']['recall@10']}" if "recall@10" in m["index"] else ""
     print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
           f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
-          f"({stats['encode_seconds']:.1f} s encoding); languages {_mix(m['languages'])}, "
+          f"({stats['encode_seconds']:.1f} s encoding); languages {language_mix(m['languages'])}, "
           f"{stats['detected']} label(s) detected{among}{recall}")  # fmt: skip
-
-
-def _mix(counts: dict[str, int], top: int = 8) -> str:
-    """``en 120, de 80, ... (+3 more)``: an index's passages per language, most first."""
-    shown = ", ".join(f"{lang} {n}" for lang, n in list(counts.items())[:top])
-    return shown + (f" (+{len(counts) - top} more)" if len(counts) > top else "")
 
 
 def _positive(value: int | None, option: str) -> None:
@@ -265,6 +263,7 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
                    help="the index's language-neutral scoring mode; a flat index can be searched in any mode, an "
                         "hnsw / ivf one is built for this one (default: the dev-chosen default)")  # fmt: skip
     x.add_argument("--quiet", action="store_true", help="no progress bars")
+    shards.add_arguments(x)
     x.set_defaults(func=_index)
 
     q = sub.add_parser("search", help="search an index: one query as a table, or a query file into a TREC run")
@@ -356,6 +355,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8w", "int8"],
                    help="fp32 (torch: the reference), bf16, int8w (openvino: int8 weights), int8 (openvino: "
                         "static, calibrated; torch: dynamic); auto follows the backend (docs/metrics.md)")
+    shards.add_arguments(e)
     e.set_defaults(func=_evaluate)
 
     t = sub.add_parser("train", help="contrastive fine-tuning with X-X / X-Y / hybrid batches")

@@ -37,7 +37,6 @@ import copy
 import functools
 import hashlib
 import importlib.util
-import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,10 +44,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..infra.errors import ConfigError
 from ..infra.files import atomic_dir
-from ..infra.integrity import read_sealed, seal_dir, verified_dir, write_sealed
+from ..infra.integrity import seal_dir, verified_dir
+from ..infra.shards import Shard, Units
 from ..infra.space import SLACK, require_free, vector_bytes
 from .centering import Centering
 
@@ -268,7 +269,7 @@ class Encoder:
 
     def __init__(self, model: Any, batch_size: int = 64, cache_dir: Path | None = None, show_progress: bool = True,
                  backend: str = "auto", precision: str = "auto", max_tokens: int = MAX_TOKENS,
-                 centering: Centering | None = None) -> None:  # fmt: skip
+                 centering: Centering | None = None, shard: Shard | None = None) -> None:  # fmt: skip
         from .models import fingerprint
 
         self.model = model
@@ -285,6 +286,7 @@ class Encoder:
         self.from_cache = 0
         self._forward: Callable[[dict[str, Any]], torch.Tensor] | None = None
         self.centering = centering
+        self.shard = shard or Shard()  # this process's share of the encoding (hybridir.infra.shards)
 
     @property
     def path(self) -> str:
@@ -319,61 +321,60 @@ class Encoder:
         """float32 embeddings of ``texts`` (duplicates encoded once), with ``langs`` (one per text) centred as
         ``self.centering`` says (:mod:`hybridir.encoders.centering`); an active centering needs ``langs``."""
         vecs = self.plain(texts, prompt_name)
-        if self.centering is None or not self.centering.active:
-            return vecs
+        if self.centering is None or not self.centering.active or self.shard.partial:
+            return vecs  # a partial shard's vectors are incomplete: no language means are made of them
         if langs is None:
             raise ValueError("centering needs the language of every text (langs=...)")
-        self.centering.ensure(langs, self.plain, self.fingerprint, vecs.shape[1], self.path)
+        # a few hundred texts a language, encoded whole by every rank: never waiting on another rank's share
+        whole = functools.partial(self.plain, shard=Shard())
+        self.centering.ensure(langs, whole, self.fingerprint, vecs.shape[1], self.path)
         return self.centering.apply(vecs, langs, "query" if prompt_name == "query" else "passage", self.normalize)
 
-    def plain(self, texts: list[str], prompt_name: str) -> np.ndarray:
-        """float32 embeddings of ``texts`` as the model gives them (never centred), through the cache."""
+    def plain(self, texts: list[str], prompt_name: str, shard: Shard | None = None) -> np.ndarray:
+        """float32 embeddings of ``texts`` as the model gives them (never centred), through the cache: this process
+        encodes its share (``shard``, default ``self.shard``) of the missing units (:mod:`hybridir.infra.shards`),
+        then reads the others' from disk."""
+        shard = shard or self.shard
         unique = list(dict.fromkeys(texts))
-        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in unique]
         folder = self._cache_folder(prompt_name)
-        known: dict[str, np.ndarray] = {}
-        if folder is not None and folder.is_dir():
-            wanted = set(keys)
-            for data in read_sealed(sorted(folder.glob("*.npz")), "embedding cache").values():
-                with np.load(io.BytesIO(data)) as z:
-                    for k, row in zip(z["keys"].tolist(), z["emb"], strict=True):
-                        if k in wanted:
-                            known[k] = row
-        missing = [i for i, k in enumerate(keys) if k not in known]
-        self.from_cache += len(unique) - len(missing)
-        if missing and folder is not None:
-            require_free(folder.parent, vector_bytes(len(missing), self._dim() or 0) + SLACK, "the embedding cache")
-        if missing:
+        if folder is None and shard.world > 1:
+            raise ConfigError("sharded encoding shares its vectors through the embedding cache: give --cache-dir, "
+                              "a folder every rank sees")  # fmt: skip
+        units = Units([hashlib.sha1(t.encode("utf-8")).hexdigest() for t in unique], folder)
+        self.from_cache += len(units.known)
+        work = units.mine(shard)
+        todo = sum(map(len, work))
+        if todo and folder is not None:
+            require_free(folder.parent, vector_bytes(todo, self._dim() or 0) + SLACK, "the embedding cache")
+        desc = shard.label(f"encode ({self.path})")
+        bar = tqdm(total=todo, desc=desc, disable=not (todo and self.show_progress))
+        for rows in work:
             start = time.perf_counter()
-            emb = self.encode([unique[i] for i in missing], prompt_name)
+            emb = self.encode([unique[i] for i in rows], prompt_name, progress=False)
             self.seconds += time.perf_counter() - start
-            self.encoded += len(missing)
-            new_keys = [keys[i] for i in missing]
-            known.update(zip(new_keys, emb, strict=True))
-            if folder is not None:
-                buf = io.BytesIO()
-                np.savez(buf, keys=np.array(new_keys), emb=emb.astype(np.float32))
-                name = hashlib.sha1("".join(new_keys).encode()).hexdigest()[:16]
-                write_sealed(folder / f"{name}.npz", buf.getvalue())
-        row = {t: known[k] for t, k in zip(unique, keys, strict=True)}
-        if not texts:
-            return np.zeros((0, self._dim() or 0), dtype=np.float32)
-        return np.stack([row[t] for t in texts]).astype(np.float32, copy=False)
+            self.encoded += len(rows)
+            units.add(rows, emb)
+            bar.update(len(rows))
+        bar.close()
+        shard.settle(units.refresh, f"of the {len(units)} {prompt_name} units")
+        where = {t: i for i, t in enumerate(unique)}
+        dim = next(iter(units.known.values())).shape[0] if units.known else self._dim() or 0
+        return units.vectors([where[t] for t in texts], dim)
 
     # --- the inference paths ---------------------------------------------------------------------------------
-    def encode(self, texts: list[str], prompt_name: str) -> np.ndarray:
-        """Embeddings of ``texts`` through this encoder's path, without the cache."""
+    def encode(self, texts: list[str], prompt_name: str, progress: bool | None = None) -> np.ndarray:
+        """Embeddings of ``texts`` through this encoder's path, without the cache (``progress``: a bar, default
+        ``show_progress``)."""
+        progress = self.show_progress if progress is None else progress
         if self.path == "torch-fp32":
             return self.model.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size,
-                                     show_progress_bar=self.show_progress, convert_to_numpy=True,
+                                     show_progress_bar=progress, convert_to_numpy=True,
                                      normalize_embeddings=self.normalize)  # fmt: skip
-        from tqdm.auto import tqdm
-
         forward = self._forward or self._build_forward()
         self.model.eval()  # as model.encode does: no dropout
         prompt = (self.model.prompts or {}).get(prompt_name) or None
         out = np.zeros((len(texts), self._dim()), dtype=np.float32)
-        bar = tqdm(total=len(texts), desc=f"encode ({self.path})", disable=not self.show_progress)
+        bar = tqdm(total=len(texts), desc=f"encode ({self.path})", disable=not progress)
         for rows in self._batches(texts, prompt):
             feats = self.model.preprocess([texts[i] for i in rows], prompt=prompt)
             emb = forward(feats).float()

@@ -26,6 +26,7 @@ import torch
 from ..encoders.centering import CenteringSpec, centering_for, default_centering
 from ..encoders.encoding import Encoder
 from ..infra.errors import ConfigError
+from ..infra.shards import Shard
 from .benchmarks import Request, load
 from .bm25 import DESCRIPTION as BM25
 from .scoring.retrieval import FUSION
@@ -76,6 +77,7 @@ def evaluate(
     in_domain_topics: list[str] | None = None,
     centering: str | CenteringSpec | None = None,
     means_source: str = "default",
+    shard: Shard | None = None,
 ) -> dict:
     """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
 
@@ -94,7 +96,10 @@ def evaluate(
     None: the mode a hybridir-trained model folder recommends, else ``DEFAULT``), with the model folder's own
     language means when it has them, else means computed from ``means_source`` and cached per model; results.json
     records mode, lambda, the means' source and the languages that had none (left uncentred) under ``centering``.
+    ``shard``: this process's share of the encoding (:mod:`hybridir.infra.shards`; default: all of it); only the
+    leader (rank 0, shard 1/N) writes ``out_dir`` and returns results, the others return their share's timing.
     """
+    shard = shard or Shard()
     start = time.perf_counter()
     spec = CenteringSpec.parse(centering if centering is not None else default_centering(model))
     if model == "bm25" and spec.active:
@@ -116,9 +121,10 @@ def evaluate(
         else:
             name = _model_name(model)
         enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
-                      backend=backend, precision=precision)  # fmt: skip
+                      backend=backend, precision=precision, shard=shard)  # fmt: skip
         enc.centering = centering_for(ref, spec, enc, means_source, data_dir)
-    body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=show_progress)
+    bars = show_progress and shard.leader  # the other ranks show only their (labelled) encoding bar
+    body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=bars)
     model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
                     "normalize": enc.normalize, "encoder": enc.describe()} if enc else {"encoder": BM25}  # fmt: skip
     scoring = body.pop("scoring_seconds")
@@ -152,6 +158,8 @@ def evaluate(
         },  # fmt: skip
         **body,
     }
+    if not shard.leader:  # its share is in the cache; the leader scores and writes
+        return {"dataset": dataset, "shard": str(shard), "timing": results["timing"]}
     if out_dir is not None:
         from .report import write_run
 

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -49,6 +50,7 @@ from ..infra.errors import ConfigError, DataError, one_line
 from ..infra.files import atomic_dir, atomic_write_json, umask_mode
 from ..infra.integrity import file_sha256
 from ..infra.locks import DirLock
+from ..infra.shards import Shard
 from . import ann
 from .corpus import Passage, check_detectable, corpus_files, detect_languages, read_corpus
 
@@ -164,7 +166,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 lang: str | None = None, index: str = "flat", shard_size: int = SHARD_SIZE, backend: str = "auto",
                 precision: str = "auto", batch_size: int = 64, cache_dir: Path | None = None,
                 show_progress: bool = True, centering: str | None = None, languages: list[str] | None = None,
-                nlist: int | None = None) -> dict:  # fmt: skip
+                nlist: int | None = None, shard: Shard | None = None) -> dict:  # fmt: skip
     """Index ``corpus`` with ``model`` into the folder ``out``; rerun after a kill to resume. Returns build stats
     (``manifest``, ``seconds``, ``encode_seconds``, ``shards_encoded``, ``shards_reused``).
 
@@ -176,7 +178,9 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     639-1); rows without a ``lang`` field are then labelled with one of these only. The stats count the rows whose
     label was detected (``detected``). ``nlist``: the lists of an ivf / ivfpq index (default from the size). An
     approximate index records in its manifest its parameters and its recall@10 against exact search on 200 of the
-    corpus's own vectors as queries (:func:`~hybridir.retrieval.ann.sample_recall`).
+    corpus's own vectors as queries (:func:`~hybridir.retrieval.ann.sample_recall`). ``shard``: this process's
+    share of the shards (:mod:`hybridir.infra.shards`; default: all of them); the leader waits for the others' and
+    finalises, the others return without a manifest.
     """
     if index not in INDEX_TYPES:
         raise ConfigError(f"unknown index type {index!r}: use {', '.join(INDEX_TYPES)}")
@@ -186,7 +190,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     if nlist is not None and index not in ("ivf", "ivfpq"):
         raise ConfigError(f"--nlist applies to ivf and ivfpq indexes, not to {index}")
-    start = time.perf_counter()
+    start, shard = time.perf_counter(), shard or Shard()
     out, files = Path(out).expanduser(), corpus_files(corpus)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is an existing file; give a folder for the index")
@@ -206,7 +210,8 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
     from ..encoders.encoding import Encoder
     from ..encoders.models import load_encoder
 
-    enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
+    enc = Encoder(load_encoder(str(model)), batch_size=batch_size, cache_dir=cache_dir,
+                  show_progress=show_progress and shard.world == 1,  # several ranks: only their labelled bars
                   backend=backend, precision=precision)  # fmt: skip
     plan = _plan(enc, _model_ref(model), files, lang, shard_size, index)
     plan["centering"] = spec
@@ -223,13 +228,14 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
             raise ConfigError(f"{out / 'manifest.json'}: a {manifest['index']['type']} index, not {index}: "
                               "use another --out or delete it")  # fmt: skip
         return stats | {"manifest": manifest, "seconds": time.perf_counter() - start}
-    with DirLock(out, "index"):  # a second build into out/ would write the same shards
+    # a second build into out/ would write the same shards; the other ranks of a sharded build write their own only
+    with DirLock(out, "index") if shard.leader else contextlib.nullcontext():
         shard_dir = out / "shards"
         if (plan_file := shard_dir / "plan.json").is_file():
             _check_plan(plan_file, json.loads(plan_file.read_text(encoding="utf-8")), plan)
         atomic_write_json(plan_file, plan)
         shards, rows = [], []
-        bar = tqdm(total=total, desc="index", unit="passage", disable=not show_progress)
+        bar = tqdm(total=total, desc=shard.label("index"), unit="passage", disable=not show_progress)
         # one helper thread detects a shard's missing languages while the shard encodes, then writes it while the
         # next one encodes (at most one write pending); each shard is still renamed into place when complete
         with ThreadPoolExecutor(1, thread_name_prefix="index") as helper:
@@ -238,9 +244,10 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
                 rows.append(passage)
                 if len(rows) == shard_size or i == total:
                     shards.append(shard_dir / f"{len(shards):06d}")
-                    if (shards[-1] / "docs.jsonl").is_file():
+                    mine = shard.mine(len(shards) - 1)  # the other ranks' shards are theirs to encode
+                    if mine and (shards[-1] / "docs.jsonl").is_file():
                         stats["shards_reused"] += 1
-                    else:
+                    elif mine:
                         labelled = helper.submit(_labelled, rows, among)
                         emb = enc([doc_text(asdict(r)) for r in rows], "passage")
                         if written is not None:
@@ -252,9 +259,23 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
             if written is not None:
                 written.result()
         bar.close()
+
+        def left() -> int:  # shards not yet renamed into place (by any rank)
+            return sum(not (s / "docs.jsonl").is_file() for s in shards)
+
+        complete = shard.settle(left, f"of the {len(shards)} index shards")
+        if not shard.leader:
+            return stats | {"manifest": None, "complete": complete, "seconds": time.perf_counter() - start,
+                            "encode_seconds": enc.seconds}  # fmt: skip
         manifest = _finalise(out, shards, plan)
         shutil.rmtree(shard_dir, ignore_errors=True)
     return stats | {"manifest": manifest, "seconds": time.perf_counter() - start, "encode_seconds": enc.seconds}
+
+
+def language_mix(counts: dict[str, int], top: int = 8) -> str:
+    """``en 120, de 80, ... (+3 more)``: an index's passages per language, most first."""
+    shown = ", ".join(f"{lang} {n}" for lang, n in list(counts.items())[:top])
+    return shown + (f" (+{len(counts) - top} more)" if len(counts) > top else "")
 
 
 # ----------------------------------------------------------------------------------------------- loading
