@@ -101,7 +101,8 @@ def evaluate(
     """
     shard = shard or Shard()
     start = time.perf_counter()
-    spec = CenteringSpec.parse(centering if centering is not None else default_centering(model))
+    default = "none" if model == "bm25" else default_centering(model)  # BM25 has no vectors to centre
+    spec = CenteringSpec.parse(centering if centering is not None else default)
     if model == "bm25" and spec.active:
         raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     ref = model if isinstance(model, str | Path) else None
