@@ -279,3 +279,20 @@ def test_the_study_analysis_pairs_centred_rows_with_plain_ones_and_arms_at_the_s
     assert found[("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")]["mean"] == \
         pytest.approx(0.07)
     assert ("hybrid minus xy, both shift", "hybrid-0.5+shift", "xy+shift") not in found
+
+
+def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():
+    """A centred hybrid row is tested against the baselines scored the same way (and zero-shot so scored), never
+    against a plain or differently centred one; hybrid + distillation's ``+kd`` is part of the arm, not a variant."""
+    from hybridir.study.aggregate import Row, comparisons
+
+    arms = ["zero-shot", "zero-shot+center:0.75", "xx", "xx+center:0.75", "xx+m0.5+center:0.75", "kd",
+            "hybrid-0.5", "hybrid-0.5+center:0.75", "hybrid-0.5+kd0.5"]  # fmt: skip
+    rows = [Row("e5-small", "g", 60, arm, []) for arm in arms]
+    for r in rows[:2]:
+        r.langset = r.steps = None
+    pairs = {(h.arm, b.arm) for h, b in comparisons(rows)}
+    centred = "hybrid-0.5+center:0.75"
+    assert pairs == {("hybrid-0.5", "xx"), ("hybrid-0.5", "kd"), ("hybrid-0.5", "zero-shot"),
+                     (centred, "xx+center:0.75"), (centred, "zero-shot+center:0.75"),
+                     ("hybrid-0.5+kd0.5", "xx"), ("hybrid-0.5+kd0.5", "kd"), ("hybrid-0.5+kd0.5", "zero-shot")}

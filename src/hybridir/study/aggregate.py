@@ -146,9 +146,9 @@ BASELINES = ("xx", "xy", "mixed", "kd", "mono-ft")
 
 def _post_hoc(arm: str) -> tuple[str, str]:
     """An arm label's post-hoc variants, (merge, centering): ``hybrid-0.5+m0.5+shift`` -> (``m0.5``, ``shift``)."""
-    parts = arm.split("+")[1:]
+    parts = arm.split("+")[1:]  # also ``kd<weight>`` of hybrid + distillation, which is part of the arm
     merge = next((p for p in parts if re.fullmatch(r"m[0-9.]+", p)), "")
-    return merge, next((p for p in parts if p != merge), "none")
+    return merge, next((p for p in parts if re.match(r"(shift|center)\b", p)), "none")
 
 
 def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
