@@ -56,3 +56,9 @@ def run_analyses(ctx: Context, analyses: Sequence[Analysis]) -> list[Analysis]:
         else:
             ctx.found[a.name] = a.empty()
     return applied
+
+
+def row_table_head(title: str, text: str, columns: Sequence[str]) -> list[str]:
+    """The opening lines of a summary section whose table has one line per row (model, languages, steps, arm)."""
+    return ["", f"## {title}", "", text, "", "| model | languages | steps | arm | " + " | ".join(columns) + " |",
+            "|" + "---|" * (4 + len(columns))]  # fmt: skip

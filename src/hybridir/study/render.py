@@ -13,7 +13,7 @@ from typing import Any
 
 from ..evaluation.benchmarks import BENCHMARKS
 from .aggregate import SIGNIFICANCE_LEVEL, Row, per_seed
-from .analysis import Context
+from .analysis import Context, row_table_head
 
 _RETRIEVAL = ("/ndcg@10", "/recall@100", "/mrr@10")  # MIRACL columns of the main table (dataset names vary)
 _DEV_COLUMNS = (
@@ -108,13 +108,11 @@ def markdown(ctx: Context, result: dict[str, Any], sections: list[str]) -> str:
     lines += sections
     dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
     if dev_cols:
-        lines += ["", "## Held-out training-data (dev) metrics", "",
+        lines += row_table_head("Held-out training-data (dev) metrics",
                   "LAReQA-style retrieval on the held-out part of the training data (NTREX documents chosen by the "
                   "seed, FLORES dev; never trained on): mono X->X, cross X->Y, multi X->all languages pooled (mAP) "
                   "and rank distance in that pool. The only numbers to choose hyperparameters on. The zero-shot row "
-                  "is the starting model on the same dev data (`dev_start` of the trained cells).", "",
-                  "| model | languages | steps | arm | " + " | ".join(dev_cols) + " |",
-                  "|" + "---|" * (4 + len(dev_cols))]  # fmt: skip
+                  "is the starting model on the same dev data (`dev_start` of the trained cells).", dev_cols)
         for r in rows:
             vals = [_fmt(r.as_dict(), k) for k in dev_cols]
             lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..aggregate import Row, bitext_mrr, mean_ci95, per_language_in, row_dirs, to_xquad
-from ..analysis import Analysis, Context
+from ..analysis import Analysis, Context, row_table_head
 from ..config import read_results, slug
 from ..plotting import color, figure, save_figure
 
@@ -76,14 +76,12 @@ def _seen_markdown(rows: list[Row], seen: dict[int, dict]) -> list[str]:
         return []
     keys = [f"{t}/{p}" for t in _SEEN_TABLES for p in ("seen", "unseen", "gap", "held_out")
             if any(f"{t}/{p}" in s for s in seen.values())]  # fmt: skip
-    lines = ["", "## Seen vs unseen languages: the generalisation gap", "",
+    lines = row_table_head("Seen vs unseen languages: the generalisation gap",
              "XQuAD-R mAP (mono / cross / multi) and FLORES-200 MRR@10 (X->en and en->X) over the languages the row "
              "trained on (seen), the others (unseen), and the languages no row of this study trained on (held_out: "
              "one set for every row, so rows with different language sets compare fairly). gap = seen - unseen. "
              "Mean ± 95% interval over seeds (computed per seed). mono / multi by query language; a cross pair "
-             "belongs to a group when both its languages do.", "",
-             "| model | languages | steps | arm | " + " | ".join(keys) + " |",
-             "|" + "---|" * (4 + len(keys))]  # fmt: skip
+             "belongs to a group when both its languages do.", keys)  # fmt: skip
     for r in rows:
         if not (vals := seen.get(id(r))):
             continue
