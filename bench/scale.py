@@ -22,6 +22,9 @@ Linux carries it over from the parent across ``exec``):
 
 Targets (issue 31): IVF-PQ at 5M x 384 under 2 GB resident, recall@10 >= 0.9 vs exact, p99 < 50 ms.
 
+``--encode N`` then runs the sharded encoder's half of the benchmark (``bench/scale_encode.py --n N``: one process
+against 2 gloo ranks on a real N-passage MIRACL-yo slice, identical vectors and the wall-time ratio).
+
 Usage::
 
     python bench/scale.py --sizes 1m,5m --out reports/scale --scratch /tmp/scale   # --out: scale.json + .md
@@ -278,6 +281,8 @@ def main() -> None:
                    help="what to measure (default flat,ivfpq,hnsw; the exact top-10 is computed once and reused)")
     p.add_argument("--clean", action="store_true", help="delete each index file once measured")
     p.add_argument("--merge", type=Path, nargs="+", default=None, help="only merge these --out JSON files into --out")
+    p.add_argument("--encode", type=int, default=0, metavar="N",
+                   help="then bench/scale_encode.py --n N: sharded encoding on a real N-passage slice (0: skip)")
     p.add_argument("--task", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.task:  # a subprocess: one task, its result and peak RSS as the last line of stdout
@@ -300,6 +305,9 @@ def main() -> None:
     for n in [size_of(s) for s in args.sizes.split(",")]:
         results.append(bench_size(n, args))
         write(results, args.out)
+    if args.encode:
+        subprocess.run([sys.executable, str(Path(__file__).with_name("scale_encode.py")), "--n", str(args.encode)],
+                       check=True)  # fmt: skip
 
 
 def write(results: list[dict[str, Any]], out: Path | None) -> None:
