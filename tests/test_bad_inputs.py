@@ -42,6 +42,8 @@ CASES = [
     ("evaluate", "--out is an existing file", "--model {model} --dataset beir:{beir} --out {file}"),
     ("evaluate", "centering lambda outside [0, 2]", "--dataset beir:{beir} --centering center:3 --out {tmp}/e"),
     ("evaluate", "unknown centering mode", "--dataset beir:{beir} --centering centre --out {tmp}/e"),
+    ("evaluate", "--shard outside 1..N", "--dataset beir:{beir} --cache-dir {tmp}/c --shard 3/2 --out {tmp}/e"),
+    ("index", "--shard not I/N", "--model {model} --corpus {corpus} --shard 2 --out {tmp}/i"),
     ("means", "unknown language code", "--model {model} --languages en,English --out {tmp}/n"),
     ("means", "--out is an existing file", "--model {model} --languages en --out {file}"),
     ("merge", "weight outside [0, 1]", "--model {model} --start {model} --weight 1.5 --out {tmp}/m"),
