@@ -1,5 +1,5 @@
-"""Issue 18's pre-registered procedure as code, so no step depends on someone reading results (docs/studies.md,
-"Choosing the recipe on QA dev data"):
+"""Issue 18's pre-registered procedure as code, so no step depends on someone reading results (the rule in
+reports/recipe_search_qa.md, written before the runs):
 
 1. round 1: ``studies/recipe_search_qa.yaml`` (one lever at a time around ``qa``), dev data only;
 2. round 2: one cell combining every round-1 lever whose score beat ``qa``'s (the distillation term included if
