@@ -68,6 +68,28 @@ def test_build_stores_vectors_ids_texts_languages_and_manifest(tiny_model_dir, c
     assert again["shards_encoded"] == 0  # complete: left as it is
 
 
+def test_a_load_hashes_only_files_changed_since_they_were_last_found_intact(tiny_model_dir, corpus, tmp_path,
+                                                                               monkeypatch):
+    import hybridir.retrieval.index as index_module
+
+    build_index(tiny_model_dir, corpus, tmp_path / "idx", show_progress=False)
+    hashed = []
+    real = index_module.file_sha256
+    monkeypatch.setattr(index_module, "file_sha256", lambda path: hashed.append(path.name) or real(path))
+    load_index(tmp_path / "idx")
+    assert "vectors.npy" in hashed  # the first load checks every file
+    hashed.clear()
+    load_index(tmp_path / "idx")
+    assert hashed == []  # nothing changed since
+    vectors = tmp_path / "idx" / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0xFF  # same size, one bit pattern changed: only the hash can tell
+    vectors.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="vectors.npy: fails the index's checksum .SHA-256 differs"):
+        load_index(tmp_path / "idx")
+    assert hashed == ["vectors.npy"]
+
+
 def test_beir_miracl_and_tsv_corpora(tmp_path):
     beir = tmp_path / "beir"
     beir.mkdir()

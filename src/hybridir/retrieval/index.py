@@ -59,6 +59,8 @@ SHARD_SIZE = 4096
 INDEX_TYPES = ann.KINDS
 #: below this many queries a search runs on one thread (faiss's own threshold for switching to BLAS)
 FEW_QUERIES = 20
+#: sizes and modification times of the files last found intact (:meth:`Index._verify`): a load hashes only what changed
+VERIFIED_FILE = ".verified.json"
 
 
 # ----------------------------------------------------------------------------------------------- building
@@ -325,16 +327,31 @@ class Index:
 
     def _verify(self, rebuild: str) -> None:
         """Every file the manifest lists is there with its size and SHA-256 (a truncated or damaged file is one
-        DataError naming it). Indexes written before the manifest held checksums are read unchecked."""
-        for name, meta in self.manifest.get("files", {}).items():
+        DataError naming it). Indexes written before the manifest held checksums are read unchecked.
+
+        Hashing is paid once, not on every load (7 GB of vectors at 5M passages): after a full check the files'
+        size and modification time go to ``VERIFIED_FILE``, and a later load re-hashes only a file whose stat
+        changed since. A folder that cannot be written is simply hashed each time."""
+        files = self.manifest.get("files", {})
+        stamp_file = self.folder / VERIFIED_FILE
+        try:
+            stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stamp = {}
+        seen = {}
+        for name, meta in files.items():
             path = self.folder / name
             if not path.is_file():
                 raise DataError(f"{path}: missing from the index: {rebuild}")
-            if (size := path.stat().st_size) != meta["size"]:
+            if (size := (st := path.stat()).st_size) != meta["size"]:
                 raise DataError(f"{path}: fails the index's checksum ({size} bytes, {meta['size']} written: "
                                 f"truncated or damaged): {rebuild}")  # fmt: skip
-            if file_sha256(path) != meta["sha256"]:
+            seen[name] = [meta["sha256"], st.st_size, st.st_mtime_ns, st.st_ino]
+            if stamp.get(name) != seen[name] and file_sha256(path) != meta["sha256"]:
                 raise DataError(f"{path}: fails the index's checksum (SHA-256 differs: damaged): {rebuild}")
+        if seen and seen != stamp:
+            with contextlib.suppress(OSError):
+                atomic_write_json(stamp_file, seen)
 
     def __len__(self) -> int:
         return len(self.docs)
