@@ -261,36 +261,47 @@ def test_centred_infonce_removes_running_language_means():
 
 def test_the_study_analysis_pairs_centred_rows_with_plain_ones_and_arms_at_the_same_mode():
     from hybridir.study.aggregate import Row
-    from hybridir.study.analyses.centering import centering_gains, split_arm
+    from hybridir.study.analyses.centering import centering_gains
+    from hybridir.study.config import Cell
 
-    assert split_arm("hybrid-0.5+m0.5+center:0.5") == ("hybrid-0.5+m0.5", "center:0.5")
-    assert split_arm("xx") == ("xx", "none")
-
-    def row(arm: str, multi: list[float]) -> Row:
+    def row(sampler: str, centering: str | None, multi: list[float], **kw) -> Row:
         recs = [{"seed": s, "metrics": {"xquad-r/multi_map": v}} for s, v in enumerate(multi)]
-        return Row("m", "ls", 60, arm, recs)
+        alpha = 0.5 if sampler.startswith("hybrid") and sampler != "hybrid-c" else None
+        return Row(Cell("m", sampler, alpha, "ls", ("en", "de"), 60, centering=centering, **kw), recs)
 
-    rows = [row("xx", [0.40, 0.42, 0.41]), row("xx+shift", [0.50, 0.51, 0.52]), row("hybrid-0.5", [0.44, 0.45, 0.43]),
-            row("hybrid-0.5+shift", [0.52, 0.54, 0.53]), row("hybrid-c+shift", [0.60, 0.61, 0.59])]
+    rows = [row("xx", None, [0.40, 0.42, 0.41]), row("xx", "shift", [0.50, 0.51, 0.52]),
+            row("hybrid", None, [0.44, 0.45, 0.43]), row("hybrid", "shift", [0.52, 0.54, 0.53]),
+            row("hybrid-c", "shift", [0.60, 0.61, 0.59]),
+            row("hybrid-kd", "shift", [0.70, 0.70, 0.70], distill_weight=1.0),  # not what hybrid-c is compared with
+            row("xy", "shift", [0.30, 0.30, 0.30], merge=0.5)]  # merged: not hybrid's unmerged baseline
     found = {(g["question"], g["arm"], g["baseline"]): g for g in centering_gains(rows)}
     gain = found[("post hoc: centred minus plain", "xx+shift", "xx")]
     assert gain["n_seeds"] == 3 and gain["mean"] == pytest.approx(0.1) and gain["ci95"] > 0
     assert found[("hybrid minus xx, both shift", "hybrid-0.5+shift", "xx+shift")]["mean"] == pytest.approx(0.02)
     assert found[("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")]["mean"] == \
         pytest.approx(0.07)
-    assert ("hybrid minus xy, both shift", "hybrid-0.5+shift", "xy+shift") not in found
+    assert found[("hybrid minus xx, both shift", "hybrid-0.5+kd1+shift", "xx+shift")]["mean"] == pytest.approx(0.19)
+    assert {(q, a, b) for q, a, b in found if a == "hybrid-c+shift"} == {
+        ("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")}
+    assert not [k for k in found if "xy" in k[2]]
 
 
 def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():
     """A centred hybrid row is tested against the baselines scored the same way (and zero-shot so scored), never
     against a plain or differently centred one; hybrid + distillation's ``+kd`` is part of the arm, not a variant."""
     from hybridir.study.aggregate import Row, comparisons
+    from hybridir.study.config import Cell
 
-    arms = ["zero-shot", "zero-shot+center:0.75", "xx", "xx+center:0.75", "xx+m0.5+center:0.75", "kd",
-            "hybrid-0.5", "hybrid-0.5+center:0.75", "hybrid-0.5+kd0.5"]  # fmt: skip
-    rows = [Row("e5-small", "g", 60, arm, []) for arm in arms]
-    for r in rows[:2]:
-        r.langset = r.steps = None
+    def cell(sampler: str, **kw) -> Cell:
+        if sampler == "zero-shot":
+            return Cell("e5-small", sampler, **kw)
+        return Cell("e5-small", sampler, langset="g", languages=("en",), steps=60, **kw)
+
+    cells = [cell("zero-shot"), cell("zero-shot", centering="center:0.75"), cell("xx"),
+             cell("xx", centering="center:0.75"), cell("xx", merge=0.5, centering="center:0.75"), cell("kd"),
+             cell("hybrid", alpha=0.5), cell("hybrid", alpha=0.5, centering="center:0.75"),
+             cell("hybrid-kd", alpha=0.5, distill_weight=0.5)]  # fmt: skip
+    rows = [Row(c, []) for c in cells]
     pairs = {(h.arm, b.arm) for h, b in comparisons(rows)}
     centred = "hybrid-0.5+center:0.75"
     assert pairs == {("hybrid-0.5", "xx"), ("hybrid-0.5", "kd"), ("hybrid-0.5", "zero-shot"),

@@ -17,6 +17,7 @@ import pytest
 
 from hybridir import study
 from hybridir.infra.errors import ConfigError
+from hybridir.study.config import Cell
 
 LANGS = ["ar", "de", "en", "zh"]
 
@@ -513,14 +514,14 @@ def test_recipe_choice_takes_the_best_worst_gain_over_zero_shot():
 
     start = dict(zip([k[4:] for k in RULE_KEYS], (0.8, 0.4, 0.5, 0.3), strict=True))
 
-    def row(arm: str, *vals: float, dev_start: dict | None = None) -> Row:
-        return Row("m", "set", 60, arm, [{"seed": 0, "dev_start": dev_start or start}],
-                   mean=dict(zip(RULE_KEYS, vals, strict=True)))  # fmt: skip
+    def row(recipe: str, *vals: float, dev_start: dict | None = None) -> Row:
+        return Row(Cell("m", "hybrid", 0.5, "set", ("en",), 60, recipe=recipe),
+                   [{"seed": 0, "dev_start": dev_start or start}], mean=dict(zip(RULE_KEYS, vals, strict=True)))
 
     other = {k: v + 0.1 for k, v in start.items()}  # a recipe that changed the dev data itself
-    rows = [row("hybrid-0.5@big", 0.79, 0.7, 0.7, 0.6), row("hybrid-0.5@steady", 0.81, 0.45, 0.55, 0.35),
-            row("hybrid-0.5@passage", 0.95, 0.6, 0.7, 0.5, dev_start=other),
-            Row("m", "set", 60, "xx@nodev", [{"seed": 0}])]  # fmt: skip
+    rows = [row("big", 0.79, 0.7, 0.7, 0.6), row("steady", 0.81, 0.45, 0.55, 0.35),
+            row("passage", 0.95, 0.6, 0.7, 0.5, dev_start=other),
+            Row(Cell("m", "xx", None, "set", ("en",), 60, recipe="nodev"), [{"seed": 0}])]
     scores = recipe_scores(rows)
     assert [s["arm"] for s in scores] == ["hybrid-0.5@steady", "hybrid-0.5@big", "hybrid-0.5@passage"]
     assert scores[0]["chosen"] and not scores[2]["shared_dev_set"] and "chosen" not in scores[2]
@@ -547,11 +548,12 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
     from hybridir.study.analyses.targets import check_targets, targets_markdown
 
     targets = {"xquad-r/mono_map": "zero-shot", "xquad-r/cross_map": 0.70, "xquad-r/rank_distance": 290.0}
-    rows = [Row("m", None, None, "zero-shot", [{"seed": None}], mean={"xquad-r/mono_map": 0.80}),
-            Row("m", "l", 60, "hybrid-0.5", [], mean={"xquad-r/mono_map": 0.78, "xquad-r/cross_map": 0.71,
-                                                      "xquad-r/rank_distance": 280.0}),
-            Row("m", "l", 60, "kd", [], mean={"xquad-r/mono_map": 0.81, "xquad-r/cross_map": 0.72,
-                                              "xquad-r/rank_distance": 300.0})]  # fmt: skip
+    rows = [Row(Cell("m", "zero-shot"), [{"seed": None}], mean={"xquad-r/mono_map": 0.80}),
+            Row(Cell("m", "hybrid", 0.5, "l", ("en",), 60), [], mean={"xquad-r/mono_map": 0.78,
+                                                                       "xquad-r/cross_map": 0.71,
+                                                                       "xquad-r/rank_distance": 280.0}),
+            Row(Cell("m", "kd", None, "l", ("en",), 60), [], mean={"xquad-r/mono_map": 0.81, "xquad-r/cross_map": 0.72,
+                                                                    "xquad-r/rank_distance": 300.0})]  # fmt: skip
     lines = {(x["arm"], x["metric"]): x for x in check_targets(rows, targets)}
     assert lines["hybrid-0.5", "xquad-r/mono_map"]["gap"] == pytest.approx(-0.02)  # below zero-shot's 0.80
     assert lines["hybrid-0.5", "xquad-r/rank_distance"]["met"] and not lines["kd", "xquad-r/rank_distance"]["met"]
@@ -561,8 +563,8 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
     assert table.endswith("Arms that meet every target: none.")
     assert "xquad-r/mono_map (≥ 0.800, zero-shot)" in table
     # two models, two zero-shot bars: the header cannot show one number; each row's gap uses its own model's
-    rows += [Row("big", None, None, "zero-shot", [{"seed": None}], mean={"xquad-r/mono_map": 0.90}),
-             Row("big", "l", 60, "kd", [], mean={"xquad-r/mono_map": 0.85})]  # fmt: skip
+    rows += [Row(Cell("big", "zero-shot"), [{"seed": None}], mean={"xquad-r/mono_map": 0.90}),
+             Row(Cell("big", "kd", None, "l", ("en",), 60), [], mean={"xquad-r/mono_map": 0.85})]
     two = check_targets(rows, {"xquad-r/mono_map": "zero-shot"})
     assert [x["gap"] for x in two] == pytest.approx([-0.02, 0.01, -0.05])
     assert "xquad-r/mono_map (≥ each model's zero-shot)" in "\n".join(targets_markdown(two))

@@ -7,9 +7,9 @@ through the helpers here (``row_dirs``, ``per_language``, ``read_results``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -41,17 +41,31 @@ SETTINGS = (
 
 @dataclass
 class Row:
-    """One arm of one group, aggregated over its finished seeds."""
+    """One arm of one group, aggregated over its finished seeds. ``cell`` is the arm's grid point without a seed:
+    analyses ask it for the sampler, recipe, merge and centering rather than parsing the ``arm`` label."""
 
-    model: str
-    langset: str | None
-    steps: int | None
-    arm: str
+    cell: Cell
     records: list[dict[str, Any]]
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
     ci95: dict[str, float] = field(default_factory=dict)  # half-width of the 95% t-interval of the mean over seeds
     marks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def model(self) -> str:
+        return self.cell.model
+
+    @property
+    def langset(self) -> str | None:
+        return self.cell.langset
+
+    @property
+    def steps(self) -> int | None:
+        return self.cell.steps
+
+    @property
+    def arm(self) -> str:
+        return self.cell.arm
 
     @property
     def seeds(self) -> list[int | None]:
@@ -77,7 +91,7 @@ def collect_rows(cells: list[Cell], out: Path) -> tuple[list[Row], list[Cell]]:
             continue
         record = json.loads(done.read_text(encoding="utf-8"))
         key = (*cell.group, cell.arm)
-        rows.setdefault(key, Row(cell.model, cell.langset, cell.steps, cell.arm, [])).records.append(record)
+        rows.setdefault(key, Row(dataclasses.replace(cell, seed=None, lang=None), [])).records.append(record)
     # The zero-shot row's dev figures: the starting model on the trained cells' dev data (``dev_start``).
     starts = defaultdict(list)
     for row in rows.values():
@@ -131,11 +145,6 @@ def _record_value(record: dict[str, Any], name: str) -> float | None:
     return record.get("dev", {}).get(name[4:]) if name.startswith("dev/") else record["metrics"].get(name)
 
 
-def _recipe(arm: str) -> str:
-    """``hybrid-0.5@lr5e-5`` -> ``lr5e-5``; "" without a recipe."""
-    return arm.partition("@")[2]
-
-
 def row_dirs(row: Row, out: Path) -> list[Path]:
     return [out / "cells" / r["cell_id"] for r in row.records]
 
@@ -144,24 +153,17 @@ def row_dirs(row: Row, out: Path) -> list[Path]:
 BASELINES = ("xx", "xy", "mixed", "kd", "mono-ft")
 
 
-def _post_hoc(arm: str) -> tuple[str, str]:
-    """An arm label's post-hoc variants, (merge, centering): ``hybrid-0.5+m0.5+shift`` -> (``m0.5``, ``shift``)."""
-    parts = arm.split("+")[1:]  # also ``kd<weight>`` of hybrid + distillation, which is part of the arm
-    merge = next((p for p in parts if re.fullmatch(r"m[0-9.]+", p)), "")
-    return merge, next((p for p in parts if re.match(r"(shift|center)\b", p)), "none")
-
-
 def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
     """(hybrid-family row, baseline row) pairs: the :data:`BASELINES` of the same group, recipe and post-hoc
     variants (merge, centering), zero-shot of the same model and centering. Hybrid-family: hybrid and hybrid +
     distillation arms. A hybrid model centred is never tested against a baseline scored another way."""
     pairs = []
-    for h in (r for r in rows if r.arm.startswith("hybrid")):
+    for h in (r for r in rows if r.cell.sampler.startswith("hybrid")):
         for b in rows:
-            same = (b.model, b.langset, b.steps, _recipe(b.arm)) == (h.model, h.langset, h.steps, _recipe(h.arm))
-            base, variants, hv = b.arm.split("+")[0].partition("@")[0], _post_hoc(b.arm), _post_hoc(h.arm)
-            baseline = base in BASELINES and same and variants == hv
-            if baseline or (base == "zero-shot" and b.model == h.model and variants[1] == hv[1]):
+            same = (*b.cell.group, b.cell.recipe) == (*h.cell.group, h.cell.recipe)
+            scored_alike = b.cell.centering == h.cell.centering
+            baseline = b.cell.sampler in BASELINES and same and scored_alike and b.cell.merge == h.cell.merge
+            if baseline or (b.cell.sampler == "zero-shot" and b.model == h.model and scored_alike):
                 pairs.append((h, b))
     return pairs
 

@@ -9,40 +9,30 @@ for "arm minus arm"), with the 95% interval of the mean difference over seeds (`
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import re
 from typing import Any
 
 from ..aggregate import Row, mean_ci95, per_seed
 from ..analysis import Analysis
 from .seed_pairs import gain_metrics
 
-_VARIANT = re.compile(r"\+((?:shift|center)(?::[\d.]+)?)$")
-
-
-def split_arm(arm: str) -> tuple[str, str]:
-    """``hybrid-0.5+center:0.5`` -> (``hybrid-0.5``, ``center:0.5``); a plain arm's centering is ``none``."""
-    m = _VARIANT.search(arm)
-    return (arm[: m.start()], m.group(1)) if m else (arm, "none")
-
 
 def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
     """(question, row, baseline) pairs of the grid, in the order the section shows them."""
-    by = {(r.model, r.langset, r.steps, r.arm): r for r in rows}
+    by = {r.cell: r for r in rows}
     out = []
     for r in rows:
-        base, mode = split_arm(r.arm)
-        same = (r.model, r.langset, r.steps)
-        suffix = "" if mode == "none" else f"+{mode}"
-        if mode != "none" and (b := by.get((*same, base))):
+        c, mode = r.cell, r.cell.centering or "none"
+        if mode != "none" and (b := by.get(dataclasses.replace(c, centering=None))):
             out.append(("post hoc: centred minus plain", r, b))
-        if base.startswith("hybrid-") and base[7:8].isdigit():
-            out += [(f"hybrid minus {x}, both {mode}", r, b)
-                    for x in ("xx", "xy") if (b := by.get((*same, x + suffix)))]  # fmt: skip
-        if base == "hybrid-c":
+        if c.sampler in ("hybrid", "hybrid-kd"):
+            out += [(f"hybrid minus {x}, both {mode}", r, b) for x in ("xx", "xy")
+                    if (b := by.get(dataclasses.replace(c, sampler=x, alpha=None, distill_weight=None)))]  # fmt: skip
+        if c.sampler == "hybrid-c":
             out += [(f"trained centred minus post hoc ({mode})", r, b) for b in rows
-                    if (b.model, b.langset, b.steps) == same and split_arm(b.arm)[1] == mode
-                    and b.arm.startswith("hybrid-") and b.arm[7:8].isdigit()]  # fmt: skip
+                    if b.cell.sampler == "hybrid" and b.cell.group == c.group and b.cell.centering == c.centering
+                    and b.cell.merge == c.merge]  # fmt: skip
     order = ("post hoc", "hybrid minus", "trained centred")
     return sorted(out, key=lambda c: next(i for i, p in enumerate(order) if c[0].startswith(p)))
 

@@ -24,7 +24,7 @@ def paired_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, Any]]
     by = {(r.model, r.langset, r.steps, r.arm): r for r in rows}
     gains = []
     for r in sorted(rows, key=lambda r: list(models).index(r.model) if r.model in models else len(models)):
-        if not r.arm.startswith("hybrid") or "+center" in r.arm or "+shift" in r.arm:
+        if not r.cell.sampler.startswith("hybrid") or r.cell.centering:
             continue  # centred rows are paired with their own kind by analyses/centering.py
         for base in ("xx", "xy"):
             if (b := by.get((r.model, r.langset, r.steps, base))) is None:
