@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from hybridir.data import resolve_data_dir
-from hybridir.data.lareqa import lareqa_dir, load_lareqa
-from hybridir.data.miracl import load_miracl
+from hybridir.data.evaluation.lareqa import lareqa_dir, load_lareqa
+from hybridir.data.evaluation.miracl import load_miracl
 from hybridir.encoders.encoding import Encoder, choose_path, cpu_features, cpu_kind, installed
 from hybridir.encoders.models import load_encoder
 from hybridir.evaluation.evaluate import evaluate

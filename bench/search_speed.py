@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from hybridir.data import resolve_data_dir
-from hybridir.data.beir import doc_text
-from hybridir.data.miracl import read_topics
+from hybridir.data.evaluation.beir import doc_text
+from hybridir.data.evaluation.miracl import read_topics
 from hybridir.encoders.encoding import Encoder
 from hybridir.encoders.models import load_encoder
 from hybridir.infra.files import atomic_write_json, atomic_write_text

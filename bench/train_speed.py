@@ -71,7 +71,7 @@ def run_st(args: argparse.Namespace) -> dict:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
-    from hybridir.data.parallel import load_ntrex
+    from hybridir.data.training.parallel import load_ntrex
     from hybridir.encoders.models import load_encoder
     from hybridir.training.loop import TrainConfig
 

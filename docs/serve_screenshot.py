@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hybridir.data import resolve_data_dir
-from hybridir.data.lareqa import load_lareqa
+from hybridir.data.evaluation.lareqa import load_lareqa
 from hybridir.infra.files import atomic_write_text
 from hybridir.retrieval.index import build_index
 from hybridir.retrieval.serve import create_app

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridir.data.beir import load_beir, read_qrels
+from hybridir.data.evaluation.beir import load_beir, read_qrels
 from hybridir.evaluation.evaluate import evaluate
 from hybridir.infra.errors import DataError
 

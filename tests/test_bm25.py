@@ -8,7 +8,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from hybridir.data.evalset import EvalSet
+from hybridir.data.evaluation.evalset import EvalSet
 from hybridir.evaluation.bm25 import bm25_search, tokenize
 from hybridir.evaluation.scoring.retrieval import retrieval_runs, run_metrics
 
@@ -57,7 +57,7 @@ def test_real_miracl_yo_bm25_reproduces_anserini_with_its_tokenisation(data_root
     """Anserini indexes Yoruba pre-tokenized (split on whitespace, case kept): with that tokenisation our BM25
     (same k1, b) gives its published dev figures (nDCG@10 0.4059, R@100 0.7325, pyserini 2CR miracl.yaml);
     our default tokenisation is far stronger on Yoruba (docs/metrics.md)."""
-    from hybridir.data.miracl import load_miracl
+    from hybridir.data.evaluation.miracl import load_miracl
 
     if not (data_root / "miracl" / "miracl-v1.0-yo").is_dir():
         pytest.skip(f"real MIRACL data not found: {data_root}/miracl/miracl-v1.0-yo is absent")

@@ -200,8 +200,8 @@ REAL_SLICE_COSINE = {"openvino-fp32": (0.99999, 0.9999), "openvino-bf16": (0.999
 def test_each_openvino_path_is_as_faithful_on_e5_small_as_measured(e5_small, data_root, path):
     """A small real slice: XQuAD-R sentences and questions in three scripts and MIRACL-yo passages; the paths
     ``auto`` may choose also rank the sentences for each question as the reference does."""
-    from hybridir.data.lareqa import load_lareqa
-    from hybridir.data.miracl import load_miracl
+    from hybridir.data.evaluation.lareqa import load_lareqa
+    from hybridir.data.evaluation.miracl import load_miracl
 
     es = load_lareqa(data_root / "xquad-r", ["en", "th", "zh"], max_questions=20)
     mir = load_miracl("yo", data_dir=data_root, max_questions=5, sample=0)

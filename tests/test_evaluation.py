@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_lareqa import write_lareqa
 
-from hybridir.data.evalset import EvalSet
-from hybridir.data.lareqa import load_lareqa
+from hybridir.data.evaluation.evalset import EvalSet
+from hybridir.data.evaluation.lareqa import load_lareqa
 from hybridir.encoders.encoding import Encoder
 from hybridir.evaluation.evaluate import evaluate
 from hybridir.evaluation.metrics import average_precision

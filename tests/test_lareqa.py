@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir.data.lareqa import load_lareqa
+from hybridir.data.evaluation.lareqa import load_lareqa
 from hybridir.infra.errors import DataError
 
 

@@ -13,7 +13,7 @@ import pytrec_eval
 from test_lareqa import write_lareqa
 
 from hybridir.cli import main
-from hybridir.data.miracl import JUDGED_SAMPLE, load_miracl
+from hybridir.data.evaluation.miracl import JUDGED_SAMPLE, load_miracl
 from hybridir.encoders.encoding import Encoder
 from hybridir.evaluation.benchmarks import Request, load, lookup
 from hybridir.evaluation.evaluate import evaluate

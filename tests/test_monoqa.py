@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hybridir.data.monoqa import MONOQA_SETS, load_monoqa, load_qa_retrieval
+from hybridir.data.evaluation.monoqa import MONOQA_SETS, load_monoqa, load_qa_retrieval
 from hybridir.infra.errors import DataError
 
 

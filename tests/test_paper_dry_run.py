@@ -19,7 +19,7 @@ from test_lareqa import write_lareqa
 from test_miracl import write_official
 
 from hybridir.cli import main
-from hybridir.data.mmarco import TRIPLES, load_mmarco, mmarco_files
+from hybridir.data.training.mmarco import TRIPLES, load_mmarco, mmarco_files
 from hybridir.evaluation.evaluate import evaluate
 from hybridir.infra.errors import DataError
 from hybridir.training.loop import TrainConfig, _Run, train

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from hybridir.data.items import TrainingData
 from hybridir.data.languages import NTREX_CODES
-from hybridir.data.parallel import (
+from hybridir.data.training.items import TrainingData
+from hybridir.data.training.parallel import (
     data_sources,
     load_aligned,
     load_flores_pairs,
@@ -16,7 +16,7 @@ from hybridir.data.parallel import (
     load_pairs,
     load_squad,
 )
-from hybridir.data.sources import load_train_dev, load_training_data
+from hybridir.data.training.sources import load_train_dev, load_training_data
 from hybridir.infra.errors import ConfigError, DataError
 
 LANGS = ("en", "de", "zh")

@@ -1,5 +1,5 @@
-"""QA training / dev data (hybridir.data.qa): answer sentences, parallel AfriQA items, official dev splits, skipped
-records, one-line errors, mixes with NTREX, source weights, and the QA dev figures."""
+"""QA training / dev data (hybridir.data.training.qa): answer sentences, parallel AfriQA items, official dev splits,
+skipped records, one-line errors, mixes with NTREX, source weights, and the QA dev figures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybridir.data.items import Pair, ParallelItem, TrainingData
-from hybridir.data.qa import answer_target, load_qa, sentence_spans
-from hybridir.data.sources import load_train_dev
+from hybridir.data.training.items import Pair, ParallelItem, TrainingData
+from hybridir.data.training.qa import answer_target, load_qa, sentence_spans
+from hybridir.data.training.sources import load_train_dev
 from hybridir.infra.errors import ConfigError, DataError
 
 EN = "The Lozi kingdom has a king. The U.S. Army came in 1900 to the valley. Its capital is Lealui on the plain."

@@ -8,7 +8,7 @@ import numpy as np
 from test_evaluation import random_encoder
 from test_lareqa import write_lareqa
 
-from hybridir.data.lareqa import load_lareqa
+from hybridir.data.evaluation.lareqa import load_lareqa
 from hybridir.evaluation.report import render_markdown, write_run
 
 META = {"model": {"name": "toy-model", "fingerprint": "abc123"}, "versions": {"python": "3.11", "torch": "x"},

@@ -149,7 +149,7 @@ def test_plugs_into_sentence_transformers_trainer(tiny_model_dir, tmp_path):
     )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hybridir.data.items import Pair, ParallelItem, TrainingData
+    from hybridir.data.training.items import Pair, ParallelItem, TrainingData
 
     items = [ParallelItem(str(i), {lang: Pair(f"{lang} q {i}", f"{lang} passage {i}") for lang in ("en", "de")},
                           str(i)) for i in range(16)]  # fmt: skip

@@ -156,7 +156,7 @@ def test_two_cpu_processes_on_gloo_share_batches_and_stay_in_sync(tiny_model_dir
 
 
 def test_dev_metrics_rank_identical_texts_first(tiny_model):
-    from hybridir.data.items import Pair, ParallelItem, TrainingData
+    from hybridir.data.training.items import Pair, ParallelItem, TrainingData
 
     items = [ParallelItem(str(i), {lang: Pair(f"{w} {i}", f"{w} {i}") for lang in ("en", "de")}, str(i))
              for i, w in enumerate(WORDS)]  # fmt: skip
@@ -223,7 +223,7 @@ class _FixedEncoder:
 def test_dev_metrics_mono_cross_multi_and_rank_distance_by_hand():
     """Two items in en/de. Every query finds its passage in its own language first; the de query of item 0 ranks
     item 1's en passage (and de passage) above its own en passage: de->en RR 1/2, multilingual ranks 1 and 4."""
-    from hybridir.data.items import Pair, ParallelItem, TrainingData
+    from hybridir.data.training.items import Pair, ParallelItem, TrainingData
 
     vec = {"qe0": [1, 0, 0], "qe1": [0, 1, 0], "qd0": [0.5, 0.5, 1], "qd1": [0, 1, 0.1],
            "pe0": [1, 0, 0], "pe1": [0.4, 1, 0], "pd0": [0.9, 0, 1], "pd1": [0, 1, 0.2]}  # fmt: skip
@@ -240,7 +240,7 @@ def test_dev_metrics_mono_cross_multi_and_rank_distance_by_hand():
 
 
 def test_bitext_dev_items_have_no_mono_and_never_find_themselves():
-    from hybridir.data.items import Pair, ParallelItem, TrainingData
+    from hybridir.data.training.items import Pair, ParallelItem, TrainingData
 
     vec = {"e0": [1, 0], "e1": [0, 1], "d0": [1, 0.1], "d1": [0.1, 1]}
     items = [ParallelItem(str(i), {"en": Pair(f"e{i}", f"e{i}"), "de": Pair(f"d{i}", f"d{i}")}, str(i),

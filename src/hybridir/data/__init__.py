@@ -1,4 +1,15 @@
-"""Data loaders: evaluation sets (LAReQA, monolingual QA, BEIR/MIRACL) and parallel training text.
+"""Data readers, grouped by the job that takes what they return; a reader both sides take stays at this level.
+
+- ``training/``: training sources, each returning the one training data model ``items.TrainingData``
+  (``parallel.py``: NTREX ICT, line-aligned folders, own JSONL/TSV, SQuAD, hub, FLORES bitext; ``qa.py``: the QA
+  sets; ``mmarco.py``; ``sources.py``: the ``--data`` dispatch and mixes). ``hybridir.training`` reads them, and
+  so do ``encoders`` (NTREX text for language means and calibration) and ``study`` (which languages a source has).
+- ``evaluation/``: evaluation readers, each returning an ``evalset.EvalSet`` (``lareqa.py``, ``monoqa.py``,
+  ``miracl.py``, ``beir.py``). ``hybridir.evaluation``'s benchmarks read them; ``retrieval`` borrows the BEIR
+  document text and the MIRACL topics reader.
+- here, what both sides read: ``languages.py`` (language codes), ``flores.py`` (FLORES-200: training bitext,
+  the ``flores`` benchmark and language means), ``squad.py`` (the one SQuAD-format reader: SQuAD training files
+  and the CMRC trial set, XQuAD-R / MLQA-R and the monolingual QA sets), and below the file helpers.
 
 ``resolve_data_dir`` finds the shared data: an explicit argument, else ``$HYBRIDIR_DATA``, else
 ``<repo>/../shared/data``.
@@ -52,3 +63,16 @@ def json_object(line: str, where: str) -> dict:
     if not isinstance(rec, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
     return rec
+
+
+def read_utf8(path: Path) -> str:
+    """The text of ``path``; DataError naming the file, line and byte where it is not UTF-8 or cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from e

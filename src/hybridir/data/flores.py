@@ -2,7 +2,7 @@
 
 Folder layout (``<data>/flores-sib200/<code>/{train,dev,test}.tsv``, columns ``index_id``, ``category``, ``text``):
 row *i* of a split is the same sentence in every language. This module only reads; training pairs live in
-:mod:`hybridir.data.parallel`, retrieval evaluation sets in the evaluation loaders.
+:mod:`hybridir.data.training.parallel`, retrieval evaluation sets in the evaluation loaders.
 
 Languages may be given as FLORES codes (``deu_Latn``, ``zho_Hant``) or as hybridir's short codes (``de``, ``zh``,
 ``yo``), which map through the ISO 639-3 code of :data:`~hybridir.data.languages.NTREX_CODES` plus the script

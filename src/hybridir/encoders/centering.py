@@ -179,7 +179,7 @@ def means_texts(lang: str, source: str = "default", data_dir: str | os.PathLike 
 
 
 def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
-    from ..data.parallel import ntrex_files, read_lines
+    from ..data.training.parallel import ntrex_files, read_lines
 
     try:
         files = ntrex_files(data_dir)

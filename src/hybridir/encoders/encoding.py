@@ -197,7 +197,7 @@ CALIBRATION_LANGUAGES = ("en", "de", "es", "fr", "ru", "ar", "hi", "th", "zh", "
 def calibration_texts(model: Any, n: int = 300, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """``n`` single-text model inputs for static int8 calibration: NTREX-128 ICT queries and passages (training
     text, never evaluation data) in :data:`CALIBRATION_LANGUAGES`, each with the model's own prompt."""
-    from ..data.parallel import load_ntrex
+    from ..data.training.parallel import load_ntrex
 
     data = load_ntrex(CALIBRATION_LANGUAGES, seed=seed)
     rng = np.random.default_rng(seed)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.beir import doc_text
+from ..data.evaluation.beir import doc_text
 from ..data.languages import check_language
 from ..encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans, corpus_means
 from ..infra.errors import ConfigError, DataError, one_line

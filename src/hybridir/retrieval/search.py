@@ -54,7 +54,7 @@ def read_queries(path: str | os.PathLike) -> list[tuple[str, str]]:
     if not path.is_file():
         raise DataError(f"{path}: query file not found")
     if path.suffix in (".tsv", ".txt"):
-        from ..data.miracl import read_topics
+        from ..data.evaluation.miracl import read_topics
 
         queries, seen = [], set()
         for qid, text in read_topics(path):

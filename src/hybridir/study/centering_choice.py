@@ -24,7 +24,7 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
     """Dev figures of every (model, candidate), each candidate's score, and the choice (module docstring)."""
     import tempfile
 
-    from ..data.sources import load_train_dev
+    from ..data.training.sources import load_train_dev
     from ..encoders.centering import Centering, centering_for
     from ..encoders.encoding import Encoder
     from ..encoders.models import load_encoder

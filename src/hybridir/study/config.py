@@ -25,7 +25,7 @@ import yaml
 
 from ..data.flores import check_topics
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
-from ..data.parallel import ntrex_files
+from ..data.training.parallel import ntrex_files
 from ..evaluation.benchmarks import lookup
 from ..infra.errors import ConfigError, DataError
 from .validate import Validator, yaml_error
@@ -316,7 +316,7 @@ def known_languages(data_dir: Path | None = None) -> set[str]:
     """Codes a study may train on: hybridir's short codes, NTREX-128 codes, every NTREX file and FLORES folder of
     the data, and the QA sets' languages (AfriQA's Twi and Fon are in neither NTREX nor the short-code table)."""
     from ..data.flores import flores_codes
-    from ..data.qa import qa_languages
+    from ..data.training.qa import qa_languages
 
     codes = set(NTREX_CODES) | set(NTREX_CODES.values()) | set().union(*qa_languages().values())
     with contextlib.suppress(DataError):  # no data here: the known codes still validate; training says more

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.languages import XQUAD_LANGUAGES, check_language
-from ..data.parallel import data_sources
-from ..data.qa import TARGETS
+from ..data.training.parallel import data_sources
+from ..data.training.qa import TARGETS
 from ..infra.errors import ConfigError, DataError
 from .losses import LOSSES, uses_teacher
 

@@ -1,7 +1,7 @@
 """Dev metrics: LAReQA-style retrieval on the held-out part of the *training* data, the numbers a recipe is chosen on.
 
 Never an evaluation set (XQuAD-R, MIRACL, monoqa): :func:`dev_metrics` scores held-out NTREX documents, the FLORES
-dev split and the QA dev splits (``hybridir.data.qa``) in the monolingual, cross-lingual and pooled settings.
+dev split and the QA dev splits (``hybridir.data.training.qa``) in the monolingual, cross-lingual and pooled settings.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.items import ParallelItem, TrainingData
-from ..data.qa import QA_SOURCES
+from ..data.training.items import ParallelItem, TrainingData
+from ..data.training.qa import QA_SOURCES
 from ..encoders.centering import Centering
 from .teacher import VectorCache, encode
 
@@ -40,9 +40,9 @@ def dev_metrics(
     - ``rank_distance``: in the multilingual pool, largest minus smallest rank of a query's relevant passages
       (language bias; docs/metrics.md).
 
-    With QA dev sources (:mod:`hybridir.data.qa`) the result also splits the figures into ``qa_*`` (mean over the
-    QA sources: monolingual = Thai, Chinese and AfriQA's English twins, cross-lingual = AfriQA's African question ->
-    English passage) and ``parallel_*`` (NTREX / FLORES), and adds ``qa_pooled_map``: every QA dev question
+    With QA dev sources (:mod:`hybridir.data.training.qa`) the result also splits the figures into ``qa_*`` (mean
+    over the QA sources: monolingual = Thai, Chinese and AfriQA's English twins, cross-lingual = AfriQA's African
+    question -> English passage) and ``parallel_*`` (NTREX / FLORES), and adds ``qa_pooled_map``: every QA dev question
     against every QA dev passage, all languages at once. The recipe rule reads these (docs/studies.md).
 
     mAP is averaged over queries, then over query languages (pairs for cross), then over sources. With one

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.items import TrainingData
+from ..data.training.items import TrainingData
 from ..infra.errors import ConfigError
 from ..infra.files import atomic_dir, atomic_write_json
 from .sampling import parse_key

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
-from ..data.sources import load_train_dev
+from ..data.training.sources import load_train_dev
 from ..infra.errors import ConfigError
 from ..infra.files import atomic_dir, atomic_write_text
 from ..infra.locks import DirLock

@@ -21,7 +21,7 @@ Example (sentence-transformers' trainer; ``rank=None`` yields each step's ``worl
 another, which is exactly how accelerate deals batches out to ranks)::
 
     from functools import partial
-    dd, ids = data.to_dataset_dict()     # hybridir.data.items.TrainingData
+    dd, ids = data.to_dataset_dict()     # hybridir.data.training.items.TrainingData
     args = SentenceTransformerTrainingArguments(
         "out", multi_dataset_batch_sampler=partial(HybridBatchSampler, keys=list(dd), item_ids=ids, alpha=0.5))
 """

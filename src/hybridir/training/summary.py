@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.items import TrainingData
+from ..data.training.items import TrainingData
 from ..infra.files import atomic_savefig, atomic_write_json
 from .sampling import parse_key
 

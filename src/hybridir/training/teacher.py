@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.items import ParallelItem, TrainingData
+from ..data.training.items import ParallelItem, TrainingData
 from ..encoders.models import fingerprint, load_encoder
 from ..infra.errors import DataError, ModelError
 from ..infra.integrity import read_sealed, write_sealed

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...data import resolve_data_dir
-from ...data.lareqa import lareqa_dir, load_lareqa
+from ...data.evaluation.lareqa import lareqa_dir, load_lareqa
 from ...infra.errors import ConfigError
 
 

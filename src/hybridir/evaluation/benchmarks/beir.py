@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...data.beir import load_beir
+from ...data.evaluation.beir import load_beir
 from .base import Request, RetrievalBenchmark
 
 

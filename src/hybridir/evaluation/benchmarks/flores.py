@@ -15,7 +15,7 @@ import numpy as np
 
 from ...data.flores import check_topics, flores_code, flores_codes, load_flores
 from ...data.languages import XQUAD_LANGUAGES
-from ...data.parallel import data_sources
+from ...data.training.parallel import data_sources
 from ...infra.errors import ConfigError, DataError
 from ..scoring.bitext import PIVOT, FloresTask, evaluate_flores
 from .base import Benchmark, Request

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ...data.miracl import JUDGED_SAMPLE, MIRACL_LANGS, load_miracl
+from ...data.evaluation.miracl import JUDGED_SAMPLE, MIRACL_LANGS, load_miracl
 from ...infra.errors import ConfigError
 from .base import Request, RetrievalBenchmark
 

@@ -3,7 +3,7 @@ queries plus a fixed seeded sample of N others (default 10,000). Not MIRACL numb
 
 from __future__ import annotations
 
-from ...data.miracl import JUDGED_SAMPLE
+from ...data.evaluation.miracl import JUDGED_SAMPLE
 from .miracl import Miracl
 
 

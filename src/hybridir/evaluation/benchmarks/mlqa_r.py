@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...data.lareqa import MLQA_R_LANGS
+from ...data.evaluation.lareqa import MLQA_R_LANGS
 from .base import LareqaBenchmark, Request, load_lareqa_set
 
 

@@ -5,7 +5,7 @@ iapp_wiki_qa_squad (th), PersianQA (fa). ``monoqa`` runs all five; ``monoqa:<set
 from __future__ import annotations
 
 from ...data import resolve_data_dir
-from ...data.monoqa import MONOQA_SETS, load_monoqa
+from ...data.evaluation.monoqa import MONOQA_SETS, load_monoqa
 from ...infra.errors import ConfigError
 from .base import Request, RetrievalBenchmark
 

@@ -6,8 +6,8 @@ accuracy@1 (the translation ranked first) and MRR@10 per direction come from the
 sentence (:func:`~hybridir.evaluation.metrics.rank_relevant`, trec_eval's tie rule).
 
 Prompts: the query side gets the model's ``query`` prompt and the pool side its ``passage`` prompt, as in
-training on FLORES pairs (:func:`~hybridir.data.parallel.load_flores_pairs`: sentence in X as the query, the same
-sentence in Y as the passage) and in the FLORES dev metrics of training. e5's advice for symmetric tasks
+training on FLORES pairs (:func:`~hybridir.data.training.parallel.load_flores_pairs`: sentence in X as the query,
+the same sentence in Y as the passage) and in the FLORES dev metrics of training. e5's advice for symmetric tasks
 (``query:`` on both sides) would score a pairing that fine-tuning never optimises. Each (sentence, prompt) is
 encoded once and reused by both directions and the pool.
 
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...data.evalset import EvalSet
+from ...data.evaluation.evalset import EvalSet
 from ...data.flores import FloresSplit, resource_levels
 from ..metrics import rank_metrics, rank_relevant, tie_key
 from .lareqa import evaluate_lareqa

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from ...data.evalset import EvalSet
+from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
 from ..metrics import RANK_METRICS, rank_distance, rank_metrics, rank_relevant, tie_key
 from . import mean_or_none

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...data.evalset import EvalSet
+from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
 from ..bm25 import bm25_search
 from ..metrics import trec_eval_per_query

@@ -4,7 +4,7 @@ pairs, so that samplers and the training loop never care where text came from (t
 
 Example::
 
-    data = load_ntrex(languages=["en", "de", "th"])     # hybridir.data.parallel
+    data = load_ntrex(languages=["en", "de", "th"])     # hybridir.data.training.parallel
     train, dev = data.split(dev_fraction=0.1, seed=0)   # whole documents held out
     train.pools()["xy:en-de"]                           # item indices that have both en and de
 """
@@ -16,24 +16,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
-from ..infra.errors import ConfigError, DataError
-
-
-def read_utf8(path: Path) -> str:
-    """The text of ``path``; DataError naming the file, line and byte where it is not UTF-8 or cannot be read."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from e
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from e
+from ...infra.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -170,7 +156,7 @@ class TrainingData:
         negative) for sentence-transformers' trainer, plus the dedup ids to give ``HybridBatchSampler``."""
         from datasets import Dataset, DatasetDict
 
-        from ..training.sampling import parse_key
+        from ...training.sampling import parse_key
 
         keys, pools, ids, _ = self.sampler_inputs(kinds)
         parts = {}

@@ -1,7 +1,7 @@
 """``--data`` -> (train, dev) training data: one dispatch over every named source and file format.
 
-Sources: ``ntrex``, ``flores``, ``mmarco[:N]`` or a folder in mMARCO's layout (:mod:`hybridir.data.mmarco`), the
-QA sets ``iapp-th`` / ``cmrc-trial`` / ``afriqa`` (:mod:`hybridir.data.qa`), a
+Sources: ``ntrex``, ``flores``, ``mmarco[:N]`` or a folder in mMARCO's layout (:mod:`.mmarco`), the
+QA sets ``iapp-th`` / ``cmrc-trial`` / ``afriqa`` (:mod:`.qa`), a
 folder of ``<lang>.txt`` line-aligned files, a ``.jsonl`` / ``.tsv`` file, a SQuAD ``.json`` file or
 ``hf:<dataset>``; several join with ``+``. In a mix every source gives the requested languages it has (AfriQA has
 no German, NTREX no Twi), and a requested language no source has is an error; a single source must have them all.
@@ -17,9 +17,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..infra.errors import ConfigError, DataError, warn
+from ...infra.errors import ConfigError, DataError, warn
+from ..languages import NTREX_CODES, XQUAD_LANGUAGES
 from .items import TrainingData
-from .languages import NTREX_CODES, XQUAD_LANGUAGES
 from .mmarco import is_mmarco_dir, load_mmarco, parse_mmarco_spec
 from .parallel import (
     data_sources,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..infra.errors import ConfigError, DataError, one_line
-from . import resolve_data_dir
+from ...infra.errors import ConfigError, DataError, one_line
+from .. import resolve_data_dir
 from .beir import build_evalset, doc_text, read_qrels, records
 from .evalset import EvalSet
 
@@ -114,7 +114,7 @@ def _local_files(base: Path, lang: str, split: str, corpus_base: Path | None = N
     corpus = sorted(corpus_dir.glob("docs-*.jsonl.gz"))
     for path in (topics, qrels):
         if not path.is_file():
-            raise DataError(f"{path}: missing (official MIRACL layout; see hybridir.data.miracl)")
+            raise DataError(f"{path}: missing (official MIRACL layout; see hybridir.data.evaluation.miracl)")
     if not corpus:
         raise DataError(f"{corpus_dir}: no docs-*.jsonl.gz (the MIRACL passage collection)")
     return topics, qrels, corpus
@@ -138,6 +138,6 @@ def _from_hub(lang: str, split: str) -> tuple[Path, Path, list[Path]]:
         raise DataError(
             f"miracl:{lang}: could not download MIRACL from the Hugging Face hub ({type(e).__name__}: {one_line(e)}). "
             f"It needs internet; offline, put the official files under <data>/miracl/ ({', '.join(wanted)}, "
-            f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz; see hybridir.data.miracl)."
+            f"miracl-corpus-v1.0-{lang}/docs-*.jsonl.gz; see hybridir.data.evaluation.miracl)."
         ) from e
     return _local_files(Path(topics_root), lang, split, Path(corpus_root))

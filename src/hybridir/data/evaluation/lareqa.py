@@ -8,13 +8,13 @@ only partly parallel (a question exists in 2-4 languages) and loads the same way
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..infra.errors import DataError
+from ...infra.errors import DataError
+from ..squad import field, read_squad
 from .evalset import EvalSet
 
 MLQA_R_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
@@ -29,12 +29,6 @@ class _Lang:
     path: Path
     sentences: list[tuple[str, str, str]]  # (cand_id, sentence, paragraph)
     questions: dict[str, tuple[str, int]]  # question id -> (question text, index into sentences)
-
-
-def _field(obj: object, key: str, where: str, path: Path):
-    if not isinstance(obj, dict) or key not in obj:
-        raise DataError(f"{path}: {where}: missing field {key!r}")
-    return obj[key]
 
 
 def _answer_sentence(st: int, breaks: list, context: str, where: str, path: Path) -> int:
@@ -52,34 +46,24 @@ def _answer_sentence(st: int, breaks: list, context: str, where: str, path: Path
 
 
 def _parse_file(path: Path, lang: str) -> _Lang:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: malformed JSON: {e}") from e
     sentences: list[tuple[str, str, str]] = []
     questions: dict[str, tuple[str, int]] = {}
-    for ai, article in enumerate(_field(doc, "data", "top level", path)):
-        for pi, para in enumerate(_field(article, "paragraphs", f"data[{ai}]", path)):
-            where = f"data[{ai}].paragraphs[{pi}]"
-            context = _field(para, "context", where, path)
-            sents = _field(para, "sentences", where, path)
-            breaks = _field(para, "sentence_breaks", where, path)
-            if len(sents) != len(breaks):
-                raise DataError(f"{path}: {where}: {len(sents)} sentences but {len(breaks)} sentence_breaks")
-            first = len(sentences)
-            sentences += [(f"{lang}/{ai:03d}/{pi:03d}/{si:03d}", s, context) for si, s in enumerate(sents)]
-            for qi, qa in enumerate(_field(para, "qas", where, path)):
-                qwhere = f"{where}.qas[{qi}]"
-                qid = str(_field(qa, "id", qwhere, path))
-                qwhere += f" (id {qid})"
-                text = _field(qa, "question", qwhere, path)
-                answers = _field(qa, "answers", qwhere, path)
-                if not answers:
-                    raise DataError(f"{path}: {qwhere}: no answers")
-                start = _field(answers[0], "answer_start", qwhere + ".answers[0]", path)
-                if qid in questions:
-                    raise DataError(f"{path}: {qwhere}: question id appears twice in this file")
-                questions[qid] = (text, first + _answer_sentence(int(start), breaks, context, qwhere, path))
+    for para in read_squad(path):
+        sents = field(para.record, "sentences", para.where, path)
+        breaks = field(para.record, "sentence_breaks", para.where, path)
+        if len(sents) != len(breaks):
+            raise DataError(f"{path}: {para.where}: {len(sents)} sentences but {len(breaks)} sentence_breaks")
+        first = len(sentences)
+        sentences += [(f"{lang}/{para.article:03d}/{para.index:03d}/{si:03d}", s, para.context)
+                      for si, s in enumerate(sents)]  # fmt: skip
+        for q in para.questions:
+            answers = field(q.record, "answers", q.where, path)
+            if not answers:
+                raise DataError(f"{path}: {q.where}: no answers")
+            start = field(answers[0], "answer_start", q.where + ".answers[0]", path)
+            if q.id in questions:
+                raise DataError(f"{path}: {q.where}: question id appears twice in this file")
+            questions[q.id] = (q.text, first + _answer_sentence(int(start), breaks, para.context, q.where, path))
     return _Lang(path, sentences, questions)
 
 

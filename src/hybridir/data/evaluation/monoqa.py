@@ -7,14 +7,14 @@ questions (SQuAD 2 ``is_impossible`` or no answer) are skipped, as MIRACL-style 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ..infra.errors import DataError
-from . import read_jsonl
+from ...infra.errors import DataError
+from .. import read_jsonl
+from ..squad import read_squad
 from .evalset import EvalSet
 
 #: name -> (file under the data root's ``monoqa/``, format, language)
@@ -29,22 +29,9 @@ MONOQA_SETS: dict[str, tuple[str, str, str]] = {
 
 def _squad_records(path: Path) -> Iterator[tuple[str, str, str, bool]]:
     """(question id, question, paragraph, answerable) from SQuAD-layout JSON."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: malformed JSON: {e}") from e
-    if not isinstance(doc, dict) or "data" not in doc:
-        raise DataError(f"{path}: top level: missing field 'data'")
-    for ai, article in enumerate(doc["data"]):
-        for pi, para in enumerate(article.get("paragraphs", [])):
-            where = f"data[{ai}].paragraphs[{pi}]"
-            if "context" not in para or "qas" not in para:
-                raise DataError(f"{path}: {where}: missing field 'context' or 'qas'")
-            for qi, qa in enumerate(para["qas"]):
-                if "question" not in qa or "id" not in qa:
-                    raise DataError(f"{path}: {where}.qas[{qi}]: missing field 'question' or 'id'")
-                answerable = not qa.get("is_impossible", False) and bool(qa.get("answers"))
-                yield str(qa["id"]), qa["question"], para["context"], answerable
+    for para in read_squad(path):
+        for q in para.questions:
+            yield q.id, q.text, para.context, not q.is_impossible and bool(q.answers)
 
 
 def _iapp_records(path: Path) -> Iterator[tuple[str, str, str, bool]]:

@@ -2,7 +2,7 @@
 
 BEIR files: corpus lines ``{"_id", "title", "text"}``, query lines ``{"_id", "text"}``, qrels TSV
 ``query-id  corpus-id  score`` with a header. TREC qrels (``qid Q0 docid rel``) are read as well, which is how
-MIRACL ships its judgements (``data/miracl.py`` reads MIRACL's own layout). Judgements with score <= 0 are
+MIRACL ships its judgements (``data/evaluation/miracl.py`` reads MIRACL's own layout). Judgements with score <= 0 are
 non-relevant and dropped; queries without a relevant document are skipped, as BEIR does.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..infra.errors import DataError
+from ...infra.errors import DataError
 from .evalset import EvalSet
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..infra.errors import DataError
+from ...infra.errors import DataError
 
 
 @dataclass

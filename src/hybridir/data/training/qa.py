@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -38,9 +37,10 @@ from pathlib import Path
 
 import regex
 
-from ..infra.errors import ConfigError, DataError
-from . import json_object, resolve_data_dir
-from .items import Pair, ParallelItem, TrainingData, read_utf8
+from ...infra.errors import ConfigError, DataError
+from .. import json_object, resolve_data_dir
+from ..squad import read_squad
+from .items import Pair, ParallelItem, TrainingData
 
 TARGETS = ("sentence", "sentence-context", "passage")
 
@@ -192,17 +192,11 @@ def _iapp(root: Path, split: str, target: str, languages: Sequence[str]) -> Trai
 
 def _cmrc(root: Path, target: str, languages: Sequence[str]) -> TrainingData:
     path = root / "qa" / "cmrc2018-trial-zh" / "cmrc2018_trial.json"
-    try:
-        articles = json.loads(read_utf8(path))["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a readable SQuAD-format file ({e})") from e
     b = _Builder("cmrc-trial", target)
-    for a, art in enumerate(articles):
-        for p, para in enumerate(art.get("paragraphs", [])):
-            for q, qa in enumerate(para.get("qas", [])):
-                where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
-                b.add(_text(qa, "id", where), {"zh": _text(qa, "question", where)}, "zh", para.get("context"),
-                      _first_start(qa.get("answers"), where), str(art.get("id") or a))  # fmt: skip
+    for para in read_squad(path):
+        for q in para.questions:
+            b.add(q.id, {"zh": q.text}, "zh", para.context, _first_start(q.answers, f"{path}: {q.where}"),
+                  str(para.article_record.get("id") or para.article))  # fmt: skip
     return b.data("cmrc-trial", languages)
 
 

@@ -1,9 +1,9 @@
 """mMARCO (Bonifacio et al. 2021): MS MARCO passage ranking translated into 13 languages, parallel by id.
 
 The paper's training data. Passage ``pid`` and query ``qid`` are the same text in every language, so one training
-triple (query id, positive passage id, negative passage id) gives one :class:`~hybridir.data.items.ParallelItem`
-whose X-X pairs (query in X -> its positive in X), X-Y pairs (query in X -> the positive's translation in Y) and
-hard negatives (the triple's negative, in the passage's language) all come from the same ids.
+triple (query id, positive passage id, negative passage id) gives one :class:`~.items.ParallelItem` whose X-X
+pairs (query in X -> its positive in X), X-Y pairs (query in X -> the positive's translation in Y) and hard
+negatives (the triple's negative, in the passage's language) all come from the same ids.
 
 Layout: the release's own file names, as on the hub (``unicamp-dl/mmarco``, Google translations)::
 
@@ -36,9 +36,9 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..infra.errors import ConfigError, DataError
-from ..infra.files import atomic_write_text
-from . import resolve_data_dir
+from ...infra.errors import ConfigError, DataError
+from ...infra.files import atomic_write_text
+from .. import resolve_data_dir
 from .items import TrainingData
 from .parallel import MMARCO_CONFIGS, load_pairs
 
@@ -88,7 +88,7 @@ def load_mmarco(languages: Sequence[str], data_dir: str | os.PathLike | None = N
     files = _resolve(languages, data_dir, Path(root) if root else None)
     stat = [(rel, str(p), p.stat().st_size, int(p.stat().st_mtime)) for rel, p in files.items()]
     key = hashlib.sha256(json.dumps([stat, list(languages), max_queries]).encode()).hexdigest()[:16]
-    from ..encoders.offline_e5 import cache_root
+    from ...encoders.offline_e5 import cache_root
 
     cached = cache_root() / "mmarco" / f"{key}.jsonl"
     if not cached.is_file():

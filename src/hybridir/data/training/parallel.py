@@ -24,24 +24,24 @@ Example::
     data = load_ntrex(languages=["en", "de", "th"])
     train, dev = data.split(dev_fraction=0.1, seed=0)   # whole documents held out
     train.pools()["xy:en-de"]                           # item indices that have both en and de
-    train, dev = load_train_dev("ntrex+flores", ["en", "de"], dev_fraction=0.1)   # hybridir.data.sources
+    train, dev = load_train_dev("ntrex+flores", ["en", "de"], dev_fraction=0.1)   # hybridir.data.training.sources
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..infra.errors import ConfigError, DataError
-from . import read_jsonl, resolve_data_dir
-from .items import Pair, ParallelItem, TrainingData, read_utf8
-from .languages import NTREX_CODES, XQUAD_LANGUAGES, check_language
+from ...infra.errors import ConfigError, DataError
+from .. import read_jsonl, read_utf8, resolve_data_dir
+from ..languages import NTREX_CODES, XQUAD_LANGUAGES, check_language
+from ..squad import read_squad
+from .items import Pair, ParallelItem, TrainingData
 
 # Scripts written without spaces between sentences.
 _NO_SPACE = {"zh", "ja", "yue", "zho-CN", "zho-TW", "jpn"}
@@ -199,24 +199,18 @@ def load_squad(path: str | os.PathLike, lang: str) -> TrainingData:
     Questions of one paragraph share a ``dedup_key`` so they never meet in a batch (false negatives)."""
     path = Path(path)
     check_language(lang, str(path))
-    try:
-        articles = json.loads(read_utf8(path))["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a readable SQuAD-format file ({e})") from e
     items = []
-    for a, art in enumerate(articles):
-        for p, para in enumerate(art.get("paragraphs", [])):
-            context = para.get("context", "")
-            pid = f"{a}.{p}"
-            if not context.strip():
-                raise DataError(f"{path}: article {a} paragraph {p}: empty context")
-            for q in para.get("qas", []):
-                if q.get("is_impossible"):
-                    continue
-                if not str(q.get("question", "")).strip():
-                    raise DataError(f"{path}: question {q.get('id')!r}: empty text")
-                items.append(ParallelItem(str(q["id"]), {lang: Pair(q["question"], context)},
-                                          str(art.get("title") or a), dedup_key=pid))  # fmt: skip
+    for para in read_squad(path):
+        if not para.context.strip():
+            raise DataError(f"{path}: {para.where}: empty context")
+        for q in para.questions:
+            if q.is_impossible:
+                continue
+            if not q.text.strip():
+                raise DataError(f"{path}: {q.where}: empty text")
+            items.append(ParallelItem(q.id, {lang: Pair(q.text, para.context)},
+                                      str(para.article_record.get("title") or para.article),
+                                      dedup_key=f"{para.article}.{para.index}"))  # fmt: skip
     return TrainingData(items, str(path))
 
 
@@ -265,7 +259,7 @@ def load_flores_pairs(
     keeps only sentences of those SIB-200 categories (a domain-shift study trains on some, tests on others).
     Languages FLORES-200 does not have (NTREX's Dhivehi, Tongan...) are left out and listed in
     ``info["not_in_flores"]``, so a mix with NTREX still trains on them; none left is an error."""
-    from .flores import check_topics, flores_code, load_flores
+    from ..flores import check_topics, flores_code, load_flores
 
     check_topics(list(topics or ()))
     codes, missing = {}, []
