@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import save_shifted
@@ -26,6 +27,18 @@ def test_training_names_checked_without_torch_match_the_samplers_and_losses():
 
     assert tuple(sampling.SAMPLERS) == train_config.SAMPLERS
     assert all(issubclass(losses.objective_class(name), losses.base.Objective) for name in losses.LOSSES)
+
+
+def test_evaluate_options_are_evalconfig_and_checked_without_torch():
+    """`hybridir evaluate`'s options are EvalConfig's fields (one source); --fusion's copy of FUSION matches."""
+    from hybridir.cli import build_parser
+    from hybridir.evaluation.config import FUSION_CHOICES, EvalConfig, config_from_args
+    from hybridir.evaluation.scoring.retrieval import FUSION
+
+    assert tuple(FUSION) == FUSION_CHOICES
+    args = build_parser("evaluate").parse_args(["evaluate", "--languages", "en,de", "--no-plots", "--out", "r"])
+    config = config_from_args(args, out_dir=Path("runs/r"), show_progress=False)  # as the command sets them
+    assert config == EvalConfig(languages=["en", "de"], plots=False, out_dir=Path("runs/r"), show_progress=False)
 
 
 def test_help_and_argument_errors_import_no_heavy_library():

@@ -64,3 +64,16 @@ def test_retrieval_markdown_and_no_plots(tmp_path):
     written = write_run(tmp_path / "r", res, {"monoqa/a-ja": np.ones(3), "qids/a-ja": np.array(["x", "y", "z"])},
                         plots=False)  # fmt: skip
     assert {p.name for p in written} == {"results.json", "results.md", "per_query.npz"}
+
+
+def test_every_protocol_renders_its_own_results():
+    """report.py is generic: each benchmark's protocol is in PROTOCOLS, and its module has the rendering pair."""
+    import importlib
+
+    from hybridir.evaluation import scoring
+    from hybridir.evaluation.benchmarks import BENCHMARKS
+
+    assert {b.protocol for b in BENCHMARKS} == set(scoring.PROTOCOLS)
+    for name in scoring.PROTOCOLS:
+        module = importlib.import_module(f"hybridir.evaluation.scoring.{name}")
+        assert callable(module.markdown) and callable(module.plots)

@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from .encoders import BACKEND_CHOICES, PRECISION_CHOICES
+from .evaluation.config import add_cli_arguments as add_eval_arguments
+from .evaluation.config import centering_arg, codes
+from .evaluation.config import config_from_args as eval_config
 from .infra import shards
 from .infra.errors import ConfigError, HybridIRError, one_line
 from .infra.locks import DirLock
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -47,30 +47,14 @@ def _models(args: argparse.Namespace) -> None:
         print(f"{name:24s} {about}")
 
 
-def _centering(text: str) -> str:
-    """argparse type: a centering spec (``center:0.5``), checked before any model loads."""
-    from .encoders.centering import CenteringSpec
-
-    try:
-        return str(CenteringSpec.parse(text))
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _evaluate(args: argparse.Namespace) -> None:
     from .evaluation.evaluate import evaluate
 
-    out = args.out or Path("runs") / f"eval-{Path(str(args.model)).name}-{args.dataset.replace(':', '-')}"
+    out = args.out_dir or Path("runs") / f"eval-{Path(str(args.model)).name}-{args.dataset.replace(':', '-')}"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is an existing file; give a run directory")
     with DirLock(out, "evaluate") if (shard := shards.from_args(args)).leader else contextlib.nullcontext():
-        result = evaluate(
-            args.model, args.dataset, data_dir=args.data_dir, out_dir=out, languages=args.languages,
-            max_questions=args.max_questions, batch_size=args.batch_size, with_context=args.with_context,
-            cache_dir=args.cache_dir, plots=not args.no_plots, backend=args.backend, precision=args.precision,
-            fusion=args.fusion, seen_languages=args.seen_languages, in_domain_topics=args.in_domain_topics,
-            centering=args.centering, means_source=args.means_source, shard=shard,
-        )  # fmt: skip
+        result = evaluate(args.model, args.dataset, eval_config(args, out_dir=out, shard=shard))
     if not shard.leader:
         return print(f"{shard}: {result['timing']['texts_encoded']} texts encoded here; the first rank writes {out}/")
     md = Path(out) / "results.md"
@@ -239,8 +223,11 @@ def _serve(args: argparse.Namespace) -> None:
         uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port)).run(sockets=[sock])
 
 
-def _add_index_commands(sub: argparse._SubParsersAction) -> None:
-    paths = {"choices": ["auto", "torch", "openvino"]}, {"choices": ["auto", "fp32", "bf16", "int8w", "int8"]}
+def _add_index_commands(sub: argparse._SubParsersAction, command: str | None) -> None:
+    kinds = None
+    if command in (None, "index"):  # INDEX_TYPES imports numpy: only where --index is parsed (see build_parser)
+        from .retrieval.index import INDEX_TYPES as kinds
+    paths = {"choices": BACKEND_CHOICES}, {"choices": PRECISION_CHOICES}
     x = sub.add_parser("index", help="encode a corpus into a searchable index (resumable: rerun after a kill)")
     x.add_argument("--model", default="e5-small", help="registry name, hub id, local checkpoint / run dir")
     x.add_argument("--corpus", type=Path, required=True,
@@ -248,10 +235,10 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
                         "or folder, TSV (id<TAB>text[<TAB>title])")  # fmt: skip
     x.add_argument("--out", type=Path, required=True, help="index folder")
     x.add_argument("--lang", default=None, help="language of rows without a lang field (default: detected)")
-    x.add_argument("--languages", type=_csv, default=None, metavar="CODES",
+    x.add_argument("--languages", type=codes, default=None, metavar="CODES",
                    help="the corpus's languages, e.g. en,de,zh,ar: rows without a lang field are labelled with one "
                         "of these only (default: any of the detector's 75 languages)")  # fmt: skip
-    x.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf", "ivfpq"],
+    x.add_argument("--index", default="flat", choices=kinds,
                    help="flat: exact (default); hnsw / ivf: approximate; ivfpq: compressed, re-ranked from disk")
     x.add_argument("--nlist", type=int, default=None, help="ivf / ivfpq: inverted lists (default from the size)")
     x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard (default 4096)")
@@ -259,7 +246,7 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
     x.add_argument("--precision", default="auto", **paths[1])
     x.add_argument("--cache-dir", type=Path, default=None, help="embedding cache shared with evaluate (opt-in)")
-    x.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+    x.add_argument("--centering", type=centering_arg, default=None, metavar="MODE[:LAMBDA]",
                    help="the index's language-neutral scoring mode; a flat index can be searched in any mode, an "
                         "hnsw / ivf one is built for this one (default: the dev-chosen default)")  # fmt: skip
     x.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -280,7 +267,7 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--ef-search", type=int, default=None, help="hnsw: candidates explored per query")
     q.add_argument("--nprobe", type=int, default=None, help="ivf / ivfpq: lists probed per query")
     q.add_argument("--refine", type=int, default=None, help="ivfpq: re-rank refine x k candidates exactly")
-    q.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+    q.add_argument("--centering", type=centering_arg, default=None, metavar="MODE[:LAMBDA]",
                    help="none, shift[:lambda] or center[:lambda] (default: the mode the index was built for)")
     q.add_argument("--query-lang", default=None,
                    help="the queries' language, for center mode (default: detected per query)")
@@ -293,7 +280,7 @@ def _add_index_commands(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on, 1-65535 (default 8000)")
-    v.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
+    v.add_argument("--centering", type=centering_arg, default=None, metavar="MODE[:LAMBDA]",
                    help="what the page's language-neutral switch scores with (default: the dev-chosen default)")
     v.set_defaults(func=_serve)
 
@@ -310,9 +297,10 @@ def _command(argv: list[str]) -> str:
 
 
 def build_parser(command: str | None = None, *, help_texts: bool = True) -> argparse.ArgumentParser:
-    """The whole parser. Given a ``command`` (the subcommand about to run), the train options of another command
-    are left out, and without ``help_texts`` evaluate's dataset list too (it imports the scoring code, hence
-    torch), so that ``hybridir --help`` and argument errors answer in well under a second (bench/cli_start.py)."""
+    """The whole parser. Given a ``command`` (the subcommand about to run), the train options and the index types
+    of another command are left out, and without ``help_texts`` evaluate's dataset list too (it imports the scoring
+    code, hence torch), so that ``hybridir --help`` and argument errors answer in well under a second
+    (bench/cli_start.py)."""
     p = _Parser(prog="hybridir", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -325,36 +313,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
                    help="registry name, hub id, local checkpoint / run dir, or bm25 (lexical baseline)")  # fmt: skip
     e.add_argument("--dataset", default="xquad-r",
                    help=_dataset_help() if command in (None, "evaluate") and help_texts else "a benchmark")
-    e.add_argument("--fusion", default=None, choices=["bm25", "bm25-rrf"],
-                   help="retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised "
-                        "scores summed, like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)")  # fmt: skip
-    e.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
-    e.add_argument("--out", type=Path, default=None, help="run directory for results.json / results.md / plots")
-    e.add_argument("--languages", type=_csv, default=None,
-                   help="comma-separated subset of languages (flores: short or FLORES codes such as yo or yor_Latn; "
-                        "they also form its multilingual pool)")  # fmt: skip
-    e.add_argument("--seen-languages", type=_csv, default=None,
-                   help="flores: the languages the model was trained on (default: from a hybridir run's "
-                        "train_summary.json; none for other models)")  # fmt: skip
-    e.add_argument("--in-domain-topics", type=_csv, default=None,
-                   help="flores: topics counted in-domain for the MRR@10 gap (default: the run's train_topics)")
-    e.add_argument("--centering", type=_centering, default=None, metavar="MODE[:LAMBDA]",
-                   help="language-neutral scoring: none, shift[:lambda] (passages minus their language's mean) or "
-                        "center[:lambda] (both sides, renormalised); lambda in [0, 2] (default: the choice made on "
-                        "dev data, docs/studies.md)")  # fmt: skip
-    e.add_argument("--means-source", default="default", metavar="SOURCE",
-                   help="text the language means are taken from: default (the model folder's own means, "
-                        "else NTREX-128, else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt")  # fmt: skip
-    e.add_argument("--max-questions", type=int, default=None, help="first N question ids only (quick look)")
-    e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--with-context", action="store_true", help="encode candidates with their paragraph (LAReQA)")
-    e.add_argument("--cache-dir", type=Path, default=None, help="on-disk embedding cache (opt-in)")
-    e.add_argument("--no-plots", action="store_true")
-    e.add_argument("--backend", default="auto", choices=["auto", "torch", "openvino"],
-                   help="inference path: auto = the fastest path measured faithful on this kind of CPU")
-    e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8w", "int8"],
-                   help="fp32 (torch: the reference), bf16, int8w (openvino: int8 weights), int8 (openvino: "
-                        "static, calibrated; torch: dynamic); auto follows the backend (docs/metrics.md)")
+    add_eval_arguments(e)
     shards.add_arguments(e)
     e.set_defaults(func=_evaluate)
 
@@ -378,7 +337,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
 
     n = sub.add_parser("means", help="a model's per-language mean vectors, for centred (language-neutral) scoring")
     n.add_argument("--model", type=Path, required=True, help="registry name, hub id or local checkpoint")
-    n.add_argument("--languages", type=_csv, required=True, help="comma-separated codes (de, zh, yor_Latn, ...)")
+    n.add_argument("--languages", type=codes, required=True, help="comma-separated codes (de, zh, yor_Latn, ...)")
     n.add_argument("--source", default="default",
                    help="default (NTREX-128, else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt")
     n.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
@@ -400,7 +359,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     s.add_argument("--only-summary", action="store_true", help="rebuild table and plots from finished cells only")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_study)
-    _add_index_commands(sub)
+    _add_index_commands(sub, command)
     return p
 
 

@@ -51,10 +51,9 @@ from ..infra.files import atomic_dir
 from ..infra.integrity import seal_dir, verified_dir
 from ..infra.shards import Shard, Units
 from ..infra.space import SLACK, require_free, vector_bytes
+from . import PRECISIONS
 from .centering import Centering
 
-PRECISIONS: dict[str, tuple[str, ...]] = {"torch": ("fp32", "bf16", "int8"),
-                                          "openvino": ("fp32", "bf16", "int8w", "int8")}  # fmt: skip
 #: default token budget of one batch (rows x longest row) for the non-reference paths
 MAX_TOKENS = 4096
 #: the CPU flags (as Linux /proc/cpuinfo names them) that decide which paths are fast and faithful

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import platform
 import subprocess
@@ -29,6 +30,7 @@ from ..infra.errors import ConfigError
 from ..infra.shards import Shard
 from .benchmarks import Request, load
 from .bm25 import DESCRIPTION as BM25
+from .config import EvalConfig
 from .scoring.retrieval import FUSION
 
 
@@ -57,29 +59,12 @@ def _model_name(model: Any) -> str:
     return str(getattr(card, "base_model", None) or getattr(model[0], "auto_model", model).name_or_path)
 
 
-def evaluate(
-    model: str | Any = "e5-small",
-    dataset: str = "xquad-r",
-    *,
-    data_dir: Path | None = None,
-    out_dir: Path | None = None,
-    languages: list[str] | None = None,
-    max_questions: int | None = None,
-    batch_size: int = 64,
-    with_context: bool = False,
-    cache_dir: Path | None = None,
-    plots: bool = True,
-    show_progress: bool = True,
-    backend: str = "auto",
-    precision: str = "auto",
-    fusion: str | None = None,
-    seen_languages: list[str] | None = None,
-    in_domain_topics: list[str] | None = None,
-    centering: str | CenteringSpec | None = None,
-    means_source: str = "default",
-    shard: Shard | None = None,
-) -> dict:
+def evaluate(model: str | Any = "e5-small", dataset: str = "xquad-r", config: EvalConfig | None = None,
+             **options: Any) -> dict:  # fmt: skip
     """Evaluate ``model`` on ``dataset``; write the run directory when ``out_dir`` is given; return results.json.
+
+    ``options`` are :class:`~.config.EvalConfig` fields, given one by one (``languages=["en"]``) or as ``config``
+    (both: ``options`` override ``config``).
 
     ``dataset``: a name of :mod:`hybridir.evaluation.benchmarks`: "xquad-r", "mlqa-r", "monoqa" (all five sets),
     "monoqa:<set>" or a set's name, "beir:<dir>", "miracl:<lang>" (local official files, else the hub),
@@ -99,19 +84,21 @@ def evaluate(
     ``shard``: this process's share of the encoding (:mod:`hybridir.infra.shards`; default: all of it); only the
     leader (rank 0, shard 1/N) writes ``out_dir`` and returns results, the others return their share's timing.
     """
-    shard = shard or Shard()
+    c = dataclasses.replace(config or EvalConfig(), **options)
+    shard = c.shard or Shard()
     start = time.perf_counter()
     default = "none" if model == "bm25" else default_centering(model)  # BM25 has no vectors to centre
-    spec = CenteringSpec.parse(centering if centering is not None else default)
+    spec = CenteringSpec.parse(c.centering if c.centering is not None else default)
     if model == "bm25" and spec.active:
         raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     ref = model if isinstance(model, str | Path) else None
-    bench, task = load(dataset, Request(data_dir, languages, max_questions, ref, seen_languages, in_domain_topics))
+    req = Request(c.data_dir, c.languages, c.max_questions, ref, c.seen_languages, c.in_domain_topics)
+    bench, task = load(dataset, req)
     bm25_only = isinstance(model, str) and model == "bm25"
-    if (bm25_only or fusion) and bench.protocol != "retrieval":
+    if (bm25_only or c.fusion) and bench.protocol != "retrieval":
         raise ConfigError(f"BM25 and --fusion need a retrieval dataset (monoqa, beir:, miracl:), not {dataset!r}")
-    if fusion and (bm25_only or fusion not in FUSION):
-        raise ConfigError(f"--fusion {fusion}: use one of {', '.join(FUSION)} together with a dense --model")
+    if c.fusion and (bm25_only or c.fusion not in FUSION):
+        raise ConfigError(f"--fusion {c.fusion}: use one of {', '.join(FUSION)} together with a dense --model")
     if bm25_only:
         name, enc = "bm25", None
     else:
@@ -121,11 +108,11 @@ def evaluate(
             name, model = str(model), load_encoder(str(model))
         else:
             name = _model_name(model)
-        enc = Encoder(model, batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress,
-                      backend=backend, precision=precision, shard=shard)  # fmt: skip
-        enc.centering = centering_for(ref, spec, enc, means_source, data_dir)
-    bars = show_progress and shard.leader  # the other ranks show only their (labelled) encoding bar
-    body, per_query = bench.score(enc, task, with_context=with_context, fusion=fusion, show_progress=bars)
+        enc = Encoder(model, batch_size=c.batch_size, cache_dir=c.cache_dir, show_progress=c.show_progress,
+                      backend=c.backend, precision=c.precision, shard=shard)  # fmt: skip
+        enc.centering = centering_for(ref, spec, enc, c.means_source, c.data_dir)
+    bars = c.show_progress and shard.leader  # the other ranks show only their (labelled) encoding bar
+    body, per_query = bench.score(enc, task, with_context=c.with_context, fusion=c.fusion, show_progress=bars)
     model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
                     "normalize": enc.normalize, "encoder": enc.describe()} if enc else {"encoder": BM25}  # fmt: skip
     scoring = body.pop("scoring_seconds")
@@ -134,15 +121,15 @@ def evaluate(
         "summary": body.pop("summary"),
         "config": {
             "dataset": dataset,
-            "data_dir": str(data_dir) if data_dir else None,
-            "languages": languages,
-            "max_questions": max_questions,
-            "batch_size": batch_size,
-            "with_context": with_context,
-            "cache_dir": str(cache_dir) if cache_dir else None,
-            "fusion": fusion,
-            "seen_languages": seen_languages,
-            "in_domain_topics": in_domain_topics,
+            "data_dir": str(c.data_dir) if c.data_dir else None,
+            "languages": c.languages,
+            "max_questions": c.max_questions,
+            "batch_size": c.batch_size,
+            "with_context": c.with_context,
+            "cache_dir": str(c.cache_dir) if c.cache_dir else None,
+            "fusion": c.fusion,
+            "seen_languages": c.seen_languages,
+            "in_domain_topics": c.in_domain_topics,
             "centering": enc.centering.describe() if enc and enc.centering else {"mode": "none", "lambda": None},
             "torch_threads": torch.get_num_threads(),
             **model_config,
@@ -161,8 +148,8 @@ def evaluate(
     }
     if not shard.leader:  # its share is in the cache; the leader scores and writes
         return {"dataset": dataset, "shard": str(shard), "timing": results["timing"]}
-    if out_dir is not None:
+    if c.out_dir is not None:
         from .report import write_run
 
-        write_run(Path(out_dir), results, per_query, plots=plots)
+        write_run(Path(c.out_dir), results, per_query, plots=c.plots)
     return results

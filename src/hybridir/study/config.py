@@ -27,6 +27,7 @@ from ..data.flores import check_topics
 from ..data.languages import NTREX_CODES, XQUAD_LANGUAGES
 from ..data.training.parallel import ntrex_files
 from ..evaluation.benchmarks import lookup
+from ..evaluation.config import STUDY_KEYS as EVAL_OPTIONS
 from ..infra.errors import ConfigError, DataError
 from .validate import Validator, yaml_error
 
@@ -50,8 +51,8 @@ _TOP_KEYS = {"name", "description", "out", "data_dir", "cache_dir", "grid", "see
 PAPER_MODELS = ("labse", "xlm-r")
 _GRID_KEYS = {"models", "samplers", "alpha", "distill_weight", "recipes", "languages", "seeds", "steps", "merge",
               "centering"}  # fmt: skip
-_EVAL_KEYS = {"datasets", "languages", "max_questions", "batch_size", "with_context", "plots", "in_domain_topics",
-              "seeds"}  # fmt: skip
+#: eval: ``evaluate``'s options that a study may set (EvalConfig's ``study`` fields), the datasets and their seeds
+_EVAL_KEYS = {"datasets", "seeds", *EVAL_OPTIONS}
 # TrainConfig fields that the grid (or the runner) sets per cell, so the ``train`` section may not.
 _GRID_OWNED = {"model", "languages", "sampler", "alpha", "seed", "steps", "out", "data_dir", "show_progress", "loss",
                "distill_weight", "cache_dir"}  # fmt: skip

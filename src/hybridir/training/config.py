@@ -34,6 +34,15 @@ RECIPE_LANGUAGES = [*XQUAD_LANGUAGES, "ha", "ig", "rw", "yo", "zu", "tw", "bem"]
 RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge"}
 
 
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    """A field with its ``hybridir train`` help (and, in ``cli``, other argparse keywords), so that the option is
+    described where the field is; a list default is copied for each instance."""
+    metadata = {"help": help, "cli": cli}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved into every checkpoint and ``train_summary.json``.
@@ -50,47 +59,97 @@ class TrainConfig:
         TrainConfig(model="e5-small", data="ntrex", languages=["en", "de"], sampler="hybrid", alpha=0.5)
     """
 
-    model: str = "e5-small"
-    data: str = RECIPE_DATA
-    data_dir: str | None = None
+    model: str = _option("e5-small", "registry name (hybridir models), hub id or local checkpoint")
+    data: str = _option(
+        RECIPE_DATA,
+        "ntrex | flores | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME, or several "
+        "joined with + (ntrex+flores) (docs/data_formats.md); the default is the recipe chosen on QA dev data",
+    )
+    data_dir: str | None = _option(None, "data root (default $HYBRIDIR_DATA or ../shared/data)")
     languages: list[str] = field(default_factory=lambda: list(RECIPE_LANGUAGES))
-    train_topics: list[str] = field(default_factory=list)
-    dev_data: str = ""
-    qa_target: str = "sentence"
-    source_weights: str = "auto"
-    sampler: str = "hybrid"
-    alpha: float = 0.5
-    loss: str = "infonce"
-    distill_weight: float = 0.0
-    teacher: str | None = None
-    mixed_languages: bool = False
+    train_topics: list[str] = _option(
+        [],
+        "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
+        "entertainment, geography); default all",
+    )
+    dev_data: str = _option(
+        "",
+        "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
+        "different --data are selected on the same dev set",
+    )
+    qa_target: str = _option(
+        "sentence",
+        "QA sources (iapp-th, cmrc-trial, afriqa): the positive is the answer sentence, the sentence "
+        "followed by its passage (sentence-context) or the passage",
+    )
+    source_weights: str = _option(
+        "auto",
+        "weight the sources of a mix, e.g. iapp-th=3,afriqa:xy=100 (SOURCE or SOURCE:xx / SOURCE:xy): "
+        "a key's chance is its size times its weight; auto: the chosen recipe's weights for the sources "
+        "given (iapp-th=3,cmrc-trial=3,afriqa:xx=3,afriqa:xy=100); empty: pools shared, by size",
+    )
+    sampler: str = _option("hybrid", f"batch sampler: {' | '.join(SAMPLERS)}")
+    alpha: float = _option(0.5, "hybrid only: probability that a batch is X-X (else X-Y)")
+    loss: str = _option(
+        "infonce",
+        f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
+        "vectors (hybridir.training.losses)",
+    )
+    distill_weight: float = _option(
+        0.0, "infonce only: add this weight times the KD term (mean squared distance to the teacher)"
+    )
+    teacher: str | None = _option(None, "KD teacher model (default: the starting --model, frozen)")
+    mixed_languages: bool = _option(False, "mix languages (pairs) within a batch instead of one per batch")
     steps: int = 200
     batch_size: int = 32
-    mini_batch_size: int | None = None
+    mini_batch_size: int | None = _option(
+        None, "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)", type=int
+    )
     lr: float = 5e-5  # chosen on dev data only (studies/recipe_search.yaml; docs/studies.md)
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    merge: float = 1.0
+    merge: float = _option(
+        1.0,
+        "WiSE-FT: the saved model is start + MERGE x (trained - start); 1 keeps the trained weights, 0.5 "
+        "averages them with the starting model's",
+    )
     max_grad_norm: float = 1.0
-    temperature: float = 0.01  # chosen on QA dev data (RECIPE_DATA above)
-    symmetric: bool = False
-    centered: bool = False
-    hard_negatives: bool = False
-    freeze_embeddings: bool = True
-    freeze_layers: int = 0
+    # chosen on QA dev data (RECIPE_DATA above)
+    temperature: float = _option(0.01, "InfoNCE temperature (scale = 1 / temperature)")
+    symmetric: bool = _option(False, "add the passage-to-query InfoNCE direction")
+    centered: bool = _option(
+        False,
+        "InfoNCE on per-language centred vectors (running mean query / passage vector of each language "
+        "removed, renormalised; centered_infonce.py): train for --centering center scoring",
+    )
+    hard_negatives: bool = _option(False, "add one ICT hard negative per pair")
+    freeze_embeddings: bool = _option(True, "freeze the word embedding (less memory, faster steps on CPU)")
+    freeze_layers: int = _option(
+        0, "freeze the first N transformer layers (and the embedding block) so training moves only the top"
+    )
     max_query_length: int = 32
     max_passage_length: int = 128
-    ict_window: int = 4
-    ict_remove_prob: float = 0.9
+    ict_window: int = _option(4, "inverse cloze task: sentences per passage window")
+    ict_remove_prob: float = _option(
+        0.9, "inverse cloze task: probability that the query sentence is removed from its passage"
+    )
     seed: int = 0
     out: str = "runs/hybrid"
-    save_every: int = 50
+    save_every: int = _option(50, "checkpoint every N steps (resume continues from the last one)")
     keep_checkpoints: int = 2
-    dev_fraction: float = 0.1
+    dev_fraction: float = _option(
+        0.1, "share of training documents held out as a dev split (for choosing hyperparameters)"
+    )
     dev_max_items: int = 200
-    eval_every: int = 0
-    early_stopping_patience: int = 0
-    cache_dir: str | None = None
+    eval_every: int = _option(
+        0,
+        "every N steps compute the InfoNCE loss on the held-out dev split and keep the best weights, which "
+        "become the final model (0 = off; hybridir.training.early_stopping)",
+    )
+    early_stopping_patience: int = _option(
+        0, "stop after N held-out evaluations without a lower loss (0 = never stop early)"
+    )
+    cache_dir: str | None = _option(None, "teacher / starting-model vector cache (default <out>/cache)")
     show_progress: bool = True
 
     def __post_init__(self) -> None:
@@ -194,66 +253,25 @@ class TrainConfig:
         return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)
 
 
-_HELP = {
-    "model": "registry name (hybridir models), hub id or local checkpoint",
-    "data": "ntrex | flores | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME, or several "
-            "joined with + (ntrex+flores) (docs/data_formats.md); the default is the recipe chosen on QA dev data",
-    "train_topics": "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
-                    "entertainment, geography); default all",
-    "qa_target": "QA sources (iapp-th, cmrc-trial, afriqa): the positive is the answer sentence, the sentence "
-                 "followed by its passage (sentence-context) or the passage",
-    "source_weights": "weight the sources of a mix, e.g. iapp-th=3,afriqa:xy=100 (SOURCE or SOURCE:xx / SOURCE:xy): "
-                      "a key's chance is its size times its weight; auto: the chosen recipe's weights for the sources "
-                      "given (iapp-th=3,cmrc-trial=3,afriqa:xx=3,afriqa:xy=100); empty: pools shared, by size",
-    "freeze_layers": "freeze the first N transformer layers (and the embedding block) so training moves only the top",
-    "dev_data": "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
-                "different --data are selected on the same dev set",
-    "loss": f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
-            "vectors (hybridir.training.losses)",
-    "distill_weight": "infonce only: add this weight times the KD term (mean squared distance to the teacher)",
-    "teacher": "KD teacher model (default: the starting --model, frozen)",
-    "merge": "WiSE-FT: the saved model is start + MERGE x (trained - start); 1 keeps the trained weights, 0.5 "
-             "averages them with the starting model's",
-    "cache_dir": "teacher / starting-model vector cache (default <out>/cache)",
-    "data_dir": "data root (default $HYBRIDIR_DATA or ../shared/data)",
-    "sampler": f"batch sampler: {' | '.join(SAMPLERS)}",
-    "alpha": "hybrid only: probability that a batch is X-X (else X-Y)",
-    "mixed_languages": "mix languages (pairs) within a batch instead of one per batch",
-    "mini_batch_size": "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)",
-    "temperature": "InfoNCE temperature (scale = 1 / temperature)",
-    "symmetric": "add the passage-to-query InfoNCE direction",
-    "centered": "InfoNCE on per-language centred vectors (running mean query / passage vector of each language "
-                "removed, renormalised; centered_infonce.py): train for --centering center scoring",
-    "hard_negatives": "add one ICT hard negative per pair",
-    "freeze_embeddings": "freeze the word embedding (less memory, faster steps on CPU)",
-    "ict_window": "inverse cloze task: sentences per passage window",
-    "ict_remove_prob": "inverse cloze task: probability that the query sentence is removed from its passage",
-    "save_every": "checkpoint every N steps (resume continues from the last one)",
-    "eval_every": "every N steps compute the InfoNCE loss on the held-out dev split and keep the best weights, which "
-                  "become the final model (0 = off; hybridir.training.early_stopping)",
-    "early_stopping_patience": "stop after N held-out evaluations without a lower loss (0 = never stop early)",
-    "dev_fraction": "share of training documents held out as a dev split (for choosing hyperparameters)",
-}
-
-
 def add_cli_arguments(parser: Any) -> None:
     """Add one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...) to an argparse
-    parser, so the CLI never drifts from the dataclass. Use with :func:`config_from_args`."""
+    parser, with the help and argparse keywords of the field's metadata (:func:`_option`), so the CLI never drifts
+    from the dataclass. Use with :func:`config_from_args`."""
     import argparse
 
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        help_, cli = f.metadata.get("help"), f.metadata.get("cli", {})
         if isinstance(default, bool):
-            parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=_HELP.get(f.name, " ")
-            )
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_ or " ")  # fmt: skip
         elif isinstance(default, list):
-            help_ = _HELP.get(f.name, "comma-separated codes (default: %(default)s)")
+            help_ = help_ or "comma-separated codes (default: %(default)s)"
             parser.add_argument(flag, dest=f.name, default=",".join(default), help=help_)
         else:
-            kind = {"mini_batch_size": int}.get(f.name, str if default is None else type(default))
-            help_ = f"{_HELP.get(f.name, '')} (default: %(default)s)".strip()
+            kind = cli.get("type", str if default is None else type(default))
+            help_ = f"{help_ or ''} (default: %(default)s)".strip()
             parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_)
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,9 @@ import torch
 
 from ...data.evaluation.evalset import EvalSet
 from ...data.flores import FloresSplit, resource_levels
+from ...infra.files import atomic_savefig
 from ..metrics import rank_metrics, rank_relevant, tie_key
+from . import fmt, md_table
 from .lareqa import evaluate_lareqa
 
 PIVOT = "eng_Latn"
@@ -197,3 +200,74 @@ def evaluate_flores(enc: Any, task: FloresTask, *, show_progress: bool = True) -
         "scoring_seconds": time.perf_counter() - t0,
     }  # fmt: skip
     return body, per_query
+
+
+_GROUPS = (("seen", "seen in hybridir training"), ("unseen", "unseen in hybridir training"),
+           ("high", "high-resource (NLLB-200)"), ("low", "low-resource (NLLB-200)"), ("n/a", "not in NLLB-200"))
+_BITEXT_COLS = (("x_en", "acc@1"), ("en_x", "acc@1"), ("x_en", "mrr@10"), ("en_x", "mrr@10"))
+_BITEXT_HEAD = ["X->en acc@1", "en->X acc@1", "X->en MRR@10", "en->X MRR@10"]
+
+
+def markdown(res: dict) -> list[str]:
+    """results.md's body: groups, topics, the multilingual pool, then every language by score."""
+    s, d, groups = res["summary"], res["data"], res["groups"]
+    lines = [f"## FLORES-200 bitext retrieval: {d['languages']} languages <-> English, {d['split']} split", "",
+             f"{d['queries_per_language']} queries per language and direction against the {d['sentences']} "
+             f"sentences of the target language; query side prompt `{d['prompts']['query side']}`, pool side "
+             f"`{d['prompts']['pool side']}`. Seen languages: {d['seen_from']}. Resource levels: "
+             f"{d['resource_levels']}.", ""]  # fmt: skip
+    rows = [["all", str(d["languages"]), *(fmt(s.get(f"{x}_{m}")) for x, m in _BITEXT_COLS)]]
+    rows += [[label, str(groups[g]["languages"]), *(fmt(groups[g][f"{x}_{m}"]) for x, m in _BITEXT_COLS)]
+             for g, label in _GROUPS if g in groups]  # fmt: skip
+    lines += md_table(["languages", "n", *_BITEXT_HEAD], rows)
+    lines += ["", "## Topics (FLORES categories as domains; MRR@10 over languages and both directions)", ""]
+    if d["in_domain_topics"]:
+        lines += [f"In-domain topics ({d['topics_from']}): {', '.join(d['in_domain_topics'])}. MRR@10 in-domain "
+                  f"**{fmt(s.get('mrr@10_in_domain'))}**, out-of-domain **{fmt(s.get('mrr@10_out_domain'))}**, "
+                  f"gap **{fmt(s.get('domain_gap'))}**.", ""]  # fmt: skip
+    lines += md_table(["topic", "sentences", "in-domain", "acc@1", "MRR@10"],
+                      [[t, str(v["sentences"]), {True: "yes", False: "no"}.get(v["in_domain"], "-"),
+                        fmt(v["acc@1"]), fmt(v["mrr@10"])] for t, v in res["topics"].items()])  # fmt: skip
+    pool, ps = res["pool"], res["pool"]["summary"]
+    lines += ["", f"## Multilingual pool ({len(pool['languages'])} languages: {', '.join(pool['languages'])})", "",
+              f"Every sentence against all sentences of these languages but itself, relevant = its translations: "
+              f"mAP **{fmt(ps['multi_map'])}**, cross-lingual X->Y mAP **{fmt(ps['cross_map'])}**, mean rank "
+              f"distance **{fmt(ps['rank_distance'], 2)}**, query-language share of the top 10 "
+              f"**{fmt(ps['top10_query_lang_share'])}** against **{fmt(ps['top10_unbiased_share'])}** for a "
+              "language-blind ranking.", ""]  # fmt: skip
+    lines += md_table(["lang", "multi mAP", "rank distance", "top-10 own-language share"],
+                      [[x, fmt(pool["multi"][x]["map"]), fmt(pool["bias"][x]["rank_distance"], 2),
+                        fmt(pool["bias"][x]["top10_query_lang_share"])] for x in pool["multi"]])  # fmt: skip
+    bitext = res["bitext"]
+    lines += ["", "## Per language (sorted by accuracy@1, mean of both directions)", ""]
+    lines += md_table(["code", "seen", "resource", *_BITEXT_HEAD],
+                      [[x, "yes" if r["seen"] else "no", r["resource"],
+                        *(fmt(r[x][m]) for x, m in _BITEXT_COLS)]
+                        for x, r in sorted(bitext.items(), key=lambda kv: -kv[1]["score"])])  # fmt: skip
+    return lines
+
+
+def plots(out_dir: Path, res: dict, plt: Any) -> list[Path]:
+    """Every language's accuracy@1 (mean of both directions), sorted; colour = seen / unseen, hatch = low-resource."""
+    bitext = res["bitext"]
+    langs = sorted(bitext, key=lambda x: -bitext[x]["score"])
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.09 * len(langs) + 2), 4.5))
+    for seen, colour in ((False, "tab:blue"), (True, "tab:orange")):
+        for low in (False, True):
+            idx = [i for i, x in enumerate(langs) if bitext[x]["seen"] == seen and (bitext[x]["resource"] == "low")
+                   == low]  # fmt: skip
+            if not idx:  # an empty group would still get a legend entry, in the default colour
+                continue
+            label = f"{'seen' if seen else 'unseen'} in training{', low-resource' if low else ''}"
+            ax.bar(idx, [bitext[langs[i]]["score"] for i in idx], width=0.85, color=colour, label=label,
+                   hatch="////" if low else None, edgecolor="white", linewidth=0)  # fmt: skip
+    ax.set_xticks(range(len(langs)), langs, rotation=90, fontsize=4 if len(langs) > 60 else 7)
+    ax.set_xlim(-1, len(langs))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy@1 (mean of X->en, en->X)")
+    ax.set_title(f"FLORES-200 bitext retrieval, {res['model']['name']}: {len(langs)} languages sorted by score")
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    path = atomic_savefig(fig, out_dir / "flores_languages.png", dpi=150)
+    plt.close(fig)
+    return [path]

@@ -10,14 +10,20 @@ Example::
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
+from ...infra.files import atomic_savefig
 from ..metrics import RANK_METRICS, rank_distance, rank_metrics, rank_relevant, tie_key
-from . import mean_or_none
+from . import fmt, md_table, mean_or_none
+
+_COLS = (("map", "mAP"), ("map@20", "mAP@20"), ("ndcg@10", "nDCG@10"), ("mrr@10", "MRR@10"), ("recall@1", "R@1"),
+         ("recall@10", "R@10"), ("recall@100", "R@100"))  # fmt: skip
 
 
 def _table(per_query: dict[str, np.ndarray]) -> dict[str, float | None]:
@@ -107,3 +113,87 @@ def evaluate_lareqa(enc: Encoder, es: EvalSet, *, with_context: bool = False, sh
     }  # fmt: skip
     return results, per_query
 
+
+def markdown(res: dict) -> list[str]:
+    """results.md's body: the summary, per query language, and the X->Y matrix."""
+    s = res["summary"]
+    lines = ["## Summary (mean over query languages; cross-lingual: over ordered pairs)", ""]
+    lines += md_table(["setting", *(c for _, c in _COLS)],
+                      [[name, *(fmt(s.get(f"{key}_{m}")) for m, _ in _COLS)]
+                        for key, name in (("mono", "monolingual X->X"), ("cross", "cross-lingual X->Y"),
+                                          ("multi", "multilingual X->all"))])  # fmt: skip
+    lines += ["", f"Language bias (multilingual pool): mean rank distance **{fmt(s.get('rank_distance'), 2)}** "
+              f"(lower is better); query-language share of the top 10 **{fmt(s.get('top10_query_lang_share'))}** "
+              f"against **{fmt(s.get('top10_unbiased_share'))}** for a language-blind ranking.", ""]  # fmt: skip
+    langs = list(res["multi"])
+    cands = res["data"]["candidates"]
+    rows = []
+    for x in langs:
+        cross = [t["map"] for t in res["cross"].get(x, {}).values() if t["map"] is not None]
+        b = res["bias"][x]
+        mono = res["mono"].get(x, {}).get("map")
+        rows.append([x, str(res["data"]["queries"][x]), str(cands.get(x, "-")), fmt(mono),
+                     fmt(float(np.mean(cross)) if cross else None), fmt(res["multi"][x]["map"]),
+                     fmt(b["rank_distance"], 2), fmt(b["top10_query_lang_share"]),
+                     fmt(b["top10_unbiased_share"])])  # fmt: skip
+    lines += ["## Per query language (mAP)", ""]
+    lines += md_table(["lang", "queries", "candidates", "mono", "cross (mean over targets)", "multi",
+                       "rank distance", "top-10 own-language share", "unbiased share"], rows)  # fmt: skip
+    pool = res["data"]["languages"]
+    lines += ["", "## X->Y mAP (rows: question language, columns: candidate pool; diagonal: monolingual)", ""]
+    matrix = _map_matrix(res)
+    rows = [[x, *(fmt(v) for v in row)] for x, row in zip(langs, matrix.tolist(), strict=True)]
+    lines += md_table(["X \\ Y", *pool], rows)
+    return lines
+
+
+def _map_matrix(res: dict) -> np.ndarray:
+    """X->Y mAP, rows question languages, columns the pool's (NaN where undefined): a table and a heatmap."""
+    langs, pool = list(res["multi"]), res["data"]["languages"]
+    out = np.full((len(langs), len(pool)), np.nan)
+    for i, x in enumerate(langs):
+        for j, y in enumerate(pool):
+            cell = res["mono"].get(x) if x == y else res["cross"].get(x, {}).get(y)
+            if cell and cell["map"] is not None:
+                out[i, j] = cell["map"]
+    return out
+
+
+def plots(out_dir: Path, res: dict, plt: Any) -> list[Path]:
+    """The X->Y mAP heatmap and the language-bias bars of the multilingual pool."""
+    langs, pool = list(res["multi"]), res["data"]["languages"]
+    matrix = _map_matrix(res)
+    fig, ax = plt.subplots(figsize=(0.55 * len(pool) + 2.5, 0.5 * len(langs) + 2))
+    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(pool)), pool)
+    ax.set_yticks(range(len(langs)), langs)
+    ax.set_xlabel("candidate language (Y)")
+    ax.set_ylabel("question language (X)")
+    for i in range(len(langs)):
+        for j in range(len(pool)):
+            if not np.isnan(matrix[i, j]):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] < 0.5 else "black")  # fmt: skip
+    fig.colorbar(im, ax=ax, label="mAP")
+    ax.set_title(f"X->Y mAP, {res['model']['name']}")
+    fig.tight_layout()
+    written = [atomic_savefig(fig, out_dir / "map_heatmap.png", dpi=120)]
+    plt.close(fig)
+
+    bias = res["bias"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(max(8, 0.8 * len(langs) + 4), 3.5))
+    x = np.arange(len(langs))
+    a1.bar(x - 0.2, [bias[lang]["top10_query_lang_share"] or 0 for lang in langs], 0.4, label="observed")
+    a1.bar(x + 0.2, [bias[lang]["top10_unbiased_share"] or 0 for lang in langs], 0.4, label="language-blind")
+    a1.set_xticks(x, langs)
+    a1.set_ylabel("query-language share of top 10")
+    a1.set_ylim(0, 1.2)
+    a1.legend(loc="upper center", ncol=2, fontsize=8)
+    a2.bar(x, [bias[lang]["rank_distance"] or 0 for lang in langs], color="tab:red")
+    a2.set_xticks(x, langs)
+    a2.set_ylabel("mean rank distance (lower is better)")
+    fig.suptitle(f"Language bias in the multilingual pool, {res['model']['name']}")
+    fig.tight_layout()
+    written.append(atomic_savefig(fig, out_dir / "bias.png", dpi=120))
+    plt.close(fig)
+    return written

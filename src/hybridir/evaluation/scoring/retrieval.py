@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,9 +20,10 @@ from tqdm.auto import tqdm
 
 from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
+from ...infra.files import atomic_savefig
 from ..bm25 import bm25_search
 from ..metrics import trec_eval_per_query
-from . import mean_or_none
+from . import fmt, md_table, mean_or_none
 
 #: retrieval depth of truncated runs (monolingual QA, BEIR, MIRACL): enough for Recall@100
 RUN_DEPTH = 100
@@ -161,3 +164,27 @@ def evaluate_retrieval(enc: Encoder | None, sets: list[EvalSet], *, faiss_thresh
     scoring = time.perf_counter() - t0 - encoding
     return {"summary": summary, "sets": tables, "scoring_seconds": scoring}, per_query
 
+
+def markdown(res: dict) -> list[str]:
+    """results.md's body: every set (and run, with fusion) and the mean."""
+    rows = [[f"{name} ({run})" if run else name, t["language"] or "-", str(t["queries"]), str(t["corpus"]),
+             fmt(m["ndcg@10"]), fmt(m["recall@100"]), fmt(m["mrr@10"])]
+            for name, t in res["sets"].items() for run, m in (t.get("runs") or {"": t}).items()]  # fmt: skip
+    s = res["summary"]
+    rows.append(["**mean**", "", "", "", fmt(s["ndcg@10"]), fmt(s["recall@100"]), fmt(s["mrr@10"])])
+    return ["## Question-to-passage retrieval (top-100 runs, pytrec_eval)", "",
+            *md_table(["set", "lang", "queries", "corpus", "nDCG@10", "Recall@100", "MRR@10"], rows)]  # fmt: skip
+
+
+def plots(out_dir: Path, res: dict, plt: Any) -> list[Path]:
+    """nDCG@10 per set."""
+    fig, ax = plt.subplots(figsize=(1.2 * len(res["sets"]) + 2, 3.5))
+    names = list(res["sets"])
+    ax.bar(names, [res["sets"][n]["ndcg@10"] or 0 for n in names], color="tab:blue")
+    ax.set_ylabel("nDCG@10")
+    ax.set_ylim(0, 1)
+    ax.set_title(res["model"]["name"])
+    fig.tight_layout()
+    path = atomic_savefig(fig, out_dir / "ndcg.png", dpi=120)
+    plt.close(fig)
+    return [path]

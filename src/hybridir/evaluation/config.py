@@ -1,0 +1,116 @@
+"""``EvalConfig``: how :func:`~hybridir.evaluation.evaluate.evaluate` runs, and its command-line form.
+
+One list of options for the three places that used to repeat them: ``evaluate()``'s keyword arguments build an
+EvalConfig, ``hybridir evaluate``'s options are generated from its fields (:func:`add_cli_arguments`), and a study
+YAML's ``eval`` section accepts the fields marked ``study`` (:mod:`hybridir.study.config`). Importing this module
+loads no torch, so ``hybridir --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..encoders import BACKEND_CHOICES, PRECISION_CHOICES
+from ..infra.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..encoders.centering import CenteringSpec
+    from ..infra.shards import Shard
+
+#: the names of .scoring.retrieval.FUSION (tests/test_cli.py keeps them equal), here so that the command line
+#: checks ``--fusion`` without importing the scoring code (torch)
+FUSION_CHOICES = ("bm25", "bm25-rrf")
+
+
+def codes(value: str) -> list[str]:
+    """argparse type: a comma-separated list (``en,de``), blanks dropped."""
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def centering_arg(text: str) -> str:
+    """argparse type: a centering spec (``center:0.5``), checked before any model loads."""
+    from ..encoders.centering import CenteringSpec  # numpy: only when a command is given a mode
+
+    try:
+        return str(CenteringSpec.parse(text))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _option(default: Any, help: str | None, *, study: bool = False, **cli: Any) -> Any:
+    """A field that is also a ``hybridir evaluate`` option (``cli``: its argparse keywords) and, with ``study``, a
+    key of a study's ``eval`` section."""
+    return field(default=default, metadata={"help": help, "study": study, "cli": cli})
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything but the model and the dataset that an evaluation depends on (``evaluate``'s docstring says what
+    each does). The fields made by ``_option`` are ``hybridir evaluate`` options, in the order its ``--help`` lists
+    them; ``show_progress`` and ``shard`` are set by the caller (the CLI's ``--shard`` is :mod:`hybridir.infra.shards`).
+
+    Example::
+
+        evaluate("e5-small", "xquad-r", EvalConfig(languages=["en", "de"], max_questions=100))
+    """
+
+    fusion: str | None = _option(
+        None, "retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised scores summed, "
+        "like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)", choices=FUSION_CHOICES)  # fmt: skip
+    data_dir: Path | None = _option(None, "data root (default $HYBRIDIR_DATA or ../shared/data)", type=Path)
+    out_dir: Path | None = _option(None, "run directory for results.json / results.md / plots", type=Path,
+                                   flag="--out", metavar="OUT")  # fmt: skip
+    languages: list[str] | None = _option(
+        None, "comma-separated subset of languages (flores: short or FLORES codes such as yo or yor_Latn; they also "
+        "form its multilingual pool)", study=True, type=codes)  # fmt: skip
+    seen_languages: list[str] | None = _option(
+        None, "flores: the languages the model was trained on (default: from a hybridir run's train_summary.json; "
+        "none for other models)", type=codes)  # fmt: skip
+    in_domain_topics: list[str] | None = _option(
+        None, "flores: topics counted in-domain for the MRR@10 gap (default: the run's train_topics)", study=True,
+        type=codes)  # fmt: skip
+    centering: str | CenteringSpec | None = _option(
+        None, "language-neutral scoring: none, shift[:lambda] (passages minus their language's mean) or "
+        "center[:lambda] (both sides, renormalised); lambda in [0, 2] (default: the choice made on dev data, "
+        "docs/studies.md)", type=centering_arg, metavar="MODE[:LAMBDA]")  # fmt: skip
+    means_source: str = _option(
+        "default", "text the language means are taken from: default (the model folder's own means, else NTREX-128, "
+        "else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt", metavar="SOURCE")  # fmt: skip
+    max_questions: int | None = _option(None, "first N question ids only (quick look)", study=True, type=int)
+    batch_size: int = _option(64, None, study=True, type=int)
+    with_context: bool = _option(False, "encode candidates with their paragraph (LAReQA)", study=True,
+                                 action="store_true")  # fmt: skip
+    cache_dir: Path | None = _option(None, "on-disk embedding cache (opt-in)", type=Path)
+    plots: bool = _option(True, None, study=True, flag="--no-plots", action="store_false")
+    backend: str = _option("auto", "inference path: auto = the fastest path measured faithful on this kind of CPU",
+                           choices=BACKEND_CHOICES)  # fmt: skip
+    precision: str = _option(
+        "auto", "fp32 (torch: the reference), bf16, int8w (openvino: int8 weights), int8 (openvino: static, "
+        "calibrated; torch: dynamic); auto follows the backend (docs/metrics.md)",
+        choices=PRECISION_CHOICES)  # fmt: skip
+    show_progress: bool = True
+    shard: Shard | None = None
+
+
+#: the keys a study's ``eval`` section takes from EvalConfig (the study adds ``datasets`` and ``seeds``)
+STUDY_KEYS = frozenset(f.name for f in dataclasses.fields(EvalConfig) if f.metadata.get("study"))
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per EvalConfig field made by ``_option`` (``--max-questions``...), so the CLI never drifts from
+    the dataclass. Use with :func:`config_from_args`."""
+    for f in dataclasses.fields(EvalConfig):
+        if "cli" in f.metadata:
+            cli = dict(f.metadata["cli"])
+            flag = cli.pop("flag", "--" + f.name.replace("_", "-"))
+            parser.add_argument(flag, dest=f.name, default=f.default, help=f.metadata["help"], **cli)
+
+
+def config_from_args(args: argparse.Namespace, **fixed: Any) -> EvalConfig:
+    """EvalConfig from a namespace filled by :func:`add_cli_arguments`; ``fixed``: fields the command sets itself."""
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig) if "cli" in f.metadata}
+    return EvalConfig(**(options | fixed))
