@@ -128,16 +128,12 @@ def search_part(args: argparse.Namespace, folder: Path) -> dict:
     vectors = searcher.encoder(texts, "query")
     encode_per_query = (time.perf_counter() - start) / len(texts)
     kind = index.manifest["index"]["type"]
+    size = len(index)
     if args.synthetic:
-        import faiss
-
         rng = np.random.default_rng(0)
-        data = rng.standard_normal((args.synthetic, index.vectors.shape[1]), dtype=np.float32)
-        data /= np.linalg.norm(data, axis=1, keepdims=True)
-        index.faiss = faiss.IndexFlatIP(data.shape[1])
-        index.faiss.add(data)
-        kind = "flat, synthetic vectors"
-    size = index.faiss.ntotal
+        index.exact = rng.standard_normal((args.synthetic, index.vectors.shape[1]))  # float64, as Index holds it
+        index.exact /= np.linalg.norm(index.exact, axis=1, keepdims=True)
+        kind, size = "flat, synthetic vectors", args.synthetic
     index.search(vectors[:10], args.k)  # warm-up
     lat = []
     for v in vectors:

@@ -144,12 +144,12 @@ def test_encoder_encodes_each_unique_text_once(tiny_model):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
 
 
-def test_faiss_shards_match_in_memory_search(tiny_model):
+def test_blockwise_encoding_matches_one_call(tiny_model):
     enc = Encoder(tiny_model, show_progress=False)
     texts = [f"document number {i} about {i % 7} things" for i in range(60)]
     q = enc(["about 3 things", "number 12"], "query")
     s1, i1 = search(enc, q, texts, k=10)
-    s2, i2 = search(enc, q, texts, k=10, faiss_threshold=0, shard_size=16)
+    s2, i2 = search(enc, q, texts, k=10, encode_at_once=0, encode_block=16)
     np.testing.assert_allclose(s1, s2, rtol=1e-5, atol=1e-6)
     assert (i1 == i2).mean() > 0.9  # identical up to the order of exactly tied scores
 

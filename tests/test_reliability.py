@@ -95,15 +95,15 @@ def test_damaged_embedding_shard_is_reported_once_and_recomputed(tiny_model, tmp
 
 
 def test_damaged_teacher_vector_cache_is_recomputed(tiny_model, tmp_path, capsys):
-    from hybridir.training.teacher import VectorCache
+    from hybridir.training.teacher import frozen_vectors
 
     texts = ["one", "two", "three"]
-    first = VectorCache(tmp_path, "fp").vectors(texts, "query", 16, lambda: tiny_model)
-    (path,) = tmp_path.glob("*.npz")
+    first = frozen_vectors(tmp_path, "fp", texts, "query", 16, lambda: tiny_model)
+    (path,) = tmp_path.rglob("*.npz")
     _damage(path, "truncated")
-    again = VectorCache(tmp_path, "fp").vectors(texts, "query", 16, lambda: tiny_model)
+    again = frozen_vectors(tmp_path, "fp", texts, "query", 16, lambda: tiny_model)
     np.testing.assert_array_equal(first, again)
-    assert "teacher vector cache file(s) failed their checksum" in capsys.readouterr().err
+    assert "embedding cache file(s) failed their checksum" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("how", ["truncated", "bit flip", "missing file", "no manifest"])

@@ -49,9 +49,9 @@ from tqdm.auto import tqdm
 from ..infra.errors import ConfigError
 from ..infra.files import atomic_dir
 from ..infra.integrity import seal_dir, verified_dir
-from ..infra.shards import Shard, Units
-from ..infra.space import SLACK, require_free, vector_bytes
+from ..infra.shards import Shard
 from . import PRECISIONS
+from .cache import cached
 from .centering import Centering
 
 #: default token budget of one batch (rows x longest row) for the non-reference paths
@@ -334,31 +334,22 @@ class Encoder:
         encodes its share (``shard``, default ``self.shard``) of the missing units (:mod:`hybridir.infra.shards`),
         then reads the others' from disk."""
         shard = shard or self.shard
-        unique = list(dict.fromkeys(texts))
         folder = self._cache_folder(prompt_name)
         if folder is None and shard.world > 1:
             raise ConfigError("sharded encoding shares its vectors through the embedding cache: give --cache-dir, "
                               "a folder every rank sees")  # fmt: skip
-        units = Units([hashlib.sha1(t.encode("utf-8")).hexdigest() for t in unique], folder)
-        self.from_cache += len(units.known)
-        work = units.mine(shard)
-        todo = sum(map(len, work))
-        if todo and folder is not None:
-            require_free(folder.parent, vector_bytes(todo, self._dim() or 0) + SLACK, "the embedding cache")
-        desc = shard.label(f"encode ({self.path})")
-        bar = tqdm(total=todo, desc=desc, disable=not (todo and self.show_progress))
-        for rows in work:
+
+        def encode(batch: list[str]) -> np.ndarray:
             start = time.perf_counter()
-            emb = self.encode([unique[i] for i in rows], prompt_name, progress=False)
+            emb = self.encode(batch, prompt_name, progress=False)
             self.seconds += time.perf_counter() - start
-            self.encoded += len(rows)
-            units.add(rows, emb)
-            bar.update(len(rows))
-        bar.close()
-        shard.settle(units.refresh, f"of the {len(units)} {prompt_name} units")
-        where = {t: i for i, t in enumerate(unique)}
-        dim = next(iter(units.known.values())).shape[0] if units.known else self._dim() or 0
-        return units.vectors([where[t] for t in texts], dim)
+            self.encoded += len(batch)
+            return emb
+
+        vecs, reused = cached(texts, folder, encode, lambda: self._dim() or 0, shard=shard,
+                              desc=f"encode ({self.path})", progress=self.show_progress, what=prompt_name)  # fmt: skip
+        self.from_cache += reused
+        return vecs
 
     # --- the inference paths ---------------------------------------------------------------------------------
     def encode(self, texts: list[str], prompt_name: str, progress: bool | None = None) -> np.ndarray:

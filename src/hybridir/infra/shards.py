@@ -47,7 +47,8 @@ from .integrity import read_sealed, write_sealed
 if TYPE_CHECKING:  # numpy is imported where vectors are handled: the CLI's parser imports this module
     import numpy as np
 
-#: texts per work unit of the embedding cache (small enough that a kill loses little, large enough to batch well)
+#: texts per work unit: a block of the embedding cache, and the default shard of ``hybridir index`` (small enough
+#: that a kill loses little, large enough to batch well)
 UNIT = 4096
 #: how long shard 1/N waits without a new unit from the other shards (seconds), and how often it looks
 WAIT_S, POLL_S = 600.0, 2.0

@@ -30,7 +30,8 @@ from ..infra.files import atomic_write_text
 from .corpus import detect_languages, read_corpus
 from .index import Index
 
-#: depth of run files: enough for Recall@100 and for nDCG@10 with ties at rank 10
+#: depth of run files, and of ``hybridir evaluate``'s truncated runs (monolingual QA, BEIR, MIRACL): enough for
+#: Recall@100 and for nDCG@10 with ties at rank 10
 RUN_DEPTH = 100
 
 

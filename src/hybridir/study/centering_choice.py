@@ -22,6 +22,7 @@ MONO_DROP, TIE = 0.01, 0.002
 def choose_centering(models: list[str], data_dir: str | os.PathLike | None = None,
                      show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Dev figures of every (model, candidate), each candidate's score, and the choice (module docstring)."""
+    import functools
     import tempfile
 
     from ..data.training.sources import load_train_dev
@@ -30,7 +31,7 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
     from ..encoders.models import load_encoder
     from ..training.config import RECIPE_DATA, RECIPE_LANGUAGES
     from ..training.dev_metrics import dev_metrics
-    from ..training.teacher import VectorCache
+    from ..training.teacher import frozen_vectors
 
     _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, data_dir, dev_only="flores")
     assert dev is not None
@@ -39,7 +40,7 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
         for ref in models:
             model = load_encoder(ref)
             enc = Encoder(model, show_progress=show_progress)
-            cache = VectorCache(tmp, enc.fingerprint)
+            cache = functools.partial(frozen_vectors, Path(tmp), enc.fingerprint)
             rows[ref] = {}
             for cand in CANDIDATES:
                 centering: Centering = centering_for(ref, Centering(cand).spec, enc, data_dir=data_dir)

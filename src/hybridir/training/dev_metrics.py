@@ -6,6 +6,7 @@ dev split and the QA dev splits (``hybridir.data.training.qa``) in the monolingu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,8 @@ import numpy as np
 from ..data.training.items import ParallelItem, TrainingData
 from ..data.training.qa import QA_SOURCES
 from ..encoders.centering import Centering
-from .teacher import VectorCache, encode
+from ..evaluation.metrics import average_precision, rank_distance, reciprocal_rank
+from .teacher import encode
 
 DEV_KEYS = ("mono_map", "cross_map", "multi_map", "rank_distance")
 
@@ -25,7 +27,7 @@ def dev_metrics(
     max_query_length: int = 32,
     max_passage_length: int = 128,
     batch_size: int = 64,
-    cache: VectorCache | None = None,
+    cache: Callable[..., np.ndarray] | None = None,
     centering: Centering | None = None,
 ) -> dict[str, Any]:
     """LAReQA-style retrieval on held-out *training* data, the numbers a recipe is chosen on (never XQuAD-R,
@@ -48,16 +50,18 @@ def dev_metrics(
     mAP is averaged over queries, then over query languages (pairs for cross), then over sources. With one
     relevant passage (mono, cross) AP is the reciprocal rank. Neighbouring ICT items share most of their window,
     which would make the task ambiguous, so only items whose windows do not overlap are used, then at most
-    ``max_items`` per source spread evenly over it. ``cache`` reuses the vectors of an unchanged model (the
-    starting model's, shared by every run that starts from it). ``centering``: score with its mode, its means
-    already computed for the dev languages (:func:`choose_centering` is what uses it)."""
+    ``max_items`` per source spread evenly over it. ``cache`` (:func:`~.teacher.start_cache`) reuses the vectors
+    of an unchanged model (the starting model's, shared by every run that starts from it). ``centering``: score
+    with its mode, its means already computed for the dev languages (:func:`choose_centering` is what uses it).
+    AP, reciprocal rank and rank distance are :mod:`hybridir.evaluation.metrics`'s, on ranks that count ties
+    against the relevant passage."""
 
     memo: dict[tuple[str, str, int], np.ndarray] = {}  # the pooled QA figures reuse the per-source vectors
 
     def embed(texts: list[str], prompt: str, length: int, lang: str = "") -> np.ndarray:
         if todo := list(dict.fromkeys(t for t in texts if (t, prompt, length) not in memo)):
             if cache is not None:
-                vecs = cache.vectors(todo, prompt, length, lambda: model, normalize=True)
+                vecs = cache(todo, prompt, length, lambda: model, normalize=True)
             else:
                 vecs = encode(model, todo, prompt, length, normalize=True, batch_size=batch_size)
             memo.update({(t, prompt, length): v for t, v in zip(todo, vecs, strict=True)})
@@ -102,17 +106,25 @@ def _dev_items(items: list[ParallelItem], max_items: int | None) -> list[Paralle
     return kept
 
 
-def _ranks(scores: np.ndarray, relevant: np.ndarray) -> list[np.ndarray]:
-    """Per row, the 1-based ranks of the relevant columns (ties broken against them)."""
-    out = []
-    for row, rel in zip(scores, relevant, strict=True):
+def _ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Per row, the sorted 1-based ranks of the relevant columns, inf past a row's last one: the columns scoring at
+    least as high, so ties count against a relevant passage (identical passages share the worse rank, never the
+    id order :func:`~hybridir.evaluation.metrics.rank_relevant` uses; the figures are what a recipe is chosen on)."""
+    out = np.full((len(scores), max(1, relevant.sum(1).max(initial=0))), np.inf)
+    for i, (row, rel) in enumerate(zip(scores, relevant, strict=True)):
         gold = row[rel]
-        out.append(np.sort((row[None, :] >= gold[:, None]).sum(1)))
+        out[i, : len(gold)] = np.sort((row[None, :] >= gold[:, None]).sum(1))
     return out
 
 
-def _ap(ranks: np.ndarray) -> float:
-    return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+def _average_precision(ranks: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
+    """:func:`~hybridir.evaluation.metrics.average_precision` of each row, rows with the same number of relevant
+    passages together: a row padded past 8 slots would be summed in another order by numpy, and dev figures recorded
+    in earlier runs' summaries would move in their last bit."""
+    out = np.empty(len(ranks))
+    for n in np.unique(n_rel):
+        out[n_rel == n] = average_precision(ranks[n_rel == n, :n], n_rel[n_rel == n])
+    return out
 
 
 def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, max_passage_length: int) -> dict:
@@ -147,13 +159,13 @@ def _dev_source(items: list[ParallelItem], embed: Any, max_query_length: int, ma
                     rel[row, col[(other, pair.passage)]] = True
         if (has := rel.any(1)).any():  # a one-language bitext item has nothing to find
             ranks = _ranks(scores[has], rel[has])
-            multi.append(np.mean([_ap(r) for r in ranks]))
-            dist.append(np.mean([r[-1] - r[0] for r in ranks]))
+            multi.append(np.mean(_average_precision(ranks, rel[has].sum(1))))
+            dist.append(np.mean(np.nan_to_num(rank_distance(ranks))))  # one relevant passage: distance 0
         for lj, target in enumerate(langs):
             cols = c_lang == lj
             rows = rel[:, cols].any(1)
             if rows.any():
-                rr = [1.0 / r[0] for r in _ranks(scores[rows][:, cols], rel[rows][:, cols])]
+                rr = reciprocal_rank(_ranks(scores[rows][:, cols], rel[rows][:, cols]))
                 pairs[f"{lang}>{target}"] = float(np.mean(rr))
                 (mono if li == lj else cross).append(pairs[f"{lang}>{target}"])
     out: dict[str, Any] = {"n_items": len(items), "languages": langs, "per_pair": pairs}

@@ -2,15 +2,14 @@
 model's cache of dev vectors. Both are keyed by the model's fingerprint, which the run's state keeps, so a resumed
 run reuses them and notices a teacher that changed.
 
-Teacher vectors are cached on disk (:class:`VectorCache`: one file per teacher fingerprint, prompt and length,
-rows keyed by a hash of the text), so a resumed run, or another run with the same teacher and texts, does not
-encode them again.
+Their vectors go through the project's one embedding cache (:func:`frozen_vectors`, on
+:func:`hybridir.encoders.cache.cached`: a folder per fingerprint, prompt and length, rows keyed by a hash of the
+text), so a resumed run, or another run with the same teacher and texts, does not encode them again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..data.training.items import ParallelItem, TrainingData
+from ..encoders.cache import cached
 from ..encoders.models import fingerprint, load_encoder
 from ..infra.errors import DataError, ModelError
-from ..infra.integrity import read_sealed, write_sealed
 from .losses import uses_teacher
 
 
@@ -38,31 +37,16 @@ def encode(model: Any, texts: Sequence[str], prompt_name: str, max_length: int, 
         model.train(was_training)
 
 
-class VectorCache:
-    """Embeddings of one model on disk: ``<root>/<fingerprint>-<prompt>-<max_length>.npz`` holds text hashes and
-    vectors. Only missing texts are encoded; the file is rewritten atomically with the new rows and a checksum (a
-    file that fails it is recomputed, :mod:`hybridir.infra.integrity`)."""
-
-    def __init__(self, root: str | Path, fingerprint: str) -> None:
-        self.root, self.fingerprint = Path(root), fingerprint
-
-    def vectors(self, texts: Sequence[str], prompt_name: str, max_length: int, model: Callable[[], Any],
-                normalize: bool = False) -> np.ndarray:  # fmt: skip
-        """One row per text; ``model()`` is called (to load or return the encoder) only if some text is missing."""
-        path = self.root / f"{self.fingerprint}-{prompt_name}-{max_length}{'-norm' if normalize else ''}.npz"
-        known: dict[str, np.ndarray] = {}
-        for data in read_sealed([path], "teacher vector cache").values():
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                known = dict(zip(npz["keys"].tolist(), npz["vectors"], strict=True))
-        keys = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
-        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in known}
-        if missing:
-            new = encode(model(), list(missing.values()), prompt_name, max_length, normalize=normalize)
-            known.update(zip(missing, new.astype(np.float32), strict=True))
-            buf = io.BytesIO()
-            np.savez(buf, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
-            write_sealed(path, buf.getvalue())
-        return np.stack([known[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+def frozen_vectors(root: Path, model_fingerprint: str, texts: Sequence[str], prompt_name: str, max_length: int,
+                   model: Callable[[], Any], normalize: bool = False) -> np.ndarray:  # fmt: skip
+    """One row per text of a frozen model, through the embedding cache (:func:`hybridir.encoders.cache.cached`) in
+    ``<root>/<fingerprint>/<prompt>-<max_length>[-norm]/``; ``model()`` is called (to load or return the model) only
+    if some text is missing. The missing texts are one work unit, encoded in one call as before the cache was
+    shared: sentence-transformers batches a call's texts by length, so a vector never depends on a unit size."""
+    folder = Path(root) / model_fingerprint / f"{prompt_name}-{max_length}{'-norm' if normalize else ''}"
+    vecs, _ = cached(list(texts), folder, lambda batch: encode(model(), batch, prompt_name, max_length,
+                     normalize=normalize), lambda: model().get_embedding_dimension(), unit=len(texts))  # fmt: skip
+    return vecs
 
 
 def load_teacher(name: str) -> Any:
@@ -77,12 +61,12 @@ def load_teacher(name: str) -> Any:
     return teacher
 
 
-def start_cache(model: Any, state: dict[str, Any], cache_root: Path) -> VectorCache:
-    """The vector cache of the starting model (its dev vectors are the same in every run that starts from it);
+def start_cache(model: Any, state: dict[str, Any], cache_root: Path) -> Callable[..., np.ndarray]:
+    """:func:`frozen_vectors` of the starting model (its dev vectors are the same in every run that starts from it);
     its fingerprint is taken before the first step and kept in ``state`` (and so in the checkpoints)."""
     if "start_fingerprint" not in state:
         state["start_fingerprint"] = fingerprint(model)
-    return VectorCache(cache_root, state["start_fingerprint"])
+    return functools.partial(frozen_vectors, cache_root, state["start_fingerprint"])
 
 
 def pivot(item: ParallelItem) -> str | None:
@@ -122,11 +106,11 @@ def teacher_targets(cfg: Any, data: TrainingData, model: Any, state: dict[str, A
 
     if "teacher_fingerprint" not in state:
         teacher()
-    cache = VectorCache(cache_root, state["teacher_fingerprint"])
-    q = cache.vectors([it.pairs[lang].query for it, lang in zip(items, pivots, strict=True)], "query",
-                      cfg.max_query_length, teacher)  # fmt: skip
-    p = cache.vectors([it.pairs[lang].passage for it, lang in zip(items, pivots, strict=True)], "passage",
-                      cfg.max_passage_length, teacher)  # fmt: skip
+    cache = functools.partial(frozen_vectors, cache_root, state["teacher_fingerprint"])
+    q = cache([it.pairs[lang].query for it, lang in zip(items, pivots, strict=True)], "query", cfg.max_query_length,
+              teacher)  # fmt: skip
+    p = cache([it.pairs[lang].passage for it, lang in zip(items, pivots, strict=True)], "passage",
+              cfg.max_passage_length, teacher)  # fmt: skip
     dim = model.get_embedding_dimension()
     if q.shape[1] != dim:
         raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")

@@ -15,25 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
 from ...infra.files import atomic_savefig
+from ...retrieval.index import exact_search
+from ...retrieval.search import RUN_DEPTH
 from ..bm25 import bm25_search
 from ..metrics import trec_eval_per_query
 from . import fmt, md_table, mean_or_none
 
-#: retrieval depth of truncated runs (monolingual QA, BEIR, MIRACL): enough for Recall@100
-RUN_DEPTH = 100
-
-
-#: corpora larger than this are encoded in shards into a faiss index instead of one in-memory matrix
-FAISS_THRESHOLD = 200_000
-
-
-SHARD_SIZE = 50_000
+#: corpora up to this many texts are encoded in one call, larger ones ENCODE_BLOCK texts at a time: the embedding
+#: cache's bookkeeping then holds one block's vectors beside the corpus matrix
+ENCODE_AT_ONCE = 200_000
+#: texts encoded per call in a corpus above ENCODE_AT_ONCE
+ENCODE_BLOCK = 50_000
 
 
 def search(
@@ -43,32 +40,21 @@ def search(
     k: int = RUN_DEPTH,
     *,
     langs: list[str] | None = None,
-    faiss_threshold: int = FAISS_THRESHOLD,
-    shard_size: int = SHARD_SIZE,
+    encode_at_once: int = ENCODE_AT_ONCE,
+    encode_block: int = ENCODE_BLOCK,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` (scores, indices) by inner product (``langs``: the texts' languages, for centering).
-    Above ``faiss_threshold`` documents the corpus is encoded shard by shard into a faiss flat index, so only one
-    shard of texts is being embedded at a time."""
-    k = min(k, len(texts))
-    if len(texts) <= faiss_threshold:
-        # float64 products rounded to float32: identical passages get identical scores (a float32 matmul's blocking
-        # can tell them apart by one ulp), so ties fall to trec_eval's id order as in an index's run file
-        c = torch.from_numpy(enc(texts, "passage", langs)).double()
-        scores, idx = [], []
-        for s in range(0, len(queries), 1024):
-            top = torch.topk((torch.from_numpy(queries[s : s + 1024]).double() @ c.T).float(), k, dim=1)
-            scores.append(top.values.numpy())
-            idx.append(top.indices.numpy())
-        return np.vstack(scores), np.vstack(idx)
-    import faiss
-
-    index = None
-    for s in tqdm(range(0, len(texts), shard_size), desc="corpus shards", disable=not enc.show_progress):
-        emb = np.ascontiguousarray(enc(texts[s : s + shard_size], "passage", langs and langs[s : s + shard_size]))
-        index = index or faiss.IndexFlatIP(emb.shape[1])
-        index.add(emb)
-    scores, idx = index.search(np.ascontiguousarray(queries), k)
-    return scores, idx
+    """Exact top-``k`` (scores, indices) by inner product (``langs``: the texts' languages, for centering), by a flat
+    index's kernel (:func:`hybridir.retrieval.index.exact_search`), so a run file of ``hybridir search`` and these
+    runs agree on scores and ties. Above ``encode_at_once`` texts the corpus is encoded ``encode_block`` texts at a
+    time, so only one block of texts is being embedded at a time."""
+    if len(texts) <= encode_at_once:
+        return exact_search(queries, enc(texts, "passage", langs), k)
+    passages = None
+    for s in tqdm(range(0, len(texts), encode_block), desc="corpus blocks", disable=not enc.show_progress):
+        emb = enc(texts[s : s + encode_block], "passage", langs and langs[s : s + encode_block])
+        passages = np.empty((len(texts), emb.shape[1]), np.float32) if passages is None else passages
+        passages[s : s + len(emb)] = emb
+    return exact_search(queries, passages, k)
 
 
 #: a retriever: an EvalSet -> the top-RUN_DEPTH (scores, candidate indices) of every query, best first
@@ -84,10 +70,10 @@ Run = dict[str, dict[str, float]]  # trec-style run: query id -> {candidate id: 
 FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
 
 
-def dense_retriever(enc: Encoder, faiss_threshold: int = FAISS_THRESHOLD) -> Retriever:
+def dense_retriever(enc: Encoder, encode_at_once: int = ENCODE_AT_ONCE) -> Retriever:
     """Exact inner-product search over ``enc``'s embeddings (queries with the "query" prompt)."""
     return lambda es: search(enc, enc(es.query_texts, "query", es.query_langs), es.cand_texts, langs=es.cand_langs,
-                             faiss_threshold=faiss_threshold)
+                             encode_at_once=encode_at_once)
 
 
 def bm25_retriever(es: EvalSet) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +108,7 @@ def run_metrics(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, dict[st
             for q in ev}  # fmt: skip
 
 
-def evaluate_retrieval(enc: Encoder | None, sets: list[EvalSet], *, faiss_threshold: int = FAISS_THRESHOLD,
+def evaluate_retrieval(enc: Encoder | None, sets: list[EvalSet], *, encode_at_once: int = ENCODE_AT_ONCE,
                        fusion: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
     """nDCG@10, Recall@100 and MRR@10 (pytrec_eval on top-100 runs) per set, and their means.
 
@@ -130,7 +116,7 @@ def evaluate_retrieval(enc: Encoder | None, sets: list[EvalSet], *, faiss_thresh
     their fusion, which is then the headline (``summary[metric]``) while every run's figures are kept under
     ``sets[name]["runs"]`` and ``summary["<run>/<metric>"]``.
     """
-    retrievers: dict[str, Retriever] = {"dense": dense_retriever(enc, faiss_threshold)} if enc else {}
+    retrievers: dict[str, Retriever] = {"dense": dense_retriever(enc, encode_at_once)} if enc else {}
     if enc is None or fusion:
         retrievers["bm25"] = bm25_retriever
     tables, per_query, summary = {}, {}, {}
