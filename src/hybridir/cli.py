@@ -241,7 +241,8 @@ def _add_index_commands(sub: argparse._SubParsersAction, command: str | None) ->
     x.add_argument("--index", default="flat", choices=kinds,
                    help="flat: exact (default); hnsw / ivf: approximate; ivfpq: compressed, re-ranked from disk")
     x.add_argument("--nlist", type=int, default=None, help="ivf / ivfpq: inverted lists (default from the size)")
-    x.add_argument("--shard-size", type=int, default=4096, help="passages per resumable shard (default 4096)")
+    x.add_argument("--shard-size", type=int, default=shards.UNIT,
+                   help=f"passages per resumable shard (default {shards.UNIT})")
     x.add_argument("--batch-size", type=int, default=64, help="passages encoded together (default 64)")
     x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
     x.add_argument("--precision", default="auto", **paths[1])
