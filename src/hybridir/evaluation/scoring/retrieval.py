@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
 from ...infra.files import atomic_savefig
-from ...retrieval.index import exact_search
+from ...retrieval.exact import exact_search
 from ...retrieval.search import RUN_DEPTH
 from ..bm25 import bm25_search
 from ..metrics import trec_eval_per_query
@@ -44,7 +44,7 @@ def search(
     encode_block: int = ENCODE_BLOCK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` (scores, indices) by inner product (``langs``: the texts' languages, for centering), by a flat
-    index's kernel (:func:`hybridir.retrieval.index.exact_search`), so a run file of ``hybridir search`` and these
+    index's kernel (:func:`hybridir.retrieval.exact.exact_search`), so a run file of ``hybridir search`` and these
     runs agree on scores and ties. Above ``encode_at_once`` texts the corpus is encoded ``encode_block`` texts at a
     time, so only one block of texts is being embedded at a time."""
     if len(texts) <= encode_at_once:
