@@ -46,7 +46,7 @@ import numpy as np
 from ..data.evaluation.beir import doc_text
 from ..data.languages import check_language
 from ..encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans, corpus_means
-from ..infra.errors import ConfigError, DataError, one_line
+from ..infra.errors import ConfigError, DataError, DiskSpaceError, one_line
 from ..infra.files import atomic_dir, atomic_write_json, umask_mode
 from ..infra.integrity import file_sha256
 from ..infra.locks import DirLock
@@ -350,8 +350,8 @@ class Index:
             seen[name] = [meta["sha256"], st.st_size, st.st_mtime_ns, st.st_ino]
             if stamp.get(name) != seen[name] and file_sha256(path) != meta["sha256"]:
                 raise DataError(f"{path}: fails the index's checksum (SHA-256 differs: damaged): {rebuild}")
-        if seen and seen != stamp:
-            with contextlib.suppress(OSError):
+        if seen and seen != stamp:  # a read-only or full folder is simply hashed again next time
+            with contextlib.suppress(OSError, DiskSpaceError):
                 atomic_write_json(stamp_file, seen)
 
     def __len__(self) -> int:
