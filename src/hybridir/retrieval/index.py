@@ -161,7 +161,19 @@ def _finalise(out: Path, shards: list[Path], plan: dict) -> dict:
     files = {n: {"size": (out / n).stat().st_size, "sha256": file_sha256(out / n)} for n in names}
     manifest = {**plan, "dim": int(dim), "count": int(total), "languages": dict(langs.most_common()), "files": files}
     atomic_write_json(out / "manifest.json", manifest)
+    _save_stamp(out, _stamp(out, files))  # just hashed: the first load need not hash again
     return manifest
+
+
+def _stamp(folder: Path, files: dict[str, dict]) -> dict[str, list]:
+    """What ``VERIFIED_FILE`` records of each listed file: its checksum and its stat (size, mtime, inode)."""
+    return {n: [meta["sha256"], (st := (folder / n).stat()).st_size, st.st_mtime_ns, st.st_ino]
+            for n, meta in files.items()}  # fmt: skip
+
+
+def _save_stamp(folder: Path, stamp: dict[str, list]) -> None:
+    with contextlib.suppress(OSError, DiskSpaceError):  # a read-only or full folder is simply hashed each load
+        atomic_write_json(folder / VERIFIED_FILE, stamp)
 
 
 def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.PathLike, *,
@@ -330,29 +342,29 @@ class Index:
         """Every file the manifest lists is there with its size and SHA-256 (a truncated or damaged file is one
         DataError naming it). Indexes written before the manifest held checksums are read unchecked.
 
-        Hashing is paid once, not on every load (7 GB of vectors at 5M passages): after a full check the files'
-        size and modification time go to ``VERIFIED_FILE``, and a later load re-hashes only a file whose stat
-        changed since. A folder that cannot be written is simply hashed each time."""
+        Hashing is paid once, not on every load (7 GB of vectors at 5M passages): the build, and a load after a full
+        check, record each file's size, modification time and inode in ``VERIFIED_FILE``; a load re-hashes only a
+        file whose stat changed since (rewritten, copied, replaced). A folder that cannot be written is hashed
+        each time."""
         files = self.manifest.get("files", {})
-        stamp_file = self.folder / VERIFIED_FILE
         try:
-            stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
+            stamp = json.loads((self.folder / VERIFIED_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             stamp = {}
-        seen = {}
         for name, meta in files.items():
             path = self.folder / name
             if not path.is_file():
                 raise DataError(f"{path}: missing from the index: {rebuild}")
-            if (size := (st := path.stat()).st_size) != meta["size"]:
+            if (size := path.stat().st_size) != meta["size"]:
                 raise DataError(f"{path}: fails the index's checksum ({size} bytes, {meta['size']} written: "
                                 f"truncated or damaged): {rebuild}")  # fmt: skip
-            seen[name] = [meta["sha256"], st.st_size, st.st_mtime_ns, st.st_ino]
-            if stamp.get(name) != seen[name] and file_sha256(path) != meta["sha256"]:
-                raise DataError(f"{path}: fails the index's checksum (SHA-256 differs: damaged): {rebuild}")
-        if seen and seen != stamp:  # a read-only or full folder is simply hashed again next time
-            with contextlib.suppress(OSError, DiskSpaceError):
-                atomic_write_json(stamp_file, seen)
+        seen = _stamp(self.folder, files)
+        for name, meta in files.items():
+            if stamp.get(name) != seen[name] and file_sha256(self.folder / name) != meta["sha256"]:
+                raise DataError(f"{self.folder / name}: fails the index's checksum (SHA-256 differs: damaged): "
+                                f"{rebuild}")  # fmt: skip
+        if seen and seen != stamp:
+            _save_stamp(self.folder, seen)
 
     def __len__(self) -> int:
         return len(self.docs)
