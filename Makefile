@@ -21,7 +21,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
 
 bench: setup
 	$(BIN)/python bench/eval_speed.py
