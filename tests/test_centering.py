@@ -4,6 +4,7 @@ means stored with a model, bad input as one line, and the dev-data rule."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -284,6 +285,39 @@ def test_the_study_analysis_pairs_centred_rows_with_plain_ones_and_arms_at_the_s
     assert {(q, a, b) for q, a, b in found if a == "hybrid-c+shift"} == {
         ("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")}
     assert not [k for k in found if "xy" in k[2]]
+
+
+def test_the_study_analysis_tables_every_scoring_and_pairs_merged_with_unmerged():
+    """The compact table keeps each metric's own seeds (MIRACL on seed 0 only has no interval); a merged row is
+    paired with the unmerged model of the same scoring, seed by seed."""
+    from hybridir.study.aggregate import Row
+    from hybridir.study.analyses.centering import centering_gains, centering_table, table_markdown, table_metrics
+    from hybridir.study.config import Cell
+
+    def row(centering: str | None, multi: list[float], merge: float | None = None) -> Row:
+        recs = [{"seed": s, "metrics": {"xquad-r/multi_map": v, "xquad-r/rank_distance": 300.0 + s}} for s, v in
+                enumerate(multi)]  # fmt: skip
+        recs[0]["metrics"]["miracl-judged:yo:2000/ndcg@10"] = 0.8
+        return Row(Cell("m", "xx", None, "ls", ("en",), 60, merge=merge, centering=centering), recs)
+
+    rows = [row(None, [0.40, 0.42]), row("center:0.75", [0.50, 0.54]), row("center:0.75", [0.53, 0.55], merge=0.5)]
+    for r in rows:  # what aggregate fills in: table_metrics reads the columns the grid has
+        r.mean.update({k: 0.0 for rec in r.records for k in rec["metrics"]})
+    table = centering_table(rows)
+    assert [(t["arm"], t["scoring"], t["seeds"]) for t in table] == [
+        ("xx", "none", [0, 1]),
+        ("xx", "center:0.75", [0, 1]),
+        ("xx+m0.5", "center:0.75", [0, 1]),
+    ]
+    multi, miracl = table[1]["metrics"]["xquad-r/multi_map"], table[1]["metrics"]["miracl-judged:yo:2000/ndcg@10"]
+    assert multi["mean"] == pytest.approx(0.52) and multi["n_seeds"] == 2 and multi["ci95"] > 0
+    assert miracl["n_seeds"] == 1 and math.isnan(miracl["ci95"])
+    md = table_markdown(table, table_metrics(rows))
+    assert "| xx+m0.5 | center:0.75 | 0,1 | " in "\n".join(md) and "| 0.800 |" in md[-1]
+    found = {(g["question"], g["arm"], g["baseline"], g["metric"]): g for g in centering_gains(rows)}
+    merged = found[("merged 0.5 minus unmerged, both center:0.75", "xx+m0.5+center:0.75", "xx+center:0.75",
+                    "xquad-r/multi_map")]  # fmt: skip
+    assert merged["mean"] == pytest.approx(0.02) and merged["n_seeds"] == 2
 
 
 def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():

@@ -1,10 +1,12 @@
 """Language-neutral scoring in a study: what post-hoc centering adds to each arm, whether hybrid batches still beat
-X-X and X-Y once bias is removed after training, and whether training on centred vectors (``hybrid-c``) beats
-centering a model trained the usual way.
+X-X and X-Y once bias is removed after training, what merging with the start model (WiSE-FT) adds at each scoring,
+and whether training on centred vectors (``hybrid-c``) beats centering a model trained the usual way.
 
-A grid with ``centering`` (studies/centering.yaml) has each trained model scored plain and in every mode, so each
-comparison pairs two rows seed by seed (the same trained model for "centred minus plain"; the same seed's models
-for "arm minus arm"), with the 95% interval of the mean difference over seeds (``*``: it excludes 0).
+A grid with ``centering`` (studies/centering.yaml) has each trained model scored plain and in every mode. The
+section opens with one compact table (arm x scoring, the headline metric of each data set) and then pairs two rows
+seed by seed (the same trained model for "centred minus plain"; the same seed's models for "arm minus arm" and
+"merged minus unmerged"), with the 95% interval of the mean difference over seeds (``*``: it excludes 0).
+reports/centering.md is built from these two tables.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from ..aggregate import Row, mean_ci95, per_seed
 from ..analysis import Analysis
 from .seed_pairs import gain_metrics
 
+LOW_RESOURCE = ("flores/low_mrr@10", "FLORES low MRR@10")
+
 
 def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
     """(question, row, baseline) pairs of the grid, in the order the section shows them."""
@@ -26,6 +30,8 @@ def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
         c, mode = r.cell, r.cell.centering or "none"
         if mode != "none" and (b := by.get(dataclasses.replace(c, centering=None))):
             out.append(("post hoc: centred minus plain", r, b))
+        if c.merge is not None and (b := by.get(dataclasses.replace(c, merge=None))):
+            out.append((f"merged {c.merge:g} minus unmerged, both {mode}", r, b))
         if c.sampler in ("hybrid", "hybrid-kd"):
             out += [(f"hybrid minus {x}, both {mode}", r, b) for x in ("xx", "xy")
                     if (b := by.get(dataclasses.replace(c, sampler=x, alpha=None, distill_weight=None)))]  # fmt: skip
@@ -33,7 +39,7 @@ def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
             out += [(f"trained centred minus post hoc ({mode})", r, b) for b in rows
                     if b.cell.sampler == "hybrid" and b.cell.group == c.group and b.cell.centering == c.centering
                     and b.cell.merge == c.merge]  # fmt: skip
-    order = ("post hoc", "hybrid minus", "trained centred")
+    order = ("post hoc", "hybrid minus", "merged", "trained centred")
     return sorted(out, key=lambda c: next(i for i, p in enumerate(order) if c[0].startswith(p)))
 
 
@@ -48,6 +54,45 @@ def centering_gains(rows: list[Row]) -> list[dict[str, Any]]:
                 gains.append({"question": question, "arm": r.arm, "baseline": b.arm, "metric": name, "label": label,
                               "n_seeds": len(diffs), "mean": mean, "ci95": ci})  # fmt: skip
     return gains
+
+
+def table_metrics(rows: list[Row]) -> list[tuple[str, str]]:
+    """The compact table's columns: :func:`gain_metrics` plus FLORES low-resource MRR@10 where the grid has it."""
+    return gain_metrics(rows) + [LOW_RESOURCE] * any(LOW_RESOURCE[0] in r.mean for r in rows)
+
+
+def centering_table(rows: list[Row]) -> list[dict[str, Any]]:
+    """One record per row: its arm without the scoring mode, the mode, its seeds, and per metric the mean over the
+    seeds that have it, the half-width of the 95% interval and that number of seeds (a cheaper slice such as
+    MIRACL on seed 0 has fewer)."""
+    table = []
+    for r in rows:
+        values = {}
+        for name, _ in table_metrics(rows):
+            if xs := list(per_seed(r, name).values()):
+                mean, ci = mean_ci95(xs)
+                values[name] = {"mean": mean, "ci95": ci, "n_seeds": len(xs)}
+        table.append({"arm": dataclasses.replace(r.cell, centering=None).arm, "scoring": r.cell.centering or "none",
+                      "seeds": [s for s in r.seeds if s is not None], "metrics": values})  # fmt: skip
+    return table
+
+
+def table_markdown(table: list[dict[str, Any]], metrics: list[tuple[str, str]]) -> list[str]:
+    lines = ["", "## Language-neutral scoring (centering): every arm at every scoring", "",
+             "Mean over the seeds listed ± half-width of its 95% t-interval; a value without ± comes from one seed "
+             "(zero-shot, or a data set scored on seed 0 only). Rank distance: lower = less language bias.", "",
+             "| arm | scoring | seeds | " + " | ".join(label for _, label in metrics) + " |",
+             "|" + "---|" * (3 + len(metrics))]  # fmt: skip
+    for t in table:
+        vals = []
+        for name, _ in metrics:
+            v = t["metrics"].get(name)
+            digits = 0 if name.endswith("rank_distance") else 3
+            vals.append("-" if v is None else f"{v['mean']:.{digits}f}"
+                        + ("" if math.isnan(v["ci95"]) else f" ± {v['ci95']:.{digits}f}"))  # fmt: skip
+        lines.append(f"| {t['arm']} | {t['scoring']} | {','.join(map(str, t['seeds'])) or '-'} | "
+                     + " | ".join(vals) + " |")  # fmt: skip
+    return lines
 
 
 def centering_markdown(gains: list[dict[str, Any]]) -> list[str]:
@@ -73,6 +118,9 @@ def centering_markdown(gains: list[dict[str, Any]]) -> list[str]:
 ANALYSIS = Analysis(
     "centering",
     applies=lambda ctx: len(ctx.cfg.centerings) > 1,
-    compute=lambda ctx: centering_gains(ctx.rows),
-    section=lambda ctx, gains: centering_markdown(gains),
+    compute=lambda ctx: {"table": centering_table(ctx.rows), "pairs": centering_gains(ctx.rows)},
+    section=lambda ctx, found: (
+        table_markdown(found["table"], table_metrics(ctx.rows)) + centering_markdown(found["pairs"])
+    ),
+    empty=dict,
 )
