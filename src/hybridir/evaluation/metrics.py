@@ -188,25 +188,31 @@ def trec_eval_per_query(
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, n_resamples: int = 10000, seed: int = 0) -> dict:
-    """Two-sided paired randomisation test of mean(a - b) = 0 (per-query scores of two systems, same order).
+    """Two-sided paired randomisation (sign-flip) test of mean(a - b) = 0: per-query scores of two systems, same order.
 
-    Each resample flips the sign of a random subset of the per-query differences (scipy's paired permutation
-    test). Pairs with a NaN on either side are dropped. Returns p_value, mean_diff, n.
+    Each resample flips the sign of a random subset of the per-query differences; the p-value is
+    (1 + #{|resampled mean| >= |observed mean|}) / (1 + n_resamples) (Phipson & Smyth 2010), the null
+    distribution of scipy's paired ``permutation_test``. Written with numpy because scipy's version permutes
+    index pairs and costs ~15x more: a study summary runs hundreds of these tests. Pairs with a NaN on either side
+    are dropped. Returns p_value, mean_diff, n.
     """
-    from scipy.stats import permutation_test
-
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired_test needs arrays of the same shape, got {a.shape} and {b.shape}")
     keep = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[keep], b[keep]
-    if len(a) == 0:
+    diff = (a - b)[keep]
+    n = len(diff)
+    if n == 0:
         return {"p_value": float("nan"), "mean_diff": float("nan"), "n": 0}
-    diff = a - b
     if not np.any(diff):
-        return {"p_value": 1.0, "mean_diff": 0.0, "n": int(len(a))}
-    res = permutation_test(
-        (a, b), lambda x, y, axis: np.mean(x - y, axis=axis), permutation_type="samples", vectorized=True,
-        n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed), batch=1000,
-    )  # fmt: skip
-    return {"p_value": float(res.pvalue), "mean_diff": float(diff.mean()), "n": int(len(a))}
+        return {"p_value": 1.0, "mean_diff": 0.0, "n": n}
+    rng, observed = np.random.default_rng(seed), abs(diff.sum())
+    tolerance = 1e-9 * np.abs(diff).sum()  # a resample equal to the observed sum up to rounding counts as reaching it
+    batch = max(1, min(n_resamples, 4_000_000 // n))
+    extreme = 0
+    for start in range(0, n_resamples, batch):
+        rows = min(batch, n_resamples - start)
+        flips = np.unpackbits(rng.integers(0, 256, (rows, (n + 7) // 8), dtype=np.uint8), axis=1, count=n)
+        sums = diff.sum() - 2.0 * (flips @ diff)  # flipping the signs of the chosen differences
+        extreme += int(np.count_nonzero(np.abs(sums) >= observed - tolerance))
+    return {"p_value": (1 + extreme) / (1 + n_resamples), "mean_diff": float(diff.mean()), "n": n}

@@ -176,10 +176,12 @@ def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[
     Marks the row's table cell: ``▲xx`` = significantly better than X-X at p < 0.05 (uncorrected), ``▼`` worse
     (for rank distance, the language-bias figure, lower is better).
     """
+    from tqdm.auto import tqdm
+
     from ..evaluation.metrics import paired_test
 
     tests = []
-    for h, b in comparisons(rows):
+    for h, b in tqdm(comparisons(rows), desc="paired tests", unit="pair", leave=False):
         hq, bq = _seed_mean_per_query(h, out, datasets), _seed_mean_per_query(b, out, datasets)
         for setting in sorted(set(hq) & set(bq)):
             if b.arm.partition("@")[0] == "mono-ft" and setting not in ("mono", *datasets):
