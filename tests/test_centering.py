@@ -291,7 +291,13 @@ def test_the_study_analysis_tables_every_scoring_and_pairs_merged_with_unmerged(
     """The compact table keeps each metric's own seeds (MIRACL on seed 0 only has no interval); a merged row is
     paired with the unmerged model of the same scoring, seed by seed."""
     from hybridir.study.aggregate import Row
-    from hybridir.study.analyses.centering import centering_gains, centering_table, table_markdown, table_metrics
+    from hybridir.study.analyses.centering import (
+        centering_gains,
+        centering_markdown,
+        centering_table,
+        table_markdown,
+        table_metrics,
+    )
     from hybridir.study.config import Cell
 
     def row(centering: str | None, multi: list[float], merge: float | None = None) -> Row:
@@ -318,6 +324,9 @@ def test_the_study_analysis_tables_every_scoring_and_pairs_merged_with_unmerged(
     merged = found[("merged 0.5 minus unmerged, both center:0.75", "xx+m0.5+center:0.75", "xx+center:0.75",
                     "xquad-r/multi_map")]  # fmt: skip
     assert merged["mean"] == pytest.approx(0.02) and merged["n_seeds"] == 2
+    pairs = "\n".join(centering_markdown(centering_gains(rows)))  # mAP to 3 decimals, rank distance whole
+    assert "| merged 0.5 minus unmerged, both center:0.75 | xx+m0.5+center:0.75 | xx+center:0.75 | 2 | " in pairs
+    assert "| +0.020 ± 0.127 | +0 ± 0 |" in pairs
 
 
 def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():

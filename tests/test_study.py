@@ -560,7 +560,9 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
     assert lines["kd", "xquad-r/rank_distance"]["gap"] == pytest.approx(-10.0)
     table = "\n".join(targets_markdown(list(lines.values())))
     assert "xquad-r/rank_distance (≤ 290)" in table and "0.780 (-0.02)" in table
-    assert table.endswith("Arms that meet every target: none.")
+    assert "Arms that meet every target: none." in table
+    # closest: one miss each; hybrid's 0.02 below a 0.80 bar is nearer than kd's 10 past a 290 bar
+    assert table.endswith("1. hybrid-0.5: misses mono_map -0.020\n2. kd: misses rank_distance -10")
     assert "xquad-r/mono_map (≥ 0.800, zero-shot)" in table
     # two models, two zero-shot bars: the header cannot show one number; each row's gap uses its own model's
     rows += [Row(Cell("big", "zero-shot"), [{"seed": None}], mean={"xquad-r/mono_map": 0.90}),

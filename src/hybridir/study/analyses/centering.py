@@ -106,10 +106,12 @@ def centering_markdown(gains: list[dict[str, Any]]) -> list[str]:
              "|" + "---|" * (4 + len(labels))]  # fmt: skip
     cells: dict[tuple[Any, ...], dict[str, str]] = {}
     for g in gains:
-        ci = "" if math.isnan(g["ci95"]) else f" ± {g['ci95']:.3g}"
+        digits = 0 if g["metric"].endswith("rank_distance") else 3
+        mean = g["mean"] if round(g["mean"], digits) else 0.0  # no "-0.000"
+        ci = "" if math.isnan(g["ci95"]) else f" ± {g['ci95']:.{digits}f}"
         apart = "*" if not math.isnan(g["ci95"]) and abs(g["mean"]) > g["ci95"] else ""
         key = (g["question"], g["arm"], g["baseline"], g["n_seeds"])
-        cells.setdefault(key, {})[g["label"]] = f"{g['mean']:+.3g}{ci}{apart}"
+        cells.setdefault(key, {})[g["label"]] = f"{mean:+.{digits}f}{ci}{apart}"
     for key, vals in cells.items():
         lines.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(vals.get(c, "") for c in labels) + " |")
     return lines
