@@ -329,6 +329,30 @@ def test_the_study_analysis_tables_every_scoring_and_pairs_merged_with_unmerged(
     assert "| +0.020 ± 0.127 | +0 ± 0 |" in pairs
 
 
+def test_the_centering_picture_draws_every_arm_and_mode_and_skips_what_a_row_lacks(tmp_path):
+    """One panel per metric, a row per arm, a marker per mode; a metric a row lacks (MIRACL off seed 0) and a
+    one-seed interval (NaN) are left out, not drawn as zero; an empty table draws nothing."""
+    import matplotlib.image
+
+    from hybridir.study.analyses.centering import plot_centering, target_bars
+
+    def entry(arm: str, scoring: str, multi: float, ci: float, miracl: float | None = None) -> dict:
+        metrics = {"xquad-r/multi_map": {"mean": multi, "ci95": ci}}
+        if miracl is not None:
+            metrics["miracl/ndcg@10"] = {"mean": miracl, "ci95": float("nan")}
+        return {"arm": arm, "scoring": scoring, "metrics": metrics}
+
+    table = [entry("zero-shot", "none", 0.32, float("nan"), 0.7), entry("zero-shot", "center:0.75", 0.54,
+             float("nan"), 0.75), entry("xx", "none", 0.41, 0.01), entry("xx", "shift", 0.51, 0.01)]  # fmt: skip
+    metrics = [("xquad-r/multi_map", "multi mAP"), ("miracl/ndcg@10", "MIRACL nDCG@10")]
+    bars = target_bars([{"metric": "xquad-r/multi_map", "bar": 0.59}, {"metric": "xquad-r/multi_map", "bar": 0.6}])
+    assert bars == {"xquad-r/multi_map": 0.59}
+    path = plot_centering(table, metrics, bars, tmp_path / "centering.png", "t")
+    assert path == tmp_path / "centering.png" and matplotlib.image.imread(path).shape[0] > 100
+    assert plot_centering([], metrics, bars, tmp_path / "none.png", "t") is None
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():
     """A centred hybrid row is tested against the baselines scored the same way (and zero-shot so scored), never
     against a plain or differently centred one; hybrid + distillation's ``+kd`` is part of the arm, not a variant."""

@@ -667,6 +667,8 @@ def test_two_study_processes_on_one_directory_run_each_cell_once_and_write_one_s
     result = json.loads((out / "study.json").read_text())
     assert result["cells_finished"] == len(cells) and not result["missing"]
     assert {r["arm"] for r in result["rows"]} == {c.arm for c in cells}
+    assert len(result["centering"]["table"]) == len(result["rows"]) and "centering.png" in result["plots"]
+    assert (out / "plots" / "centering.png").stat().st_size > 0
     assert not [p for p in out.rglob("*.lock")]  # every lock released
     assert all(line.startswith("done") for line in study.describe_study(path, out).splitlines()[1:])
 
@@ -713,3 +715,18 @@ def test_a_cell_another_process_holds_is_passed_over_and_run_once_it_is_released
     assert sorted(order) == sorted(c.cell_id for c in cells) and set(order[-3:]) == late
     assert len(fakes.train_calls) == len({c.trained for c in cells if c.sampler != "zero-shot"})
     assert json.loads((out / "study.json").read_text())["cells_finished"] == len(cells)
+
+
+def test_the_total_wall_time_counts_a_training_its_variants_share_once():
+    import dataclasses
+
+    from hybridir.study.summary import _total_s
+
+    plain = Cell("e5-small", "xx", None, "ls", ("ar", "de"), 3, seed=0)
+    variants = [plain, dataclasses.replace(plain, centering="shift"), dataclasses.replace(plain, merge=0.5),
+                dataclasses.replace(plain, seed=1)]
+    records = [{"cell_id": c.cell_id, "timing": {"train_s": 10.0 + (c.seed or 0), "eval_s": {"xquad-r": 1.0}}}
+               for c in variants]  # fmt: skip
+    assert _total_s(variants, records) == 10.0 + 11.0 + 4 * 1.0
+    zero = Cell("e5-small", "zero-shot")
+    assert _total_s([zero], [{"cell_id": zero.cell_id, "timing": {"eval_s": {"xquad-r": 2.0}}}]) == 2.0

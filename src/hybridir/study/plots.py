@@ -1,5 +1,6 @@
 """The study's plots, only for the axes the grid has: per group the bars, the trade-off, the alpha curve, the X-to-Y
-heat map and the high-resource bars; then the number-of-languages, model-size and size-gain curves. An analysis's
+heat map and the high-resource bars; then the number-of-languages, model-size and size-gain curves and, for a grid
+that centres, every arm at every scoring. An analysis's
 own figures live in its module; this one draws the generic ones and calls those in a fixed order.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .aggregate import SETTINGS, Row, per_language
+from .analyses.centering import plot_centering, table_metrics, target_bars
 from .analyses.high_resource import plot_high_resource
 from .analyses.model_size import plot_size_gains
 from .analyses.seen_unseen import plot_languages
@@ -24,7 +26,7 @@ from .plotting import color, figure, save_figure
 
 def make_plots(ctx: Context) -> list[Path]:
     """Per-group bars, trade-offs, alpha curves, heat maps and high-resource bars, then the number-of-languages,
-    model-size and size-gain curves: only for the axes the grid has."""
+    model-size and size-gain curves and the centering picture: only for the axes the grid has."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +55,9 @@ def make_plots(ctx: Context) -> list[Path]:
     made += plot_languages(groups, zero, ctx.found["seen_unseen"], ctx.langsets, plots_dir)
     made += _plot_model_size(groups, zero, ctx.cfg.models, plots_dir)
     made += plot_size_gains(ctx.found["model_size_gains"], plots_dir)
+    if table := ctx.found["centering"].get("table"):
+        made.append(plot_centering(table, table_metrics(rows), target_bars(ctx.found["targets"]),
+                                   plots_dir / "centering.png", f"{ctx.cfg.name}: every arm at every scoring"))
     return [p for p in made if p is not None]
 
 

@@ -119,7 +119,8 @@ def markdown(ctx: Context, result: dict[str, Any], sections: list[str]) -> str:
     if result["plots"]:
         lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in result["plots"]]
     lines += ["", "## Timing", "", f"Total wall time of the finished cells: {result['timing']['total_s'] / 60:.1f} "
-              "min (per cell: training + each evaluation, in seconds).", "",
+              "min, each training once (per cell: its training, shared with its merged and centred variants, and each "
+              "evaluation, in seconds).", "",
               "| cell | train s | eval s | total s |", "|---|---|---|---|"]  # fmt: skip
     for cell_id, t in result["timing"]["cells"].items():
         ev = ", ".join(f"{ds} {s:.1f}" for ds, s in t["eval_s"].items())

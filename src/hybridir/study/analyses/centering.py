@@ -6,20 +6,24 @@ A grid with ``centering`` (studies/centering.yaml) has each trained model scored
 section opens with one compact table (arm x scoring, the headline metric of each data set) and then pairs two rows
 seed by seed (the same trained model for "centred minus plain"; the same seed's models for "arm minus arm" and
 "merged minus unmerged"), with the 95% interval of the mean difference over seeds (``*``: it excludes 0).
-reports/centering.md is built from these two tables.
+reports/centering.md is built from these two tables; :func:`plot_centering` draws the first one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 from ..aggregate import Row, mean_ci95, per_seed
 from ..analysis import Analysis
+from ..plotting import save_figure
 from .seed_pairs import gain_metrics
 
 LOW_RESOURCE = ("flores/low_mrr@10", "FLORES low MRR@10")
+#: marker per scoring mode in :func:`plot_centering`; a mode not listed gets "x"
+MARKERS = {"none": "o", "shift": "^", "center:0.5": "s", "center:0.75": "*", "center": "D"}
 
 
 def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
@@ -115,6 +119,54 @@ def centering_markdown(gains: list[dict[str, Any]]) -> list[str]:
     for key, vals in cells.items():
         lines.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(vals.get(c, "") for c in labels) + " |")
     return lines
+
+
+def plot_centering(table: list[dict[str, Any]], metrics: list[tuple[str, str]], bars: dict[str, float], path: Path,
+                   title: str) -> Path | None:
+    """The compact table as a picture: one line per arm, one marker per scoring mode along it (95% interval over
+    seeds), one panel per metric, the study's targets as dashed lines. Where post-hoc centering moves each model,
+    and how far every configuration stays from the bars, at a glance."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    if not table or not metrics:
+        return None
+    arms = list(dict.fromkeys(t["arm"] for t in table))
+    modes = list(dict.fromkeys(t["scoring"] for t in table))
+    cols = min(3, len(metrics))
+    rows_n = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 0.32 * len(arms) * rows_n + 1.6), squeeze=False)
+    fig.suptitle(title, fontsize=10)
+    for ax, (name, label) in zip(axes.flat, metrics, strict=False):
+        for i, arm in enumerate(arms):
+            at = [t for t in table if t["arm"] == arm and name in t["metrics"]]
+            if xs := [t["metrics"][name]["mean"] for t in at]:
+                ax.plot([min(xs), max(xs)], [i, i], color="0.8", lw=1, zorder=1)
+            for t in at:
+                v = t["metrics"][name]
+                k = modes.index(t["scoring"])
+                ax.errorbar(v["mean"], i, xerr=None if math.isnan(v["ci95"]) else v["ci95"], capsize=2, ms=6,
+                            marker=MARKERS.get(t["scoring"], "x"), color=f"C{k}", ls="none", zorder=2)  # fmt: skip
+        if name in bars:
+            ax.axvline(bars[name], ls="--", color="k", lw=1)
+        ax.set_yticks(range(len(arms)), arms, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(label + (" (lower = less bias)" if name.endswith("rank_distance") else ""), fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    handles = [Line2D([], [], marker=MARKERS.get(m, "x"), color=f"C{k}", ls="none", label=m) for k, m in
+               enumerate(modes)] + [Line2D([], [], ls="--", color="k", label="target")]  # fmt: skip
+    axes.flat[0].legend(handles=handles, fontsize=7, title="scoring", title_fontsize=7)
+    return save_figure(fig, path)
+
+
+def target_bars(targets: list[dict[str, Any]]) -> dict[str, float]:
+    """metric -> bar from the targets analysis's lines (the first model's bar where zero-shot bars differ)."""
+    bars: dict[str, float] = {}
+    for x in targets:
+        bars.setdefault(x["metric"], x["bar"])
+    return bars
 
 
 ANALYSIS = Analysis(
