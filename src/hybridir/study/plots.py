@@ -1,7 +1,7 @@
 """The study's plots, only for the axes the grid has: per group the bars, the trade-off, the alpha curve, the X-to-Y
 heat map and the high-resource bars; then the number-of-languages, model-size and size-gain curves and, for a grid
-that centres, every arm at every scoring. An analysis's
-own figures live in its module; this one draws the generic ones and calls those in a fixed order.
+that centres, every arm at every scoring. An analysis's own figures live in its module; this one draws the generic
+ones and calls those in a fixed order.
 """
 
 from __future__ import annotations
