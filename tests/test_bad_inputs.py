@@ -35,15 +35,23 @@ CASES = [
     ("train", "model directory empty", "--model {empty} --data {data} --languages en,de --out {tmp}/r"),
     ("evaluate", "unknown dataset", "--dataset nope --out {tmp}/e"),
     ("evaluate", "BEIR folder missing", "--dataset beir:{tmp}/nobeir --out {tmp}/e"),
-    ("evaluate", "model directory empty", "--model {empty} --dataset beir:{beir} --out {tmp}/e"),
-    ("evaluate", "backend without that precision", "--model {model} --dataset beir:{beir} --backend torch "
-                                                   "--precision int8w --out {tmp}/e"),
+    ("evaluate", "model directory empty", "--model {empty} --dataset beir:{beir} --languages en --out {tmp}/e"),
+    ("evaluate", "backend without that precision", "--model {model} --dataset beir:{beir} --languages en "
+     "--backend torch --precision int8w --out {tmp}/e"),
     ("evaluate", "unknown precision", "--dataset beir:{beir} --precision fp64 --out {tmp}/e"),
     ("evaluate", "--out is an existing file", "--model {model} --dataset beir:{beir} --out {file}"),
     ("evaluate", "centering lambda outside [0, 2]", "--dataset beir:{beir} --centering center:3 --out {tmp}/e"),
     ("evaluate", "unknown centering mode", "--dataset beir:{beir} --centering centre --out {tmp}/e"),
     ("evaluate", "--shard outside 1..N", "--dataset beir:{beir} --cache-dir {tmp}/c --shard 3/2 --out {tmp}/e"),
     ("index", "--shard not I/N", "--model {model} --corpus {corpus} --shard 2 --out {tmp}/i"),
+    ("evaluate", "--means-data without NTREX-128 / FLORES-200", "--model {model} --dataset beir:{beir} "
+     "--means-data {empty} --out {tmp}/e"),
+    ("evaluate", "a language without means (centred)", "--model {model} --dataset beir:{beir} --languages de "
+     "--means-data {tmp}/means --out {tmp}/e"),
+    ("debias", "--rank 0", "--model {model} --rank 0 --out {tmp}/d"),
+    ("debias", "--rank not below the dimension", "--model {model} --rank 32 --languages deu,eng --out {tmp}/d"),
+    ("debias", "projection file missing", "--model {model} --projection {empty} --out {tmp}/d"),
+    ("debias", "--out is an existing file", "--model {model} --out {file}"),
     ("means", "unknown language code", "--model {model} --languages en,English --out {tmp}/n"),
     ("means", "--out is an existing file", "--model {model} --languages en --out {file}"),
     ("merge", "weight outside [0, 1]", "--model {model} --start {model} --weight 1.5 --out {tmp}/m"),
@@ -92,6 +100,8 @@ CASES = [
 def places(tmp_path_factory, tiny_model_dir) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("bad")
     (tmp / "file").write_text("a file")
+    (tmp / "means" / "ntrex-128").mkdir(parents=True)  # a means-data root with English text only
+    (tmp / "means" / "ntrex-128" / "newstest2019-src.eng.txt").write_text("An English sentence.\n")
     (tmp / "empty").mkdir()
     (tmp / "syntax.yaml").write_text("name: s\ngrid: {samplers: [xx\n")
     (tmp / "alpha.yaml").write_text("name: s\ngrid: {samplers: [zero-shot, hybrid], alpha: [2.0]}\n")

@@ -70,13 +70,13 @@ def test_means_read_no_evaluation_text(data_root):
     xquad = json.loads((data_root / "xquad-r" / "de.json").read_text(encoding="utf-8"))
     eval_texts = {s for art in xquad["data"] for p in art["paragraphs"] for s in p["sentences"]}
     eval_texts |= {q["question"] for art in xquad["data"] for p in art["paragraphs"] for q in p["qas"]}
-    texts, where = means_texts("de", data_dir=data_root, n=200)
+    texts, where = means_texts("de", roots=[data_root], n=200)
     assert "ntrex-128" in where and len(texts) == 200 and not set(texts) & eval_texts
     flores_test = (data_root / "flores-sib200" / "quy_Latn" / "test.tsv").read_text(encoding="utf-8")
-    texts, where = means_texts("quy_Latn", data_dir=data_root, n=1000)  # not in NTREX: FLORES train + dev
+    texts, where = means_texts("quy_Latn", roots=[data_root], n=1000)  # not in NTREX: FLORES train + dev
     assert "flores-sib200" in where and "test" not in where and len(texts) == 701 + 99
     assert not any(t in flores_test for t in texts)
-    assert means_texts("xx", data_dir=data_root) is None
+    assert means_texts("xx", roots=[data_root]) is None
 
 
 def test_shift_keeps_mono_and_cross_identical_on_a_real_slice(tiny_model_dir, data_root, tmp_path):
@@ -374,3 +374,111 @@ def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():
     assert pairs == {("hybrid-0.5", "xx"), ("hybrid-0.5", "kd"), ("hybrid-0.5", "zero-shot"),
                      (centred, "xx+center:0.75"), (centred, "zero-shot+center:0.75"),
                      ("hybrid-0.5+kd0.5", "xx"), ("hybrid-0.5+kd0.5", "kd"), ("hybrid-0.5+kd0.5", "zero-shot")}
+
+
+# -- centering never fails silently: where the means' text is found, and what happens when it is not -------------
+
+
+def _lareqa_only(data_root: Path, folder: Path) -> Path:
+    """A data folder holding XQuAD-R and nothing else (no NTREX, no FLORES): a user's evaluation folder."""
+    folder.mkdir()
+    (folder / "xquad-r").symlink_to(data_root / "xquad-r")
+    return folder
+
+
+def _ntrex_subset(data_root: Path, folder: Path, codes: tuple[str, ...]) -> Path:
+    """A means-data root whose ntrex-128/ holds only the files of ``codes`` (NTREX codes, 'eng' the source)."""
+    ntrex = folder / "ntrex-128"
+    ntrex.mkdir(parents=True)
+    for code in codes:
+        name = "newstest2019-src.eng.txt" if code == "eng" else f"newstest2019-ref.{code}.txt"
+        (ntrex / name).symlink_to(data_root / "ntrex-128" / name)
+    return folder
+
+
+def test_an_evaluation_folder_without_ntrex_finds_the_means_in_the_data_root_chain(tiny_model_dir, data_root,
+                                                                                 tmp_path, monkeypatch):  # fmt: skip
+    """The MLQA-R case: --data-dir holds the benchmark only; every language is still centred, with NTREX text
+    found further down the chain ($HYBRIDIR_DATA here), and scores equal the run whose data dir has NTREX."""
+    monkeypatch.setenv("HYBRIDIR_DATA", str(data_root))
+    kw = dict(languages=["en", "de", "zh"], max_questions=20, plots=False, show_progress=False, centering="center:0.75")
+    bare = evaluate(str(tiny_model_dir), "xquad-r", data_dir=_lareqa_only(data_root, tmp_path / "mine"), **kw)
+    full = evaluate(str(tiny_model_dir), "xquad-r", data_dir=data_root, **kw)
+    rec = bare["config"]["centering"]
+    assert rec["missing"] == [] and sorted(rec["means"]) == ["de", "en", "zh"]
+    assert all("ntrex-128" in m["from"] for m in rec["means"].values())
+    assert bare["summary"] == full["summary"]
+
+
+def test_a_language_without_means_is_an_error_before_encoding_unless_allowed(tiny_model_dir, data_root, tmp_path,
+                                                                             capsys):  # fmt: skip
+    """--means-data names the only root searched: a language it lacks stops the run (one line, naming it and the
+    fixes) before any encoding; --allow-missing-means scores it uncentred with a warning on stderr."""
+    means_data = _ntrex_subset(data_root, tmp_path / "means", ("eng", "deu"))
+    kw = dict(data_dir=data_root, languages=["en", "de", "zh"], max_questions=20, plots=False, show_progress=False)
+    with pytest.raises(ConfigError, match=r"center:0.75: no language means for zh .*--means-data.*"
+                                          r"--allow-missing-means") as err:  # fmt: skip
+        evaluate(str(tiny_model_dir), "xquad-r", **kw, centering="center:0.75", means_data=means_data,
+                 out_dir=tmp_path / "run")  # fmt: skip
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
+    res = evaluate(str(tiny_model_dir), "xquad-r", **kw, centering="center:0.75", means_data=means_data,
+                   allow_missing_means=True)  # fmt: skip
+    assert "warning: centering center:0.75: no language means for zh" in capsys.readouterr().err
+    rec = res["config"]["centering"]
+    assert rec["missing"] == ["zh"] and all(str(means_data) in m["from"] for m in rec["means"].values())
+    with pytest.raises(ConfigError, match="holds neither ntrex-128/ nor flores-sib200/"):
+        evaluate(str(tiny_model_dir), "xquad-r", **kw, means_data=tmp_path)
+    assert evaluate(str(tiny_model_dir), "xquad-r", **kw, centering="none", means_data=means_data)["summary"]
+
+
+def test_the_means_cache_is_keyed_by_the_text_it_came_from(tiny_model, data_root, tmp_path):
+    """The same language's means from another text are computed anew, never read from the other text's cache."""
+    from hybridir.encoders.encoding import Encoder
+
+    enc = Encoder(tiny_model, show_progress=False)
+    txt = tmp_path / "txt"
+    txt.mkdir()
+    (txt / "de.txt").write_text("Ein ganz anderer Satz.\nNoch einer.\n", encoding="utf-8")
+    first = Centering("center", source="default", data_dir=data_root, cache=tmp_path / "cache")
+    first.ensure(["de"], enc.plain, enc.fingerprint, 32, enc.path)
+    other = Centering("center", source=str(txt), cache=tmp_path / "cache")
+    other.ensure(["de"], enc.plain, enc.fingerprint, 32, enc.path)
+    assert other.computed == {"de"} and other.means.counts["de"] == 2
+    assert not np.allclose(other.means.query["de"], first.means.query["de"])
+    again = Centering("center", source="default", data_dir=data_root, cache=tmp_path / "cache")
+    again.ensure(["de"], enc.plain, enc.fingerprint, 32, enc.path)
+    assert again.computed == set() and np.array_equal(again.means.query["de"], first.means.query["de"])
+
+
+def _beir_with_langs(folder: Path, lang_field: bool) -> Path:
+    from test_beir import write_beir
+
+    write_beir(folder)
+    texts = {"en": "the river flows through the old city", "de": "der Fluss fließt durch die alte Stadt"}
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        rows = [json.loads(x) for x in (folder / name).read_text().splitlines()]
+        for i, row in enumerate(rows):
+            lang = "de" if i % 2 else "en"
+            row["text"] = f"{texts[lang]} {i}"
+            if lang_field:
+                row["lang"] = lang
+        (folder / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return folder
+
+
+def test_a_beir_set_carries_languages_from_its_lang_field_or_languages_or_detection(tiny_model_dir, data_root,
+                                                                                    tmp_path):  # fmt: skip
+    kw = dict(data_dir=data_root, plots=False, show_progress=False, centering="center:0.75")
+    labelled = evaluate(str(tiny_model_dir), f"beir:{_beir_with_langs(tmp_path / 'a', True)}", **kw)
+    assert labelled["config"]["languages_from"] == "field 'lang'"
+    assert sorted(labelled["config"]["centering"]["means"]) == ["de", "en"]
+    plain = _beir_with_langs(tmp_path / "b", False)
+    detected = evaluate(str(tiny_model_dir), f"beir:{plain}", **kw)
+    assert detected["config"]["languages_from"].startswith("detected")
+    assert [*detected["summary"].values()] == [*labelled["summary"].values()]  # detected as what they are
+    one = evaluate(str(tiny_model_dir), f"beir:{plain}", **kw, languages=["en"])
+    assert one["config"]["languages_from"] == "--languages en" and list(one["config"]["centering"]["means"]) == ["en"]
+    rows = [json.loads(x) for x in (plain / "queries.jsonl").read_text().splitlines()]
+    (plain / "queries.jsonl").write_text("".join(json.dumps(r | {"lang": "xx"}) + "\n" for r in rows))
+    with pytest.raises(ConfigError, match="no language means for xx"):
+        evaluate(str(tiny_model_dir), f"beir:{plain}", **kw)

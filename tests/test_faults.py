@@ -197,7 +197,8 @@ def test_evaluate_with_embedding_cache_survives_kill_9(zygote, tiny_model_dir, t
     beir = write_beir(tmp_path / "toy", n_docs=300)
 
     def argv(work: Path) -> list[str]:
-        return ["evaluate", "--model", str(tiny_model_dir), "--dataset", f"beir:{beir}", "--backend", "torch",
+        return ["evaluate", "--model", str(tiny_model_dir), "--dataset", f"beir:{beir}", "--languages", "en",
+                "--backend", "torch",
                 "--batch-size", "16", "--no-plots", "--cache-dir", str(work / "cache"),
                 "--out", str(work / "out" / "eval")]  # fmt: skip
 

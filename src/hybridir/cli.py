@@ -86,7 +86,7 @@ def _merge(args: argparse.Namespace) -> None:
 
 def _means(args: argparse.Namespace) -> None:
     from .data.languages import check_language
-    from .encoders.centering import means_texts
+    from .encoders.centering import means_roots, means_texts
     from .encoders.means import compute_means
 
     out = args.out or (args.model if args.model.is_dir() else None)
@@ -98,7 +98,7 @@ def _means(args: argparse.Namespace) -> None:
         raise ConfigError(f"--source {args.source}: not default, ntrex, flores or a folder of <lang>.txt files")
     for lang in args.languages:
         check_language(lang, "--languages")
-    if none := [x for x in args.languages if means_texts(x, args.source, args.data_dir, 1) is None]:
+    if none := [x for x in args.languages if means_texts(x, args.source, means_roots(args.data_dir), 1) is None]:
         raise ConfigError(f"--languages: no text for {', '.join(none)} in source {args.source!r}")
     from .encoders.models import load_encoder
 
@@ -108,6 +108,22 @@ def _means(args: argparse.Namespace) -> None:
     for lang in means.languages:
         print(f"{lang:10s} {means.counts[lang]:5d} texts  {means.sources[lang]}")
     print(f"written to {path} (model {means.fingerprint})")
+
+
+def _debias(args: argparse.Namespace) -> None:
+    from .data.languages import check_language
+    from .encoders.projection import DEFAULT_RANK, DEFAULT_RECENTRE, check_rank, debias
+
+    rank = check_rank(DEFAULT_RANK if args.rank is None else args.rank)  # before the model loads
+    recentre = DEFAULT_RECENTRE if args.recentre is None else args.recentre
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is an existing file; give a folder for the model")
+    for lang in args.languages or []:
+        check_language(lang, "--languages")
+    proj = debias(args.model, args.out, rank, recentre, args.languages, args.data_dir, args.projection,
+                  show_progress=not args.quiet)  # fmt: skip
+    print(f"language subspace of rank {proj.rank} ({'recentred' if proj.recentre else 'not recentred'}, means of "
+          f"{len(proj.languages)} languages) projected out -> {args.out} (loads in plain sentence-transformers)")
 
 
 def _choose_centering(args: argparse.Namespace) -> None:
@@ -335,6 +351,21 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
                    help="start + WEIGHT x (model - start): 1 keeps the fine-tuned model, 0 gives the start back")
     g.add_argument("--out", type=Path, required=True, help="directory for the merged checkpoint")
     g.set_defaults(func=_merge)
+
+    d = sub.add_parser("debias", help="a copy of a model with its language subspace projected out, inside the model "
+                       "(plain sentence-transformers loads it)")  # fmt: skip
+    d.add_argument("--model", required=True, help="registry name, hub id or local checkpoint")
+    d.add_argument("--out", type=Path, required=True, help="folder for the neutral model")
+    d.add_argument("--rank", type=int, default=None, help="directions removed (default: the dev choice, "
+                   "reports/projection_choice.md)")  # fmt: skip
+    d.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
+                   help="remove the means' average before the SVD (default: the dev choice)")
+    d.add_argument("--languages", type=codes, default=None, help="NTREX-128 codes the means come from (default: all)")
+    d.add_argument("--projection", type=Path, default=None,
+                   help="reuse a saved language_projection.npz of this model instead of computing one")
+    d.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_debias)
 
     n = sub.add_parser("means", help="a model's per-language mean vectors, for centred (language-neutral) scoring")
     n.add_argument("--model", type=Path, required=True, help="registry name, hub id or local checkpoint")

@@ -12,7 +12,8 @@
   and the CMRC trial set, XQuAD-R / MLQA-R and the monolingual QA sets), and below the file helpers.
 
 ``resolve_data_dir`` finds the shared data: an explicit argument, else ``$HYBRIDIR_DATA``, else
-``<repo>/../shared/data``.
+``<repo>/../shared/data``. ``data_roots`` is that chain whole, for text any root may hold (the language means'
+NTREX-128 / FLORES-200 text need not sit beside a user's evaluation data).
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     raise DataError(
         f"data directory not found (tried: {', '.join(tried) or 'nothing'}); pass --data-dir or set HYBRIDIR_DATA"
     )
+
+
+def data_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Every existing data root in the order :func:`resolve_data_dir` tries them (``data_dir``, ``$HYBRIDIR_DATA``,
+    the shared folder), without repeats; may be empty."""
+    out: list[Path] = []
+    for cand in (data_dir, os.environ.get("HYBRIDIR_DATA"), _REPO.parent / "shared" / "data"):
+        if cand is None or cand == "":
+            continue
+        path = Path(cand).expanduser()
+        if path.is_dir() and path.resolve() not in {x.resolve() for x in out}:
+            out.append(path)
+    return out
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:

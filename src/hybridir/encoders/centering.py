@@ -159,30 +159,48 @@ class LanguageMeans:
 # Where a language's texts come from
 
 
-def means_texts(lang: str, source: str = "default", data_dir: str | os.PathLike | None = None,
+def means_roots(data_dir: str | os.PathLike | None = None,
+                means_data: str | os.PathLike | None = None) -> list[Path]:  # fmt: skip
+    """The data roots searched for NTREX-128 / FLORES-200 means text, in order: ``means_data`` alone when given
+    (ConfigError when it holds neither folder), else the chain :func:`~hybridir.data.data_roots` (the evaluation's
+    ``data_dir``, ``$HYBRIDIR_DATA``, the shared folder), so an evaluation folder without NTREX still finds it."""
+    from ..data import data_roots
+
+    if means_data is None:
+        return data_roots(data_dir)
+    root = Path(means_data).expanduser()
+    if not any((root / sub).is_dir() for sub in ("ntrex-128", "flores-sib200")):
+        raise ConfigError(f"--means-data {root}: holds neither ntrex-128/ nor flores-sib200/ (a data root as in "
+                          "../shared/data; for a folder of <lang>.txt files use --means-source)")  # fmt: skip
+    return [root]
+
+
+def means_texts(lang: str, source: str = "default", roots: list[Path] | None = None,
                 n: int = PER_LANGUAGE) -> tuple[list[str], str] | None:  # fmt: skip
     """Up to ``n`` unlabeled sentences in ``lang`` and the file they came from, or None when the source has none.
 
-    ``source``: ``default`` (NTREX-128, else FLORES-200 train, else FLORES-200 dev: all disjoint from every
-    evaluation set), ``ntrex``, ``flores``, or a folder holding ``<lang>.txt`` (one text per line)."""
+    ``source``: ``default`` (NTREX-128, else FLORES-200 train + dev: all disjoint from every evaluation set),
+    ``ntrex``, ``flores``, or a folder holding ``<lang>.txt`` (one text per line). ``roots``: the data roots
+    tried in order (default :func:`means_roots`); the first root with text for ``lang`` gives it."""
     if source not in ("default", "ntrex", "flores"):
         path = Path(source) / f"{lang}.txt"
         if not path.is_file():
             return None
         lines = [x.strip() for x in path.read_text(encoding="utf-8", errors="strict").splitlines() if x.strip()]
         return (lines[:n], str(path)) if lines else None
-    if source in ("default", "ntrex") and (found := _ntrex_texts(lang, data_dir, n)):
-        return found
-    if source in ("default", "flores"):
-        return _flores_texts(lang, data_dir, n)
+    for root in means_roots() if roots is None else roots:
+        if source in ("default", "ntrex") and (found := _ntrex_texts(lang, root, n)):
+            return found
+        if source in ("default", "flores") and (found := _flores_texts(lang, root, n)):
+            return found
     return None
 
 
-def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
+def _ntrex_texts(lang: str, root: Path, n: int) -> tuple[list[str], str] | None:
     from ..data.training.parallel import ntrex_files, read_lines
 
     try:
-        files = ntrex_files(data_dir)
+        files = ntrex_files(root)
     except DataError:
         return None
     code = NTREX_CODES.get(lang, lang)
@@ -195,17 +213,17 @@ def _ntrex_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple
     return read_lines(files[code])[:n], str(files[code])
 
 
-def _flores_texts(lang: str, data_dir: str | os.PathLike | None, n: int) -> tuple[list[str], str] | None:
+def _flores_texts(lang: str, root: Path, n: int) -> tuple[list[str], str] | None:
     from ..data.flores import flores_code, flores_dir, load_flores
 
     try:
-        code = flores_code(lang, data_dir)
+        code = flores_code(lang, root)
     except DataError:
         return None
     texts: list[str] = []
     for split in ("train", "dev"):  # never test: the FLORES benchmark evaluates on it
-        texts += load_flores([code], split, data_dir).texts[code]
-    return texts[:n], str(flores_dir(data_dir) / code / "{train,dev}.tsv")
+        texts += load_flores([code], split, root).texts[code]
+    return texts[:n], str(flores_dir(root) / code / "{train,dev}.tsv")
 
 
 def corpus_means(vectors: np.ndarray, langs: list[str], fingerprint: str) -> LanguageMeans:
@@ -234,15 +252,19 @@ class Centering:
     """A :class:`CenteringSpec` with the means it needs, computed on first use for the languages that ask.
 
     ``encode(texts, prompt)`` gives the model's plain vectors (the :class:`~.encoding.Encoder` passes its
-    own uncentred path); ``means`` starts from a model's stored means, if any; a language that no source has
-    stays as it is and is listed under ``missing`` in :meth:`describe`."""
+    own uncentred path); ``means`` starts from a model's stored means, if any; means text is looked up under
+    :func:`means_roots` (``data_dir``, ``means_data``). A language that no source has stays as it is and is listed
+    under ``missing`` in :meth:`describe`: callers that score run :func:`check_means` first, which stops (or warns)
+    before any encoding."""
 
     def __init__(self, spec: str | CenteringSpec | None = None, means: LanguageMeans | None = None,
                  source: str = "default", data_dir: str | os.PathLike | None = None,
-                 cache: Path | None = None, n: int = PER_LANGUAGE) -> None:  # fmt: skip
+                 cache: Path | None = None, n: int = PER_LANGUAGE,
+                 means_data: str | os.PathLike | None = None) -> None:  # fmt: skip
         self.spec = CenteringSpec.parse(spec)
         self.means = means
-        self.source, self.data_dir, self.cache, self.n = source, data_dir, cache, n
+        self.source, self.cache, self.n = source, cache, n
+        self.roots = means_roots(data_dir, means_data)
         self.missing: set[str] = set()
         self.computed: set[str] = set()
 
@@ -251,23 +273,30 @@ class Centering:
         return self.spec.active
 
     def ensure(self, langs: Iterable[str], encode: Encode, fingerprint: str, dim: int, path: str = "") -> None:
-        """Means for every language of ``langs`` not yet known: from the cache, else encoded from ``means_texts``.
-        ``path``: the inference path ``encode`` runs (part of the cache key)."""
+        """Means for every language of ``langs`` not yet known: the text from ``means_texts``, its vectors' means
+        from the cache (keyed by the file the text came from) or encoded. ``path``: the inference path ``encode``
+        runs (part of the cache key)."""
         self._path = path
         if self.means is None:
             self.means = LanguageMeans(fingerprint, dim, self.source)
         for lang in sorted(set(langs) - set(self.means.query) - self.missing):
-            if self._from_cache(lang):
-                continue
-            found = means_texts(lang, self.source, self.data_dir, self.n)
+            found = means_texts(lang, self.source, self.roots, self.n)
             if found is None:
                 self.missing.add(lang)
                 continue
             texts, where = found
+            if self._from_cache(lang, where):
+                continue
             q, p = (encode(texts, side).mean(0) for side in SIDES)
             self.means.add(lang, q, p, len(texts), where)
             self.computed.add(lang)
-            self._to_cache(lang)
+            self._to_cache(lang, where)
+
+    def without_means(self, langs: Iterable[str]) -> list[str]:
+        """The languages of ``langs`` this centering would leave as they are: neither the stored means nor any
+        text of :func:`means_texts` has them. Encodes nothing."""
+        known = set(self.means.query) if self.means else set()
+        return sorted(x for x in set(langs) - known if means_texts(x, self.source, self.roots, 1) is None)
 
     def apply(self, vecs: np.ndarray, langs: list[str], side: str, normalize: bool = True) -> np.ndarray:
         """``vecs`` (rows in ``langs``) with their language's ``side`` mean removed as the mode says."""
@@ -295,18 +324,19 @@ class Centering:
         return out
 
     # -- the per-fingerprint cache: one small sealed file per language ------------------------------------------
-    def _cache_file(self, lang: str) -> Path | None:
+    def _cache_file(self, lang: str, where: str) -> Path | None:
         if self.cache is None or self.means is None:
             return None
         import hashlib
 
-        tag = hashlib.sha1(f"{self.source}|{self.n}|{getattr(self, '_path', '')}".encode()).hexdigest()[:10]
+        key = f"{self.source}|{self.n}|{getattr(self, '_path', '')}|{where}"  # ``where``: the text's file
+        tag = hashlib.sha1(key.encode()).hexdigest()[:10]
         return self.cache / self.means.fingerprint / tag / f"{check_language(lang, 'language means')}.npz"
 
-    def _from_cache(self, lang: str) -> bool:
+    def _from_cache(self, lang: str, where: str) -> bool:
         from ..infra.integrity import read_sealed
 
-        path = self._cache_file(lang)
+        path = self._cache_file(lang, where)
         if path is None or not path.is_file() or self.means is None:
             return False
         for body in read_sealed([path], "language-means cache").values():
@@ -315,10 +345,10 @@ class Centering:
             return True
         return False
 
-    def _to_cache(self, lang: str) -> None:
+    def _to_cache(self, lang: str, where: str) -> None:
         from ..infra.integrity import write_sealed
 
-        path = self._cache_file(lang)
+        path = self._cache_file(lang, where)
         if path is None or self.means is None:
             return
         buf = io.BytesIO()
@@ -340,7 +370,8 @@ def default_centering(model_ref: Any) -> str:
 
 
 def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc: Any, source: str = "default",
-                  data_dir: str | os.PathLike | None = None) -> Centering:  # fmt: skip
+                  data_dir: str | os.PathLike | None = None,
+                  means_data: str | os.PathLike | None = None) -> Centering:  # fmt: skip
     """The :class:`Centering` of ``enc``'s model: its folder's stored means when ``model_ref`` is a folder that has
     them (checked against the model's fingerprint and dimension), else means computed on demand and cached in the
     user cache (``<cache>/means/<fingerprint>/``)."""
@@ -349,5 +380,36 @@ def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc:
     means = None
     if spec.active and model_ref is not None and (Path(model_ref) / MEANS_FILE).is_file() and source == "default":
         means = LanguageMeans.load(model_ref, enc.fingerprint, enc._dim())
-    return Centering(spec, means, source, data_dir, cache_root() / "means")
+    return Centering(spec, means, source, data_dir, cache_root() / "means", means_data=means_data)
 
+
+def check_means(langs: Iterable[str], spec: str | CenteringSpec, model_ref: str | os.PathLike | None = None,
+                source: str = "default", data_dir: str | os.PathLike | None = None,
+                means_data: str | os.PathLike | None = None, allow_missing: bool = False) -> list[str]:  # fmt: skip
+    """Before any model loads: the languages of ``langs`` an active ``spec`` has no means for (none in the model
+    folder's record, no text under :func:`means_roots`). ConfigError naming them and the fixes, unless
+    ``allow_missing`` (then one warning line on stderr, and they are scored uncentred)."""
+    from ..infra.errors import warn
+
+    spec = CenteringSpec.parse(spec)
+    if not spec.active:
+        return []
+    stored: set[str] = set()
+    info = Path(model_ref) / MEANS_INFO if model_ref is not None and source == "default" else None
+    if info is not None and info.is_file():
+        try:
+            stored = set(json.loads(info.read_text(encoding="utf-8")).get("languages", []))
+        except (ValueError, AttributeError) as e:
+            raise ModelError(f"{info}: unreadable language-means record ({e})") from None
+    roots = means_roots(data_dir, means_data)
+    missing = sorted(x for x in set(langs) - stored if means_texts(x, source, roots, 1) is None)
+    if not missing:
+        return []
+    where = f"source {source}" if source not in ("default", "ntrex", "flores") else (
+        f"NTREX-128 / FLORES-200 under {', '.join(map(str, roots)) or 'no data root'}")  # fmt: skip
+    if allow_missing:
+        warn(f"centering {spec}: no language means for {', '.join(missing)} ({where}): scored uncentred")
+        return missing
+    raise ConfigError(f"centering {spec}: no language means for {', '.join(missing)} ({where}); give "
+                      "--means-data DIR (a folder holding ntrex-128/ or flores-sib200/) or --means-source DIR (of "
+                      "<lang>.txt files), or --allow-missing-means to score them uncentred, or --centering none")

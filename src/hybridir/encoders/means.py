@@ -25,11 +25,16 @@ def compute_means(model: Any, languages: Iterable[str], source: str = "default",
 def fill_query_means(means: LanguageMeans, enc: Encoder) -> LanguageMeans:
     """An index's means (:func:`~hybridir.encoders.centering.corpus_means`: passages only) with the model's mean
     query vector of each language that has text (computed once per model, then read from the user cache), for a
-    ``center`` search; languages without text keep a zero query mean (their queries stay as they are)."""
+    ``center`` search; languages without text keep a zero query mean (their queries stay as they are), named in one
+    warning line."""
+    from ..infra.errors import warn
     from .offline_e5 import cache_root
 
     model = Centering("center", cache=cache_root() / "means")
     model.ensure(means.languages, enc.plain, enc.fingerprint, means.dim, enc.path)
+    if model.missing:
+        warn(f"no query means for {', '.join(sorted(model.missing))} (no NTREX-128 / FLORES-200 text under "
+             f"{', '.join(map(str, model.roots)) or 'any data root'}): their queries are searched uncentred")
     for lang in means.languages:
         if model.means is not None and lang in model.means.query:
             means.query[lang] = model.means.query[lang]

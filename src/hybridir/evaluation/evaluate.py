@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..encoders.centering import CenteringSpec, centering_for, default_centering
+from ..encoders.centering import CenteringSpec, centering_for, check_means, default_centering
 from ..encoders.encoding import Encoder
 from ..infra.errors import ConfigError
 from ..infra.shards import Shard
@@ -79,8 +79,10 @@ def evaluate(model: str | Any = "e5-small", dataset: str = "xquad-r", config: Ev
     is faithful); results.json records the path used under ``config.encoder``.
     ``centering``: ``none``, ``shift[:lambda]`` or ``center[:lambda]`` (:mod:`hybridir.encoders.centering`;
     None: the mode a hybridir-trained model folder recommends, else ``DEFAULT``), with the model folder's own
-    language means when it has them, else means computed from ``means_source`` and cached per model; results.json
-    records mode, lambda, the means' source and the languages that had none (left uncentred) under ``centering``.
+    language means when it has them, else means computed from ``means_source`` (NTREX / FLORES text under
+    ``means_data``, else the data root chain) and cached per model. A language without means is a ConfigError
+    before the model loads, unless ``allow_missing_means`` (a warning; results.json lists it under
+    ``centering.missing``).
     ``shard``: this process's share of the encoding (:mod:`hybridir.infra.shards`; default: all of it); only the
     leader (rank 0, shard 1/N) writes ``out_dir`` and returns results, the others return their share's timing.
     """
@@ -92,8 +94,11 @@ def evaluate(model: str | Any = "e5-small", dataset: str = "xquad-r", config: Ev
     if model == "bm25" and spec.active:
         raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     ref = model if isinstance(model, str | Path) else None
-    req = Request(c.data_dir, c.languages, c.max_questions, ref, c.seen_languages, c.in_domain_topics)
+    req = Request(c.data_dir, c.languages, c.max_questions, ref, c.seen_languages, c.in_domain_topics, spec.active)
     bench, task = load(dataset, req)
+    if not (isinstance(model, str) and model == "bm25"):  # every language scored has means, or we stop here
+        check_means(bench.task_languages(task), spec, ref, c.means_source, c.data_dir, c.means_data,
+                    c.allow_missing_means)  # fmt: skip
     bm25_only = isinstance(model, str) and model == "bm25"
     if (bm25_only or c.fusion) and bench.protocol != "retrieval":
         raise ConfigError(f"BM25 and --fusion need a retrieval dataset (monoqa, beir:, miracl:), not {dataset!r}")
@@ -110,7 +115,7 @@ def evaluate(model: str | Any = "e5-small", dataset: str = "xquad-r", config: Ev
             name = _model_name(model)
         enc = Encoder(model, batch_size=c.batch_size, cache_dir=c.cache_dir, show_progress=c.show_progress,
                       backend=c.backend, precision=c.precision, shard=shard)  # fmt: skip
-        enc.centering = centering_for(ref, spec, enc, c.means_source, c.data_dir)
+        enc.centering = centering_for(ref, spec, enc, c.means_source, c.data_dir, c.means_data)
     bars = c.show_progress and shard.leader  # the other ranks show only their (labelled) encoding bar
     body, per_query = bench.score(enc, task, with_context=c.with_context, fusion=c.fusion, show_progress=bars)
     model_config = {"max_seq_length": model.max_seq_length, "similarity": model.similarity_fn_name,
@@ -131,6 +136,7 @@ def evaluate(model: str | Any = "e5-small", dataset: str = "xquad-r", config: Ev
             "seen_languages": c.seen_languages,
             "in_domain_topics": c.in_domain_topics,
             "centering": enc.centering.describe() if enc and enc.centering else {"mode": "none", "lambda": None},
+            **bench.describe_task(task),
             "torch_threads": torch.get_num_threads(),
             **model_config,
         },  # fmt: skip

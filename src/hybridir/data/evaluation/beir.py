@@ -65,19 +65,22 @@ def read_qrels(path: Path, *, min_grade: int = 1,
     return qrels
 
 
-def build_evalset(name: str, lang: str, corpus: Iterable[tuple[str, str]], queries: Iterable[tuple[str, str]],
+def build_evalset(name: str, lang: str | None, corpus: Iterable[tuple], queries: Iterable[tuple],
                   qrels: dict[str, dict[str, int]], *, where: str,
                   max_questions: int | None = None) -> EvalSet:  # fmt: skip
-    """EvalSet from (doc id, text) and (query id, text) pairs and trec qrels; unknown doc ids are an error."""
-    cand_ids, cand_texts, index = [], [], {}
-    for docid, text in corpus:
+    """EvalSet from (doc id, text[, lang]) and (query id, text[, lang]) tuples and trec qrels; unknown doc ids are
+    an error. A row's own language wins; ``lang`` labels the rows without one (None: they stay unlabeled, ``""``,
+    for the caller to fill: :func:`label_languages`)."""
+    cand_ids, cand_texts, cand_langs, index = [], [], [], {}
+    for docid, text, *own in corpus:
         if docid in index:
             raise DataError(f"{where}: corpus id {docid!r} appears twice")
         index[docid] = len(cand_ids)
         cand_ids.append(docid)
         cand_texts.append(text)
-    q_ids, q_texts, rels, grades = [], [], [], []
-    for qid, text in queries:
+        cand_langs.append((own[0] if own else None) or lang or "")
+    q_ids, q_texts, q_langs, rels, grades = [], [], [], [], []
+    for qid, text, *own in queries:
         if qid not in qrels or (max_questions is not None and len(q_ids) >= max_questions):
             continue
         if missing := [d for d in qrels[qid] if d not in index]:
@@ -85,12 +88,13 @@ def build_evalset(name: str, lang: str, corpus: Iterable[tuple[str, str]], queri
         docs = sorted(qrels[qid], key=index.__getitem__)
         q_ids.append(qid)
         q_texts.append(text)
+        q_langs.append((own[0] if own else None) or lang or "")
         rels.append(np.array([index[d] for d in docs], dtype=np.int64))
         grades.append(np.array([qrels[qid][d] for d in docs], dtype=np.int64))
     return EvalSet(
-        name=name, query_ids=q_ids, query_texts=q_texts, query_langs=[lang] * len(q_ids), query_groups=list(q_ids),
-        cand_ids=cand_ids, cand_texts=cand_texts, cand_langs=[lang] * len(cand_ids), qrels=rels, qrel_grades=grades,
-        source={lang: where},
+        name=name, query_ids=q_ids, query_texts=q_texts, query_langs=q_langs, query_groups=list(q_ids),
+        cand_ids=cand_ids, cand_texts=cand_texts, cand_langs=cand_langs, qrels=rels, qrel_grades=grades,
+        source={x: where for x in sorted(set(q_langs) | set(cand_langs))},
     )  # fmt: skip
 
 
@@ -100,9 +104,18 @@ def doc_text(row: dict) -> str:
     return f"{title} {row['text']}" if title else row["text"]
 
 
-def load_beir(directory: str | Path, split: str = "test", *, lang: str = "xx",
+def _lang(row: dict, path: Path, lineno: int) -> str | None:
+    from ..languages import check_language
+
+    if row.get("lang") is None:
+        return None
+    return check_language(str(row["lang"]), f"{path}:{lineno}: field 'lang'")
+
+
+def load_beir(directory: str | Path, split: str = "test", *, lang: str | None = None,
               max_questions: int | None = None) -> EvalSet:  # fmt: skip
-    """A BEIR-layout folder; ``lang`` only labels the results."""
+    """A BEIR-layout folder. A corpus or query row's ``lang`` field is its language; ``lang`` labels the rows
+    without one (None: they stay ``""``, for :func:`label_languages`)."""
     directory = Path(directory)
     paths = {"corpus": directory / "corpus.jsonl", "queries": directory / "queries.jsonl",
              "qrels": directory / "qrels" / f"{split}.tsv"}  # fmt: skip
@@ -111,7 +124,12 @@ def load_beir(directory: str | Path, split: str = "test", *, lang: str = "xx",
             paths[key] = path.with_suffix(".jsonl.gz")
         elif not path.is_file():
             raise DataError(f"{directory}: missing {path.relative_to(directory)} (BEIR layout)")
-    corpus = ((str(r["_id"]), doc_text(r)) for r in records(paths["corpus"], ("_id", "text")))
-    queries = ((str(r["_id"]), r["text"]) for r in records(paths["queries"], ("_id", "text")))
-    return build_evalset(directory.name, lang, corpus, queries, read_qrels(paths["qrels"]), where=str(directory),
-                         max_questions=max_questions)  # fmt: skip
+
+    def rows(key: str) -> Iterator[tuple[str, str, str | None]]:
+        for lineno, r in _jsonl(paths[key]):
+            if missing := [f for f in ("_id", "text") if f not in r]:
+                raise DataError(f"{paths[key]}:{lineno}: missing field {missing[0]!r}")
+            yield str(r["_id"]), doc_text(r) if key == "corpus" else r["text"], _lang(r, paths[key], lineno)
+
+    return build_evalset(directory.name, lang, rows("corpus"), rows("queries"), read_qrels(paths["qrels"]),
+                         where=str(directory), max_questions=max_questions)  # fmt: skip

@@ -36,6 +36,7 @@ class EvalSet:
     cand_contexts: list[str] | None = None  # the paragraph of each candidate sentence (LAReQA)
     qrel_grades: list[np.ndarray] | None = None  # graded relevance parallel to ``qrels`` (BEIR); 1 when None
     source: dict[str, str] = field(default_factory=dict)  # language or set -> file it came from
+    languages_from: str = "the data set"  # where the language labels came from (a BEIR set may detect them)
 
     def __post_init__(self) -> None:
         nq, nc = len(self.query_ids), len(self.cand_ids)

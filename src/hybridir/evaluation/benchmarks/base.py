@@ -31,6 +31,7 @@ class Request:
     model: str | os.PathLike | None = None
     seen_languages: list[str] | None = None
     in_domain_topics: list[str] | None = None
+    languages_needed: bool = True  # a centering will use every text's language (a BEIR set detects unlabeled ones)
 
 
 class Benchmark:
@@ -59,6 +60,16 @@ class Benchmark:
     def load(self, spec: Any, req: Request) -> Any:
         """The task ``score`` runs on; DataError / ConfigError before any model is loaded."""
         raise NotImplementedError
+
+    def task_languages(self, task: Any) -> set[str]:
+        """The language labels ``score`` passes with the texts of ``task``: the languages a centering needs means
+        for (checked before the model loads). Default: every language of the task's EvalSets."""
+        return {lang for es in task for lang in es.languages}
+
+    def describe_task(self, task: Any) -> dict[str, Any]:
+        """What results.json's ``config`` records of the loaded task beyond the request (BEIR: where its language
+        labels came from)."""
+        return {}
 
     def arm_languages(self, spec: Any) -> tuple[str, ...] | None:
         """The languages a per-language arm can be scored on (None: not a per-language benchmark)."""

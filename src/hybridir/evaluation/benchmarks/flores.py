@@ -99,6 +99,9 @@ class Flores(Benchmark):
         return load_flores_task(req.model, req.languages, req.data_dir, req.seen_languages, req.in_domain_topics,
                                 req.max_questions)  # fmt: skip
 
+    def task_languages(self, task: FloresTask) -> set[str]:
+        return {*task.languages, *task.pool, PIVOT}
+
     def score(self, enc: Any, task: FloresTask, *, with_context: bool, fusion: str | None,
               show_progress: bool) -> tuple[dict, dict[str, np.ndarray]]:  # fmt: skip
         return evaluate_flores(enc, task, show_progress=show_progress)
