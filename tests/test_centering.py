@@ -16,9 +16,9 @@ from hybridir.encoders.centering import (
     Centering,
     CenteringSpec,
     LanguageMeans,
-    means_texts,
 )
 from hybridir.encoders.means import compute_means
+from hybridir.encoders.means_text import means_texts
 from hybridir.evaluation.evaluate import evaluate
 from hybridir.infra.errors import ConfigError, ModelError
 from hybridir.study.centering_choice import CANDIDATES, decide

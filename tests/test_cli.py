@@ -13,8 +13,8 @@ from hybridir.cli import main
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ("models", "evaluate", "train", "merge", "means", "choose-centering", "study", "index", "search",
-                    "serve"):
+    for command in ("models", "evaluate", "train", "merge", "means", "debias", "choose-centering",
+                    "choose-projection", "study", "index", "search", "serve"):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0

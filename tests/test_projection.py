@@ -117,3 +117,62 @@ def test_bad_projections_are_one_line_and_write_nothing(tiny_model_dir, data_roo
         from hybridir.encoders.projection import with_projection
 
         with_projection(load_encoder(str(out)), Projection.load(out))
+
+
+def _figures(mono: float, cross: float, multi: float) -> dict[str, float]:
+    return {"mono_map": mono, "cross_map": cross, "multi_map": multi, "rank_distance": 0.0}
+
+
+def test_the_dev_rule_takes_the_best_allowed_candidate_and_ties_go_to_the_smallest_change():
+    from hybridir.study.projection_choice import CANDIDATES, decide, parse
+
+    assert parse("r16cs0.5") == (16, True, 0.5) and parse("r8") == (8, False, 1.0) and parse("none") is None
+    base = {c: _figures(0.80, 0.60, 0.30) for c in CANDIDATES}
+    rows = {"a": dict(base), "b": dict(base)}
+    rows["a"]["r64"] = _figures(0.75, 0.70, 0.60)  # the best score, but mono drops 0.05: not allowed
+    rows["a"]["r32"] = rows["b"]["r32"] = _figures(0.80, 0.66, 0.50)
+    rows["a"]["r16c"] = rows["b"]["r16c"] = _figures(0.80, 0.66, 0.497)  # within 0.002 of r32: tied, smaller rank
+    result = decide(rows)
+    assert not result["meets_mono_constraint"]["r64"] and result["choice"] == "r16c"
+    assert result["chosen"] == {"rank": 16, "recentre": True, "strength": 1.0}
+    flat = decide({"a": dict(base)})
+    assert flat["choice"] == "none"  # nothing better: no projection
+
+
+@pytest.mark.parametrize("text, mode, weight, project", [("proj", "none", 1.0, True),
+                                                         ("proj+center:0.75", "center", 0.75, True),
+                                                         ("center:0.75", "center", 0.75, False)])  # fmt: skip
+def test_the_projection_is_a_scoring_mode_before_any_centering(text, mode, weight, project):
+    from hybridir.encoders.centering import CenteringSpec
+
+    spec = CenteringSpec.parse(text)
+    assert (spec.mode, spec.weight, spec.project, str(spec)) == (mode, weight, project, text)
+    assert spec.active and spec.centres == (mode != "none")
+    with pytest.raises(ConfigError, match="unknown mode"):
+        CenteringSpec.parse("proj+centre")
+
+
+def test_proj_scoring_equals_the_debiased_model_and_needs_no_labels(tiny_model_dir, data_root, tmp_path, monkeypatch):
+    """Scoring ``proj`` on cached vectors gives the debiased model's figures (one implementation of the map), with
+    the subspace from every NTREX language; an index refuses it (the projection belongs inside the model)."""
+    import hybridir.encoders.projection as projection
+    from hybridir.evaluation.evaluate import evaluate
+
+    monkeypatch.setattr(projection, "DEFAULT_RANK", 4)  # the tiny model has 32 dimensions
+    kw = dict(data_dir=data_root, languages=["en", "de", "zh"], max_questions=20, plots=False, show_progress=False,
+              backend="torch", precision="fp32")  # fmt: skip
+    scored = evaluate(str(tiny_model_dir), "xquad-r", centering="proj", **kw)
+    rec = scored["config"]["centering"]["projection"]
+    assert rec["rank"] == 4 and rec["means_languages"] > 100 and "means" not in scored["config"]["centering"]
+    out = tmp_path / "neutral"
+    assert main(["debias", "--model", str(tiny_model_dir), "--out", str(out), "--rank", "4", "--data-dir",
+                 str(data_root), "--quiet"]) == 0  # fmt: skip
+    inside = evaluate(str(out), "xquad-r", centering="none", **kw)
+    for key in ("mono_map", "cross_map", "multi_map"):
+        assert abs(inside["summary"][key] - scored["summary"][key]) < 1e-3, key
+    from hybridir.retrieval.index import build_index
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "1", "text": "a river", "lang": "en"}\n')
+    with pytest.raises(ConfigError, match="hybridir debias"):
+        build_index(str(tiny_model_dir), corpus, tmp_path / "i", centering="proj")

@@ -86,8 +86,8 @@ def _merge(args: argparse.Namespace) -> None:
 
 def _means(args: argparse.Namespace) -> None:
     from .data.languages import check_language
-    from .encoders.centering import means_roots, means_texts
     from .encoders.means import compute_means
+    from .encoders.means_text import means_roots, means_texts
 
     out = args.out or (args.model if args.model.is_dir() else None)
     if out is None:
@@ -112,7 +112,8 @@ def _means(args: argparse.Namespace) -> None:
 
 def _debias(args: argparse.Namespace) -> None:
     from .data.languages import check_language
-    from .encoders.projection import DEFAULT_RANK, DEFAULT_RECENTRE, check_rank, debias
+    from .encoders.debias import debias
+    from .encoders.projection import DEFAULT_RANK, DEFAULT_RECENTRE, DEFAULT_STRENGTH, check_rank
 
     rank = check_rank(DEFAULT_RANK if args.rank is None else args.rank)  # before the model loads
     recentre = DEFAULT_RECENTRE if args.recentre is None else args.recentre
@@ -120,17 +121,24 @@ def _debias(args: argparse.Namespace) -> None:
         raise ConfigError(f"--out {args.out} is an existing file; give a folder for the model")
     for lang in args.languages or []:
         check_language(lang, "--languages")
-    proj = debias(args.model, args.out, rank, recentre, args.languages, args.data_dir, args.projection,
+    strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+    if not 0 < strength <= 1:
+        raise ConfigError(f"--strength {strength:g}: must be in (0, 1] (1: the orthogonal projection)")
+    proj = debias(args.model, args.out, rank, recentre, strength, args.languages, args.data_dir, args.projection,
                   show_progress=not args.quiet)  # fmt: skip
     print(f"language subspace of rank {proj.rank} ({'recentred' if proj.recentre else 'not recentred'}, means of "
           f"{len(proj.languages)} languages) projected out -> {args.out} (loads in plain sentence-transformers)")
 
 
-def _choose_centering(args: argparse.Namespace) -> None:
-    from .infra.files import atomic_write_json, atomic_write_text
-    from .study.centering_choice import choose_centering, render
+def _choose(args: argparse.Namespace) -> None:
+    """choose-centering / choose-projection: a dev-data rule of docs/studies.md, run and written."""
+    import importlib
 
-    result = choose_centering([str(m) for m in args.model], args.data_dir, show_progress=not args.quiet)
+    from .infra.files import atomic_write_json, atomic_write_text
+
+    rule = importlib.import_module(f".study.{args.choice}_choice", __package__)
+    choose, render = getattr(rule, f"choose_{args.choice}"), rule.render
+    result = choose([str(m) for m in args.model], args.data_dir, show_progress=not args.quiet)
     if args.out:
         atomic_write_json(args.out.with_suffix(".json"), result)
         atomic_write_text(args.out.with_suffix(".md"), render(result))
@@ -360,6 +368,8 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
                    "reports/projection_choice.md)")  # fmt: skip
     d.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
                    help="remove the means' average before the SVD (default: the dev choice)")
+    d.add_argument("--strength", type=float, default=None,
+                   help="share of the subspace component removed, in (0, 1] (default: the dev choice)")
     d.add_argument("--languages", type=codes, default=None, help="NTREX-128 codes the means come from (default: all)")
     d.add_argument("--projection", type=Path, default=None,
                    help="reuse a saved language_projection.npz of this model instead of computing one")
@@ -377,12 +387,17 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     n.add_argument("--quiet", action="store_true", help="no progress bars")
     n.set_defaults(func=_means)
 
-    c = sub.add_parser("choose-centering", help="choose the centering mode and lambda on dev data (docs/studies.md)")
-    c.add_argument("--model", action="append", required=True, help="a model to score (repeat for several)")
-    c.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
-    c.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md (e.g. reports/centering_choice)")
-    c.add_argument("--quiet", action="store_true", help="no progress bars")
-    c.set_defaults(func=_choose_centering)
+    rules = (("centering", "the centering mode and lambda"),
+             ("projection", "the language-neutral projection's rank, recentring and strength"))
+    for choice, what in rules:
+        c = sub.add_parser(f"choose-{choice}", help=f"choose {what} on dev data (docs/studies.md)")
+        c.add_argument("--model", action="append", required=True, help="a model to score (repeat for several)")
+        c.add_argument("--data-dir", type=Path, default=None,
+                       help="data root (default $HYBRIDIR_DATA or ../shared/data)")
+        c.add_argument("--out", type=Path, default=None,
+                       help=f"write OUT.json and OUT.md (e.g. reports/{choice}_choice)")
+        c.add_argument("--quiet", action="store_true", help="no progress bars")
+        c.set_defaults(func=_choose, choice=choice)
 
     s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
     s.add_argument("config", type=Path, help="studies/NAME.yaml")

@@ -11,7 +11,7 @@ vector after encoding (Libovický et al. 2020; Yang et al. 2021 on LAReQA) weake
 - ``center``: queries minus their language's mean query vector, passages minus their language's mean passage
   vector (each side its own means), both renormalised when the model scores by cosine.
 
-Means come from unlabeled text that no benchmark evaluates on (:func:`means_texts`: NTREX-128, else FLORES-200 train,
+Means come from unlabeled text that no benchmark evaluates on (:mod:`.means_text`: NTREX-128, else FLORES-200 train,
 else a folder of ``<lang>.txt`` files), encoded by the same :class:`~hybridir.encoders.encoding.Encoder` path as the
 vectors they correct. They are cached per model fingerprint and inference path (a few KB per language), and a
 trained model carries its own in ``language_means.npz`` + ``language_means.json`` beside its weights. Centering
@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from ..data.languages import NTREX_CODES, check_language
-from ..infra.errors import ConfigError, DataError, ModelError
+from ..data.languages import check_language
+from ..infra.errors import ConfigError, ModelError
+from .means_text import PER_LANGUAGE, means_roots, means_texts
+from .projection import SUBSPACE_PER_LANGUAGE, Projection
 
 MODES = ("none", "shift", "center")
 #: the chosen default (docs/studies.md, "Choosing the centering on dev data"; reports/centering_choice.md)
 DEFAULT = "center:0.75"  # chosen on dev data by the rule of docs/studies.md (reports/centering_choice.md)
-#: sentences per language a mean is taken over (fixed before any run, for cost: 2 x 200 encodings a language)
-PER_LANGUAGE = 200
 MEANS_FILE, MEANS_INFO = "language_means.npz", "language_means.json"
 #: the prompts whose vectors each side's means are taken from
 SIDES = ("query", "passage")
@@ -51,19 +51,26 @@ SIDES = ("query", "passage")
 
 @dataclass(frozen=True)
 class CenteringSpec:
-    """A mode and its weight (lambda), written ``none``, ``shift``, ``shift:0.5``, ``center`` or ``center:0.5``."""
+    """A mode and its weight (lambda), written ``none``, ``shift``, ``shift:0.5``, ``center`` or ``center:0.5``;
+    ``proj`` before it (``proj``, ``proj+center:0.75``): the language-neutral projection first
+    (:mod:`.projection`, the dev-chosen rank; needs no language labels), the mode then on projected vectors."""
 
     mode: str = "none"
     weight: float = 1.0
+    project: bool = False
 
     @classmethod
     def parse(cls, text: str | CenteringSpec | None) -> CenteringSpec:
         """ConfigError for an unknown mode or a weight outside [0, 2]."""
         if isinstance(text, CenteringSpec):
             return text
-        mode, _, w = (text or "none").strip().partition(":")
+        body = (text or "none").strip()
+        project = body == "proj" or body.startswith("proj+")
+        body = body[len("proj+") :] if body.startswith("proj+") else "none" if body == "proj" else body
+        mode, _, w = body.partition(":")
         if mode not in MODES:
-            raise ConfigError(f"centering {text!r}: unknown mode {mode!r}; use none, shift[:lambda] or center[:lambda]")
+            raise ConfigError(f"centering {text!r}: unknown mode {mode!r}; use none, shift[:lambda] or "
+                              "center[:lambda], optionally after proj+ (proj, proj+center:0.75)")  # fmt: skip
         try:
             weight = float(w) if w else 1.0
         except ValueError:
@@ -72,14 +79,21 @@ class CenteringSpec:
             raise ConfigError(f"centering {text!r}: lambda must be in [0, 2], got {weight:g}")
         if mode == "none" and w:
             raise ConfigError(f"centering {text!r}: 'none' takes no lambda")
-        return cls(mode, weight if mode != "none" else 1.0)
+        return cls(mode, weight if mode != "none" else 1.0, project)
+
+    @property
+    def centres(self) -> bool:
+        """A mode that removes per-language means (and so needs each text's language)."""
+        return self.mode != "none" and self.weight > 0
 
     @property
     def active(self) -> bool:
-        return self.mode != "none" and self.weight > 0
+        """Anything to do to the vectors: a centring mode or the projection."""
+        return self.centres or self.project
 
     def __str__(self) -> str:
-        return self.mode if self.mode == "none" or self.weight == 1.0 else f"{self.mode}:{self.weight:g}"
+        base = self.mode if self.mode == "none" or self.weight == 1.0 else f"{self.mode}:{self.weight:g}"
+        return ("proj" if base == "none" else f"proj+{base}") if self.project else base
 
 
 @dataclass
@@ -155,77 +169,6 @@ class LanguageMeans:
         return out
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Where a language's texts come from
-
-
-def means_roots(data_dir: str | os.PathLike | None = None,
-                means_data: str | os.PathLike | None = None) -> list[Path]:  # fmt: skip
-    """The data roots searched for NTREX-128 / FLORES-200 means text, in order: ``means_data`` alone when given
-    (ConfigError when it holds neither folder), else the chain :func:`~hybridir.data.data_roots` (the evaluation's
-    ``data_dir``, ``$HYBRIDIR_DATA``, the shared folder), so an evaluation folder without NTREX still finds it."""
-    from ..data import data_roots
-
-    if means_data is None:
-        return data_roots(data_dir)
-    root = Path(means_data).expanduser()
-    if not any((root / sub).is_dir() for sub in ("ntrex-128", "flores-sib200")):
-        raise ConfigError(f"--means-data {root}: holds neither ntrex-128/ nor flores-sib200/ (a data root as in "
-                          "../shared/data; for a folder of <lang>.txt files use --means-source)")  # fmt: skip
-    return [root]
-
-
-def means_texts(lang: str, source: str = "default", roots: list[Path] | None = None,
-                n: int = PER_LANGUAGE) -> tuple[list[str], str] | None:  # fmt: skip
-    """Up to ``n`` unlabeled sentences in ``lang`` and the file they came from, or None when the source has none.
-
-    ``source``: ``default`` (NTREX-128, else FLORES-200 train + dev: all disjoint from every evaluation set),
-    ``ntrex``, ``flores``, or a folder holding ``<lang>.txt`` (one text per line). ``roots``: the data roots
-    tried in order (default :func:`means_roots`); the first root with text for ``lang`` gives it."""
-    if source not in ("default", "ntrex", "flores"):
-        path = Path(source) / f"{lang}.txt"
-        if not path.is_file():
-            return None
-        lines = [x.strip() for x in path.read_text(encoding="utf-8", errors="strict").splitlines() if x.strip()]
-        return (lines[:n], str(path)) if lines else None
-    for root in means_roots() if roots is None else roots:
-        if source in ("default", "ntrex") and (found := _ntrex_texts(lang, root, n)):
-            return found
-        if source in ("default", "flores") and (found := _flores_texts(lang, root, n)):
-            return found
-    return None
-
-
-def _ntrex_texts(lang: str, root: Path, n: int) -> tuple[list[str], str] | None:
-    from ..data.training.parallel import ntrex_files, read_lines
-
-    try:
-        files = ntrex_files(root)
-    except DataError:
-        return None
-    code = NTREX_CODES.get(lang, lang)
-    if code not in files and "_" in lang:  # a FLORES code: NTREX's file of the same ISO 639-3 code, if just one
-        iso3 = lang.split("_")[0]
-        same = [c for c in files if c.split("-")[0] == iso3]
-        code = same[0] if len(same) == 1 else code
-    if code not in files:
-        return None
-    return read_lines(files[code])[:n], str(files[code])
-
-
-def _flores_texts(lang: str, root: Path, n: int) -> tuple[list[str], str] | None:
-    from ..data.flores import flores_code, flores_dir, load_flores
-
-    try:
-        code = flores_code(lang, root)
-    except DataError:
-        return None
-    texts: list[str] = []
-    for split in ("train", "dev"):  # never test: the FLORES benchmark evaluates on it
-        texts += load_flores([code], split, root).texts[code]
-    return texts[:n], str(flores_dir(root) / code / "{train,dev}.tsv")
-
-
 def corpus_means(vectors: np.ndarray, langs: list[str], fingerprint: str) -> LanguageMeans:
     """An index's means: each language's mean passage vector over the corpus itself (what an index knows of its
     collection; no encoding). Query means stay zero until a ``center`` search fills them (:mod:`.means`)."""
@@ -264,9 +207,10 @@ class Centering:
         self.spec = CenteringSpec.parse(spec)
         self.means = means
         self.source, self.cache, self.n = source, cache, n
-        self.roots = means_roots(data_dir, means_data)
+        self.data_dir, self.roots = data_dir, means_roots(data_dir, means_data)
         self.missing: set[str] = set()
         self.computed: set[str] = set()
+        self.projection: Projection | None = None
 
     @property
     def active(self) -> bool:
@@ -277,8 +221,16 @@ class Centering:
         from the cache (keyed by the file the text came from) or encoded. ``path``: the inference path ``encode``
         runs (part of the cache key)."""
         self._path = path
+        if self.spec.project and self.projection is None:
+            self.projection = self._subspace(encode, fingerprint, dim, path)
+        if self.projection is not None:  # the mode's means are those of projected vectors
+            plain, proj = encode, self.projection
+            encode = lambda texts, side: proj.apply(plain(texts, side))  # noqa: E731
+            self._path = f"{path}|proj:{proj.rank}:{proj.recentre}:{proj.strength:g}"
         if self.means is None:
             self.means = LanguageMeans(fingerprint, dim, self.source)
+        if not self.spec.centres:
+            return
         for lang in sorted(set(langs) - set(self.means.query) - self.missing):
             found = means_texts(lang, self.source, self.roots, self.n)
             if found is None:
@@ -298,9 +250,21 @@ class Centering:
         known = set(self.means.query) if self.means else set()
         return sorted(x for x in set(langs) - known if means_texts(x, self.source, self.roots, 1) is None)
 
+    def _subspace(self, encode: Encode, fingerprint: str, dim: int, path: str) -> Projection:
+        from .projection import DEFAULT_RANK, DEFAULT_RECENTRE, DEFAULT_STRENGTH, subspace
+
+        means = ntrex_means(encode, fingerprint, dim, path, data_dir=self.data_dir)
+        return Projection(subspace(means, DEFAULT_RANK, DEFAULT_RECENTRE), fingerprint, DEFAULT_RECENTRE,
+                          tuple(means.languages), strength=DEFAULT_STRENGTH)  # fmt: skip
+
     def apply(self, vecs: np.ndarray, langs: list[str], side: str, normalize: bool = True) -> np.ndarray:
-        """``vecs`` (rows in ``langs``) with their language's ``side`` mean removed as the mode says."""
-        if not self.active or (self.spec.mode == "shift" and side != "passage"):
+        """``vecs`` (rows in ``langs``) projected (``proj``), then with their language's ``side`` mean removed as the
+        mode says."""
+        if self.spec.project:
+            if self.projection is None:
+                raise ValueError("the projection is made by ensure() first")
+            vecs = self.projection.apply(vecs, normalize)
+        if not self.spec.centres or (self.spec.mode == "shift" and side != "passage"):
             return vecs
         if len(langs) != len(vecs):
             raise ValueError(f"{len(vecs)} vectors but {len(langs)} language labels")
@@ -315,8 +279,11 @@ class Centering:
 
     def describe(self) -> dict[str, Any]:
         """What results.json records: mode, lambda, where the means came from, which languages had none."""
-        out: dict[str, Any] = {"mode": self.spec.mode, "lambda": self.spec.weight if self.active else None}
-        if self.active and self.means is not None:
+        out: dict[str, Any] = {"mode": self.spec.mode, "lambda": self.spec.weight if self.spec.centres else None}
+        if self.projection is not None:
+            out["projection"] = {k: v for k, v in self.projection.info().items() if k != "languages"} | {
+                "means_languages": len(self.projection.languages)}
+        if self.spec.centres and self.means is not None:
             out |= {"means_source": self.means.source, "means_fingerprint": self.means.fingerprint,
                     "means": {x: {"n": self.means.counts[x], "from": self.means.sources[x]}
                               for x in self.means.languages},
@@ -357,6 +324,16 @@ class Centering:
         write_sealed(path, buf.getvalue())
 
 
+def without_projection(spec: CenteringSpec, where: str) -> CenteringSpec:
+    """``spec``, or a ConfigError when it asks for the projection where vectors are stored (an index): there the
+    projection belongs inside the model."""
+    if spec.project:
+        raise ConfigError(f"{where}: centering {spec} projects vectors at scoring time; an index keeps the model's "
+                          "own vectors: make the model neutral with hybridir debias --model M --out DIR and index "
+                          "with that model (centering may still run on top)")  # fmt: skip
+    return spec
+
+
 def default_centering(model_ref: Any) -> str:
     """The mode a model is scored with when none is asked: what its folder's means record as recommended (the
     dev-chosen default when it was trained), else :data:`DEFAULT`."""
@@ -378,7 +355,8 @@ def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc:
     from .offline_e5 import cache_root
 
     means = None
-    if spec.active and model_ref is not None and (Path(model_ref) / MEANS_FILE).is_file() and source == "default":
+    stored = model_ref is not None and (Path(model_ref) / MEANS_FILE).is_file() and source == "default"
+    if spec.centres and not spec.project and stored:  # a folder's means are of its plain vectors
         means = LanguageMeans.load(model_ref, enc.fingerprint, enc._dim())
     return Centering(spec, means, source, data_dir, cache_root() / "means", means_data=means_data)
 
@@ -392,10 +370,10 @@ def check_means(langs: Iterable[str], spec: str | CenteringSpec, model_ref: str 
     from ..infra.errors import warn
 
     spec = CenteringSpec.parse(spec)
-    if not spec.active:
+    if not spec.centres:
         return []
     stored: set[str] = set()
-    info = Path(model_ref) / MEANS_INFO if model_ref is not None and source == "default" else None
+    info = Path(model_ref) / MEANS_INFO if model_ref is not None and source == "default" and not spec.project else None
     if info is not None and info.is_file():
         try:
             stored = set(json.loads(info.read_text(encoding="utf-8")).get("languages", []))
@@ -413,3 +391,20 @@ def check_means(langs: Iterable[str], spec: str | CenteringSpec, model_ref: str 
     raise ConfigError(f"centering {spec}: no language means for {', '.join(missing)} ({where}); give "
                       "--means-data DIR (a folder holding ntrex-128/ or flores-sib200/) or --means-source DIR (of "
                       "<lang>.txt files), or --allow-missing-means to score them uncentred, or --centering none")
+
+
+def ntrex_means(encode: Encode, fingerprint: str, dim: int, path: str = "", languages: list[str] | None = None,
+                data_dir: str | os.PathLike | None = None,
+                n: int = SUBSPACE_PER_LANGUAGE) -> LanguageMeans:  # fmt: skip
+    """A model's means over ``n`` NTREX-128 sentences of each of ``languages`` (default: every NTREX-128 file):
+    what the language subspace of :mod:`.projection` is computed from. ``encode``: the model's plain vectors."""
+    from .means_text import ntrex_languages
+    from .offline_e5 import cache_root
+
+    languages = ntrex_languages(means_roots(data_dir)) if languages is None else languages
+    centering = Centering("center", source="ntrex", data_dir=data_dir, n=n, cache=cache_root() / "means")
+    centering.ensure(languages, encode, fingerprint, dim, path)
+    if centering.missing:
+        raise ConfigError(f"no NTREX-128 text for {', '.join(sorted(centering.missing))}: name NTREX languages only")
+    assert centering.means is not None
+    return centering.means

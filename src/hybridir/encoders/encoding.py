@@ -322,8 +322,9 @@ class Encoder:
         vecs = self.plain(texts, prompt_name)
         if self.centering is None or not self.centering.active or self.shard.partial:
             return vecs  # a partial shard's vectors are incomplete: no language means are made of them
-        if langs is None:
+        if langs is None and self.centering.spec.centres:
             raise ValueError("centering needs the language of every text (langs=...)")
+        langs = langs if langs is not None else [""] * len(texts)  # the projection alone needs no labels
         # a few hundred texts a language, encoded whole by every rank: never waiting on another rank's share
         whole = functools.partial(self.plain, shard=Shard())
         self.centering.ensure(langs, whole, self.fingerprint, vecs.shape[1], self.path)

@@ -13,9 +13,13 @@ activation, no bias) followed by ``Normalize`` in the model's ``modules.json``, 
 ``SentenceTransformer(path)`` -- and every vector database, mteb run or LangChain pipeline behind it -- gets the
 neutral vectors. ``language_projection.npz`` + ``.json`` beside the weights record the basis and what made it.
 
+The subspace of a model is computed from its NTREX means by :mod:`.centering` (the ``proj`` scoring mode, on
+cached vectors) and by :mod:`.debias` (``hybridir debias``, which writes the model). This module holds the map itself
+and the sentence-transformers modules it becomes; it encodes nothing.
+
 Example::
 
-    from hybridir.encoders.projection import debias
+    from hybridir.encoders.debias import debias
     debias("e5-small", Path("runs/e5-neutral"))                 # hybridir debias --model e5-small --out ...
     SentenceTransformer("runs/e5-neutral").encode(["..."])      # neutral vectors, no hybridir import needed
 """
@@ -35,20 +39,22 @@ from ..infra.errors import ConfigError, ModelError
 
 PROJECTION_FILE, PROJECTION_INFO = "language_projection.npz", "language_projection.json"
 #: sentences a language the subspace's means are taken over (fixed before any run, for cost)
-PER_LANGUAGE = 100
-#: the default rank and recentring: the choice made on dev data (reports/projection_choice.md)
-DEFAULT_RANK, DEFAULT_RECENTRE = 32, False
+SUBSPACE_PER_LANGUAGE = 100
+#: the default rank, recentring and strength: the choice made on dev data (reports/projection_choice.md)
+DEFAULT_RANK, DEFAULT_RECENTRE, DEFAULT_STRENGTH = 32, False, 1.0
 
 
 @dataclass(frozen=True)
 class Projection:
-    """An orthonormal basis (``dim`` x ``rank``) of the language subspace of one model (``fingerprint``)."""
+    """An orthonormal basis (``dim`` x ``rank``) of the language subspace of one model (``fingerprint``);
+    ``strength`` s: the map is ``I - s V V^T`` (1: the orthogonal projection)."""
 
     basis: np.ndarray
     fingerprint: str
     recentre: bool
     languages: tuple[str, ...]
     source: str = "ntrex"
+    strength: float = 1.0
 
     @property
     def dim(self) -> int:
@@ -61,18 +67,19 @@ class Projection:
     def apply(self, vecs: np.ndarray, normalize: bool = True) -> np.ndarray:
         """``vecs`` with the subspace removed (and renormalised): what the saved Dense + Normalize modules do."""
         v = np.asarray(vecs, dtype=np.float32)
-        out = v - (v @ self.basis) @ self.basis.T
+        out = v - self.strength * (v @ self.basis) @ self.basis.T
         if normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)
 
     def matrix(self) -> np.ndarray:
-        """``I - V V^T`` (``dim`` x ``dim``, symmetric): the Dense layer's weight."""
-        return (np.eye(self.dim) - self.basis.astype(np.float64) @ self.basis.T.astype(np.float64)).astype(np.float32)
+        """``I - s V V^T`` (``dim`` x ``dim``, symmetric): the Dense layer's weight."""
+        v = self.basis.astype(np.float64)
+        return (np.eye(self.dim) - self.strength * v @ v.T).astype(np.float32)
 
     def info(self) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint, "dim": self.dim, "rank": self.rank, "recentre": self.recentre,
-                "languages": list(self.languages), "source": self.source}  # fmt: skip
+                "strength": self.strength, "languages": list(self.languages), "source": self.source}  # fmt: skip
 
     def save(self, folder: str | os.PathLike) -> None:
         from ..infra.files import atomic_write_bytes, atomic_write_json
@@ -110,8 +117,11 @@ class Projection:
                              f"this model is {fingerprint}); make one for it with hybridir debias")  # fmt: skip
         if dim is not None and info["dim"] != dim:
             raise ModelError(f"{npz}: language projection of dimension {info['dim']}, the model has {dim}")
+        strength = info.get("strength", 1.0)
+        if not isinstance(strength, int | float) or not 0 < strength <= 1:
+            raise ModelError(f"{meta}: strength {strength!r} outside (0, 1]")
         return cls(basis, str(info["fingerprint"]), bool(info["recentre"]), tuple(info.get("languages", ())),
-                   str(info.get("source", "ntrex")))  # fmt: skip
+                   str(info.get("source", "ntrex")), float(strength))  # fmt: skip
 
 
 def check_rank(rank: int, dim: int | None = None, n_means: int | None = None) -> int:
@@ -135,25 +145,6 @@ def subspace(means: Any, rank: int, recentre: bool = False) -> np.ndarray:
     check_rank(rank, stacked.shape[1], np.linalg.matrix_rank(stacked))
     _, _, vt = np.linalg.svd(stacked, full_matrices=False)
     return vt[:rank].T.astype(np.float32)
-
-
-def projection_of(enc: Any, rank: int, recentre: bool, languages: list[str] | None = None,
-                  data_dir: str | os.PathLike | None = None, n: int = PER_LANGUAGE) -> Projection:  # fmt: skip
-    """The projection of ``enc``'s model (an :class:`~.encoding.Encoder`, whose plain path encodes the means) from
-    ``n`` NTREX-128 sentences of each of ``languages`` (default: every NTREX-128 language)."""
-    from .centering import Centering
-
-    if languages is None:
-        from ..data.training.parallel import ntrex_files
-
-        languages = sorted(ntrex_files(data_dir))
-    centering = Centering("center", source="ntrex", data_dir=data_dir, n=n)
-    centering.ensure(languages, enc.plain, enc.fingerprint, enc._dim() or 0, enc.path)
-    if centering.missing:
-        raise ConfigError(f"no NTREX-128 text for {', '.join(sorted(centering.missing))}: name NTREX languages only")
-    assert centering.means is not None
-    basis = subspace(centering.means, rank, recentre)
-    return Projection(basis, enc.fingerprint, recentre, tuple(centering.means.languages))
 
 
 def _modules() -> tuple[type, type]:
@@ -183,32 +174,7 @@ def with_projection(model: Any, projection: Projection) -> Any:
     return model
 
 
-def debias(model_ref: str | os.PathLike, out: Path, rank: int = DEFAULT_RANK, recentre: bool = DEFAULT_RECENTRE,
-           languages: list[str] | None = None, data_dir: str | os.PathLike | None = None,
-           projection: str | os.PathLike | None = None, show_progress: bool = True) -> Projection:  # fmt: skip
-    """Write ``model_ref`` with its language-neutral projection to ``out`` (atomically: nothing half-written).
-    ``projection``: a saved one to reuse (checked against this model) instead of computing it."""
-    from ..infra.files import atomic_dir
-    from .encoding import Encoder
-    from .models import load_encoder
-
-    check_rank(rank)
-    model = load_encoder(str(model_ref), device="cpu")
-    enc = Encoder(model, show_progress=show_progress)
-    if projection is not None:
-        proj = Projection.load(projection, enc.fingerprint, enc._dim())
-    else:
-        check_rank(rank, enc._dim())
-        proj = projection_of(enc, rank, recentre, languages, data_dir)
-    with_projection(model, proj)
-    with atomic_dir(out) as tmp:
-        model.save(str(tmp))
-        _portable_modules(Path(tmp) / "modules.json")
-        proj.save(tmp)
-    return proj
-
-
-def _portable_modules(path: Path) -> None:
+def portable_modules(path: Path) -> None:
     """modules.json with each module's type written ``sentence_transformers.models.<Class>``, the name every
     sentence-transformers release from 2 to 6 loads (6 writes its new internal paths, which 5 cannot import)."""
     from ..infra.files import atomic_write_text

@@ -94,7 +94,7 @@ def evaluate(model: str | Any = "e5-small", dataset: str = "xquad-r", config: Ev
     if model == "bm25" and spec.active:
         raise ConfigError("--centering acts on dense vectors; BM25 has none (use --centering none)")
     ref = model if isinstance(model, str | Path) else None
-    req = Request(c.data_dir, c.languages, c.max_questions, ref, c.seen_languages, c.in_domain_topics, spec.active)
+    req = Request(c.data_dir, c.languages, c.max_questions, ref, c.seen_languages, c.in_domain_topics, spec.centres)
     bench, task = load(dataset, req)
     if not (isinstance(model, str) and model == "bm25"):  # every language scored has means, or we stop here
         check_means(bench.task_languages(task), spec, ref, c.means_source, c.data_dir, c.means_data,

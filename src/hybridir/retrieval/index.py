@@ -45,7 +45,15 @@ import numpy as np
 
 from ..data.evaluation.beir import doc_text
 from ..data.languages import check_language
-from ..encoders.centering import DEFAULT, MEANS_FILE, Centering, CenteringSpec, LanguageMeans, corpus_means
+from ..encoders.centering import (
+    DEFAULT,
+    MEANS_FILE,
+    Centering,
+    CenteringSpec,
+    LanguageMeans,
+    corpus_means,
+    without_projection,
+)
 from ..infra.errors import ConfigError, DataError, DiskSpaceError, one_line
 from ..infra.files import atomic_dir, atomic_write_json, umask_mode
 from ..infra.integrity import file_sha256
@@ -218,7 +226,7 @@ def build_index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | 
         raise DataError(f"{files[0]}: the corpus holds no passages")
     if index != "flat":  # nlist against the corpus size, before the model loads (the dimension is checked later)
         ann.parameters(index, total, 8, nlist=nlist)
-    spec = str(CenteringSpec.parse(DEFAULT if centering is None else centering))
+    spec = str(without_projection(CenteringSpec.parse(DEFAULT if centering is None else centering), "--centering"))
     from tqdm.auto import tqdm
 
     from ..encoders.encoding import Encoder
@@ -391,7 +399,7 @@ class Index:
     def _centering(self, asked: str | None, kind: str) -> Centering:
         """The scoring mode (``asked``, else the one the index was built for) with the index's language means."""
         built = self.manifest.get("centering", "none")
-        spec = CenteringSpec.parse(asked if asked is not None else built)
+        spec = without_projection(CenteringSpec.parse(asked if asked is not None else built), "--centering")
         if kind != "flat" and str(spec) != built:
             raise ConfigError(f"{self.folder}: a {kind} index built for centering {built!r}; search it so, or build "
                               f"it again with --centering {spec}")  # fmt: skip

@@ -51,15 +51,24 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
     return decide(rows)
 
 
-def decide(rows: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
-    """The rule on figures already computed: ``rows[model][candidate]`` -> mono / cross / multi mAP."""
+def dev_rule(rows: dict[str, dict[str, dict[str, float]]], preference: list[str],
+             ) -> tuple[dict[str, float], dict[str, bool], str]:  # fmt: skip
+    """The dev rule both choices share (docs/studies.md): each candidate's score (the mean over models of
+    (mono + cross + multi mAP) / 3), whether it keeps every model's mono mAP within ``MONO_DROP`` of ``none``, and
+    the first of ``preference`` that is allowed and within ``TIE`` of the best allowed score."""
     score, allowed = {}, {}
-    for cand in CANDIDATES:
+    for cand in preference:
         per_model = [sum(r[cand][k] for k in ("mono_map", "cross_map", "multi_map")) / 3 for r in rows.values()]
         score[cand] = sum(per_model) / len(per_model)
         allowed[cand] = all(r[cand]["mono_map"] >= r["none"]["mono_map"] - MONO_DROP for r in rows.values())
-    best = max(score[c] for c in CANDIDATES if allowed[c])
-    choice = next(c for c in _preference() if allowed[c] and score[c] >= best - TIE)
+    best = max(score[c] for c in preference if allowed[c])
+    return score, allowed, next(c for c in preference if allowed[c] and score[c] >= best - TIE)
+
+
+def decide(rows: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """The rule on figures already computed: ``rows[model][candidate]`` -> mono / cross / multi mAP."""
+    score, allowed, choice = dev_rule(rows, _preference())
+    score, allowed = {c: score[c] for c in CANDIDATES}, {c: allowed[c] for c in CANDIDATES}
     return {"rule": "docs/studies.md, 'Choosing the centering on dev data'", "models": list(rows), "figures": rows,
             "score": score, "meets_mono_constraint": allowed, "choice": choice}  # fmt: skip
 
