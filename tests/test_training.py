@@ -355,3 +355,53 @@ def test_a_centred_run_resumes_exactly_with_its_running_language_means(tiny_mode
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4, abs=1e-6)
     with pytest.raises(ConfigError, match="centered: InfoNCE only"):
         tiny_config(tiny_model_dir, data, tmp_path / "x", centered=True, symmetric=True).validate()
+
+
+def test_language_correlation_sees_a_language_offset_and_not_noise():
+    import torch
+
+    from hybridir.training.losses.decorrelation import language_correlation
+
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(64, 16, generator=gen)
+    langs = ["de", "en"] * 32
+    offset = noise + torch.tensor([[3.0] * 16 if x == "de" else [0.0] * 16 for x in langs])
+    assert float(language_correlation(offset, langs)) > 0.8 > 0.2 > float(language_correlation(noise, langs))
+
+
+def test_the_decorrelation_term_lowers_language_correlation_and_neutral_saves_the_projection(
+        tiny_model_dir, tmp_path, monkeypatch):  # fmt: skip
+    """--decorrelate adds the term to the loss each step (logged) and the trained model's passages correlate less
+    with their language than without it; --neutral saves the model with the projection inside (Dense + Normalize)
+    and its language means taken over the neutral vectors."""
+    import torch
+
+    import hybridir.encoders.projection as projection
+    from hybridir.encoders.centering import LanguageMeans
+    from hybridir.encoders.models import fingerprint, load_encoder
+    from hybridir.training.losses.decorrelation import language_correlation
+
+    monkeypatch.setattr(projection, "DEFAULT_RANK", 4)  # the tiny model has 32 dimensions
+    data = synthetic_folder(tmp_path / "data")
+    plain = train(tiny_config(tiny_model_dir, data, tmp_path / "plain", steps=8, dev_fraction=0.0))
+    final = train(tiny_config(tiny_model_dir, data, tmp_path / "dec", steps=8, dev_fraction=0.0, decorrelate=5.0,
+                              neutral=True))  # fmt: skip
+    log = read_log(tmp_path / "dec")
+    assert all("decorrelation" in r and r["loss"] >= r["decorrelation"] * 5.0 - 1e-6 for r in log)
+    texts = [f"{lang}{line}" for lang in LANGS for line in (data / "en.txt").read_text().splitlines()[40:56]]
+    langs = [lang for lang in LANGS for _ in range(16)]
+
+    def corr(model_dir: Path) -> float:
+        model = load_encoder(str(model_dir), device="cpu")
+        with torch.no_grad():
+            emb = torch.from_numpy(model.encode(texts, prompt_name="passage", normalize_embeddings=True))
+        return float(language_correlation(emb, langs))
+
+    proj = projection.Projection.load(final)
+    mods = json.loads((final / "modules.json").read_text())
+    assert proj.rank == 4 and [m["type"].rsplit(".", 1)[1] for m in mods][-2:] == ["Dense", "Normalize"]
+    neutral = load_encoder(str(final), device="cpu")
+    assert LanguageMeans.load(final).fingerprint == fingerprint(neutral) != proj.fingerprint
+    undecorrelated = train(tiny_config(tiny_model_dir, data, tmp_path / "dec", steps=8, dev_fraction=0.0,
+                                       decorrelate=5.0, neutral=False))  # re-saves the same weights, no projection
+    assert corr(undecorrelated) < corr(plain)

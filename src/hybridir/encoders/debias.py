@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..infra.files import atomic_dir
 from .centering import ntrex_means
 from .encoding import Encoder
 from .models import load_encoder
 from .projection import (
-    DEFAULT_RANK,
-    DEFAULT_RECENTRE,
-    DEFAULT_STRENGTH,
     Projection,
     check_rank,
     portable_modules,
@@ -31,14 +29,18 @@ from .projection import (
 )
 
 
-def debias(model_ref: str | os.PathLike, out: Path, rank: int = DEFAULT_RANK, recentre: bool = DEFAULT_RECENTRE,
-           strength: float = DEFAULT_STRENGTH, languages: list[str] | None = None,
-           data_dir: str | os.PathLike | None = None, projection: str | os.PathLike | None = None,
-           show_progress: bool = True) -> Projection:  # fmt: skip
-    """Write ``model_ref`` with its language-neutral projection to ``out`` (atomically: nothing half-written).
-    ``projection``: a saved one to reuse (checked against this model) instead of computing it."""
-    check_rank(rank)
-    model = load_encoder(str(model_ref), device="cpu")
+def neutralize(model: Any, rank: int | None = None, recentre: bool | None = None,
+               strength: float | None = None, languages: list[str] | None = None,
+               data_dir: str | os.PathLike | None = None, projection: str | os.PathLike | None = None,
+               show_progress: bool = True) -> Projection:  # fmt: skip
+    """Append ``model``'s language-neutral projection to it, in place, and return the projection: computed from
+    its NTREX-128 means, or ``projection`` (a saved one, checked against this model). ``None``: the dev choice
+    (:data:`~.projection.DEFAULT_RANK` and the others, read when called)."""
+    from . import projection as chosen
+
+    rank = chosen.DEFAULT_RANK if rank is None else rank
+    recentre = chosen.DEFAULT_RECENTRE if recentre is None else recentre
+    strength = chosen.DEFAULT_STRENGTH if strength is None else strength
     enc = Encoder(model, show_progress=show_progress)
     if projection is not None:
         proj = Projection.load(projection, enc.fingerprint, enc._dim())
@@ -48,8 +50,27 @@ def debias(model_ref: str | os.PathLike, out: Path, rank: int = DEFAULT_RANK, re
         proj = Projection(subspace(means, rank, recentre), enc.fingerprint, recentre, tuple(means.languages),
                           strength=strength)  # fmt: skip
     with_projection(model, proj)
+    return proj
+
+
+def save_neutral(model: Any, proj: Projection, folder: Path) -> None:
+    """Write a model that :func:`neutralize` changed into ``folder`` (a temporary directory the caller renames):
+    its weights, a modules.json every sentence-transformers release loads, and the projection's record."""
+    model.save(str(folder))
+    portable_modules(Path(folder) / "modules.json")
+    proj.save(folder)
+
+
+def debias(model_ref: str | os.PathLike, out: Path, rank: int | None = None, recentre: bool | None = None,
+           strength: float | None = None, languages: list[str] | None = None,
+           data_dir: str | os.PathLike | None = None, projection: str | os.PathLike | None = None,
+           show_progress: bool = True) -> Projection:  # fmt: skip
+    """Write ``model_ref`` with its language-neutral projection to ``out`` (atomically: nothing half-written).
+    ``projection``: a saved one to reuse (checked against this model) instead of computing it."""
+    if rank is not None:
+        check_rank(rank)
+    model = load_encoder(str(model_ref), device="cpu")
+    proj = neutralize(model, rank, recentre, strength, languages, data_dir, projection, show_progress)
     with atomic_dir(out) as tmp:
-        model.save(str(tmp))
-        portable_modules(Path(tmp) / "modules.json")
-        proj.save(tmp)
+        save_neutral(model, proj, tmp)
     return proj

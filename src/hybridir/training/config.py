@@ -31,7 +31,8 @@ RECIPE_LANGUAGES = [*XQUAD_LANGUAGES, "ha", "ig", "rw", "yo", "zu", "tw", "bem"]
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
 # ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
-RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge"}
+RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge",
+                    "neutral"}
 
 
 def _option(default: Any, help: str, **cli: Any) -> Any:
@@ -122,6 +123,12 @@ class TrainConfig:
         "InfoNCE on per-language centred vectors (running mean query / passage vector of each language "
         "removed, renormalised; centered_infonce.py): train for --centering center scoring",
     )
+    decorrelate: float = _option(
+        0.0, "weight of the language-decorrelation term (mean |correlation| between embedding dimensions and "
+        "language over a probe of 8 languages x 4 training passages a step; losses/decorrelation.py); 0 = off")
+    neutral: bool = _option(
+        False, "save the model with its language-neutral projection inside (hybridir debias: Dense + Normalize "
+        "modules, the dev-chosen rank), after any --merge")
     hard_negatives: bool = _option(False, "add one ICT hard negative per pair")
     freeze_embeddings: bool = _option(True, "freeze the word embedding (less memory, faster steps on CPU)")
     freeze_layers: int = _option(
@@ -186,6 +193,8 @@ class TrainConfig:
             raise ConfigError(f"train_topics {self.train_topics} need FLORES in --data (got {self.data!r})")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        if not self.decorrelate >= 0:
+            raise ConfigError(f"decorrelate must be >= 0 (0 = off), got {self.decorrelate}")
         if not self.distill_weight >= 0 or (self.loss == "kd" and self.distill_weight):
             raise ConfigError(f"distill_weight must be >= 0 and adds KD to the infonce loss only, got "
                               f"{self.distill_weight} with loss {self.loss!r}")  # fmt: skip

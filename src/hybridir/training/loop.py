@@ -141,6 +141,7 @@ class _Run:
         # Across processes, every rank's queries also see the other ranks' passages as negatives.
         self.state: dict[str, Any] = {"step": 0, "seconds": 0.0}
         self.objective = build_objective(self.model, config, gather_across_devices=_distributed(), state=self.state)
+        self.decorrelation = _decorrelation(self.model, self.train_data, config) if config.decorrelate else None
         self.cache_root = Path(config.cache_dir) if config.cache_dir else self.out / "cache"
         self.labels: np.ndarray | None = None  # (items, 2, dim) teacher vectors of the English query and passage
         self.log: list[dict] = []
@@ -212,6 +213,9 @@ class _Run:
         self.model.train()
         labels = torch.from_numpy(self.labels[items]) if self.labels is not None else None
         parts = self.objective.backward(feats, labels, _row_languages(keys))
+        if self.decorrelation is not None:  # its own backward: the gradients add up
+            parts["decorrelation"] = self.decorrelation.backward(self.state["step"], self.config.decorrelate)
+            parts["loss"] += self.config.decorrelate * parts["decorrelation"]
         if _distributed():
             for p in self.params:  # plain DDP: average gradients over ranks (every rank has the same batch type)
                 if p.grad is not None:
@@ -231,6 +235,18 @@ class _Run:
                 "key": keys[0] if len(set(keys)) == 1 else "mixed", "languages": langs,
                 "keys": dict(Counter(keys)), "lr": lr, "grad_norm": grad_norm,
                 "seconds": seconds, "tokens": tokens}  # fmt: skip
+
+
+def _decorrelation(model: Any, data: Any, config: TrainConfig) -> Any:
+    """The decorrelation term over the run's own training passages (at most 200 a language)."""
+    from .losses.decorrelation import LanguageDecorrelation
+
+    texts: dict[str, list[str]] = {}
+    for item in data.items:
+        for lang, pair in item.pairs.items():
+            if len(texts.setdefault(lang, [])) < 200:
+                texts[lang].append(pair.passage)
+    return LanguageDecorrelation(model, texts, config.seed, config.max_passage_length)
 
 
 def _row_languages(keys: list[str]) -> tuple[list[str], list[str]]:
@@ -298,7 +314,14 @@ def _train(config: TrainConfig, model: Any) -> Path:
             run.state["dev_end"] = dev_metrics(run.model, run.dev_data, config.dev_max_items,
                                                config.max_query_length, config.max_passage_length)  # fmt: skip
         with atomic_dir(final) as tmp:
-            run.model.save(str(tmp))
+            if config.neutral:  # the projection inside the saved model; its means are then the neutral model's
+                from ..encoders.debias import neutralize, save_neutral
+
+                proj = neutralize(run.model, data_dir=config.data_dir, show_progress=config.show_progress)
+                save_neutral(run.model, proj, tmp)
+                run.state["projection"] = {k: v for k, v in proj.info().items() if k != "languages"}
+            else:
+                run.model.save(str(tmp))
             write_means(run.model, config.languages, tmp, data_dir=config.data_dir, show_progress=config.show_progress)
         write_train_summary(out, config, run.log, run.train_data, run.dev_data, run.sampler.world_size, run.state,
                             run.frozen, sum(p.numel() for p in run.params))  # fmt: skip
