@@ -116,3 +116,26 @@ def test_quiet_silences_the_libraries_progress_bars_too(tiny_model_dir, tmp_path
     assert "Loading weights" not in err and "%|" not in err and "FutureWarning" not in err, err
     assert main([*argv[:-1], "--out", str(tmp_path / "loud")]) == 0  # without --quiet the bars are back
     assert "Loading weights" in capsys.readouterr().err or os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+
+
+def test_library_warnings_stay_off_the_console_and_hybridirs_own_do_not(capsys, monkeypatch):
+    """Every command runs with Python warnings off (torch's TracerWarning, transformers' FutureWarning...), with
+    or without --quiet; hybridir's own warnings are printed lines and still show."""
+    import warnings
+
+    from hybridir import cli
+    from hybridir.infra.errors import warn
+
+    def noisy(args):
+        warnings.warn("from a library", FutureWarning, stacklevel=1)
+        warnings.warn("traced", UserWarning, stacklevel=1)
+        warn("a stale lock was removed")
+
+    monkeypatch.setattr(cli, "_models", noisy)
+    assert main(["models"]) == 0
+    err = capsys.readouterr().err
+    assert "from a library" not in err and "traced" not in err and "a stale lock was removed" in err
+    with warnings.catch_warnings(record=True) as seen:  # the filters are restored after the command
+        warnings.simplefilter("always")
+        warnings.warn("after", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["after"]

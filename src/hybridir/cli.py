@@ -412,26 +412,31 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
 
 @contextlib.contextmanager
 def _quiet(quiet: bool) -> Iterator[None]:
-    """``--quiet``: the libraries' progress bars (weight loading, downloads) and advisory / FutureWarning messages
-    are off too while the command runs. The libraries read these settings when imported, which in a command is
-    after this point (they are imported lazily); already imported ones are told directly."""
-    if not quiet:
-        yield
-        return
+    """Library warnings stay off the console for every command: Python warnings (TracerWarning, FutureWarning,
+    DeprecationWarning from torch, transformers, sentence-transformers; hybridir's own problems are printed lines,
+    :func:`~hybridir.infra.errors.warn`) and transformers' advisory log lines. ``--quiet`` also turns the libraries'
+    progress bars off (weight loading, downloads). The libraries read these settings when imported, which in a
+    command is after this point (they are imported lazily); already imported ones are told directly."""
     saved = dict(os.environ)
-    os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
-                      TRANSFORMERS_NO_ADVISORY_WARNINGS="1")  # fmt: skip
+    os.environ.update(TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
+    if quiet:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     hf_logging = sys.modules.get("transformers.utils.logging")
-    bars = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity() if hf_logging is not None else None
+    if hf_logging is not None:
+        hf_logging.set_verbosity_error()
+    bars = quiet and hf_logging is not None and hf_logging.is_progress_bar_enabled()
     if bars:
         hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore")
             yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        if hf_logging is not None and level is not None:
+            hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
 
