@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .encoders import BACKEND_CHOICES, PRECISION_CHOICES
 from .evaluation.config import add_cli_arguments as add_eval_arguments
-from .evaluation.config import centering_arg, codes
+from .evaluation.config import codes
 from .evaluation.config import config_from_args as eval_config
 from .infra import shards
 from .infra.errors import ConfigError, HybridIRError, one_line
 from .infra.locks import DirLock
+from .retrieval.commands import add_index_commands
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -80,8 +80,9 @@ def _merge(args: argparse.Namespace) -> None:
     changed = merge_weights(model, load_encoder(args.start, device="cpu"), args.weight)
     with atomic_dir(args.out) as tmp:
         model.save(str(tmp))
-    print(f"{changed} parameters interpolated: {args.start} + {args.weight} x ({args.model} - {args.start}) "
-          f"-> {args.out}")
+    print(
+        f"{changed} parameters interpolated: {args.start} + {args.weight} x ({args.model} - {args.start}) -> {args.out}"
+    )
 
 
 def _means(args: argparse.Namespace) -> None:
@@ -126,8 +127,10 @@ def _debias(args: argparse.Namespace) -> None:
         raise ConfigError(f"--strength {strength:g}: must be in (0, 1] (1: the orthogonal projection)")
     proj = debias(args.model, args.out, rank, recentre, strength, args.languages, args.data_dir, args.projection,
                   show_progress=not args.quiet)  # fmt: skip
-    print(f"language subspace of rank {proj.rank} ({'recentred' if proj.recentre else 'not recentred'}, means of "
-          f"{len(proj.languages)} languages) projected out -> {args.out} (loads in plain sentence-transformers)")
+    print(
+        f"language subspace of rank {proj.rank} ({'recentred' if proj.recentre else 'not recentred'}, means of "
+        f"{len(proj.languages)} languages) projected out -> {args.out} (loads in plain sentence-transformers)"
+    )
 
 
 def _choose(args: argparse.Namespace) -> None:
@@ -162,158 +165,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# ---------------------------------------------------- index, search, serve (hybridir.retrieval: index / search / serve)
-def _index(args: argparse.Namespace) -> None:
-    from .retrieval.index import build_index, language_mix
-
-    stats = build_index(args.model, args.corpus, args.out, lang=args.lang, index=args.index, shard_size=args.shard_size,
-                        backend=args.backend, precision=args.precision, batch_size=args.batch_size,
-                        cache_dir=args.cache_dir, show_progress=not args.quiet, centering=args.centering,
-                        languages=args.languages, nlist=args.nlist, shard=shards.from_args(args))  # fmt: skip
-    if (m := stats["manifest"]) is None:  # another rank's share: rank 0 finalises
-        return print(f"{args.out}: {stats['shards_encoded']} shard(s) encoded here; the first rank finalises it")
-    among = f" among {','.join(args.languages)}" if args.languages else ""
-    recall = f"; recall@10 vs exact search {m['index']['recall@10']}" if "recall@10" in m["index"] else ""
-    print(f"{args.out}: {m['count']} passages x {m['dim']} ({m['index']['type']}, {m['inference_path']}); "
-          f"{stats['shards_encoded']} shard(s) encoded, {stats['shards_reused']} reused, {stats['seconds']:.1f} s "
-          f"({stats['encode_seconds']:.1f} s encoding); languages {language_mix(m['languages'])}, "
-          f"{stats['detected']} label(s) detected{among}{recall}")  # fmt: skip
-
-
-def _positive(value: int | None, option: str) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{option} must be at least 1, got {value}")
-
-
-def _search(args: argparse.Namespace) -> None:
-    from .retrieval.search import RUN_DEPTH, Searcher, format_hits, read_queries
-
-    # every argument and input file is checked before the index and the model load
-    if (args.query is None) == (args.queries is None) or (args.queries is None) != (args.run is None):
-        raise ConfigError("give either one QUERY or --queries FILE together with --run OUT")
-    k = args.k if args.k is not None else (10 if args.query is not None else RUN_DEPTH)
-    for value, option in ((k, "--k"), (args.ef_search, "--ef-search"), (args.nprobe, "--nprobe"),
-                          (args.refine, "--refine")):  # fmt: skip
-        _positive(value, option)
-    if args.query is not None and not args.query.strip():
-        raise ConfigError("empty query: give a query text")
-    if args.run is not None and args.run.is_dir():
-        raise ConfigError(f"--run {args.run} is a directory; give the path of the run file to write")
-    if args.query_lang:
-        from .data.languages import check_language
-
-        check_language(args.query_lang, "--query-lang")
-    queries = read_queries(args.queries) if args.queries is not None else None
-    searcher = Searcher(args.index, args.model, backend=args.backend, precision=args.precision,
-                        cache_dir=args.cache_dir, ef_search=args.ef_search, nprobe=args.nprobe,
-                        refine=args.refine, centering=args.centering)  # fmt: skip
-    if args.query is not None:
-        langs = [args.query_lang] if args.query_lang else None
-        print(format_hits(searcher.search([args.query], k, langs)[0]))
-    else:
-        print(f"run file: {searcher.write_run(queries, args.run, k, args.tag, args.query_lang)}")
-
-
-def _serve(args: argparse.Namespace) -> None:
-    import errno
-    import socket
-
-    from .retrieval.serve import MAX_K
-
-    # arguments, indexes and the port are checked before any model loads
-    if not 1 <= args.k <= MAX_K:
-        raise ConfigError(f"--k must be between 1 and {MAX_K}, got {args.k}")
-    if not 1 <= args.port <= 65535:
-        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    from .retrieval.index import Index
-
-    indexes = [Index(folder) for folder in (args.index, *([args.compare] if args.compare else []))]
-    try:  # bound here and handed to uvicorn: a port in use is one line, not uvicorn's log and exit code 3
-        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((args.host, args.port))
-    except OSError as e:
-        hint = ": stop the server that uses it or pick another --port" if e.errno == errno.EADDRINUSE else ""
-        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}){hint}") from None
-    import uvicorn
-
-    from .retrieval.search import Searcher
-    from .retrieval.serve import create_app
-
-    with sock:
-        app = create_app([Searcher(index) for index in indexes], k=args.k, centering=args.centering)
-        print(f"hybridir serve: http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-        uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port)).run(sockets=[sock])
-
-
-def _add_index_commands(sub: argparse._SubParsersAction, command: str | None) -> None:
-    kinds = None
-    if command in (None, "index"):  # INDEX_TYPES imports numpy: only where --index is parsed (see build_parser)
-        from .retrieval.index import INDEX_TYPES as kinds
-    paths = {"choices": BACKEND_CHOICES}, {"choices": PRECISION_CHOICES}
-    x = sub.add_parser("index", help="encode a corpus into a searchable index (resumable: rerun after a kill)")
-    x.add_argument("--model", default="e5-small", help="registry name, hub id, local checkpoint / run dir")
-    x.add_argument("--corpus", type=Path, required=True,
-                   help="JSONL (id, text, optional title / lang), BEIR corpus.jsonl or folder, MIRACL docs-*.jsonl.gz "
-                        "or folder, TSV (id<TAB>text[<TAB>title])")  # fmt: skip
-    x.add_argument("--out", type=Path, required=True, help="index folder")
-    x.add_argument("--lang", default=None, help="language of rows without a lang field (default: detected)")
-    x.add_argument("--languages", type=codes, default=None, metavar="CODES",
-                   help="the corpus's languages, e.g. en,de,zh,ar: rows without a lang field are labelled with one "
-                        "of these only (default: any of the detector's 75 languages)")  # fmt: skip
-    x.add_argument("--index", default="flat", choices=kinds,
-                   help="flat: exact (default); hnsw / ivf: approximate; ivfpq: compressed, re-ranked from disk")
-    x.add_argument("--nlist", type=int, default=None, help="ivf / ivfpq: inverted lists (default from the size)")
-    x.add_argument("--shard-size", type=int, default=shards.UNIT,
-                   help=f"passages per resumable shard (default {shards.UNIT})")
-    x.add_argument("--batch-size", type=int, default=64, help="passages encoded together (default 64)")
-    x.add_argument("--backend", default="auto", **paths[0], help="inference path (as in evaluate)")
-    x.add_argument("--precision", default="auto", **paths[1])
-    x.add_argument("--cache-dir", type=Path, default=None, help="embedding cache shared with evaluate (opt-in)")
-    x.add_argument("--centering", type=centering_arg, default=None, metavar="MODE[:LAMBDA]",
-                   help="the index's language-neutral scoring mode; a flat index can be searched in any mode, an "
-                        "hnsw / ivf one is built for this one (default: the dev-chosen default)")  # fmt: skip
-    x.add_argument("--quiet", action="store_true", help="no progress bars")
-    shards.add_arguments(x)
-    x.set_defaults(func=_index)
-
-    q = sub.add_parser("search", help="search an index: one query as a table, or a query file into a TREC run")
-    q.add_argument("index", type=Path, help="index folder (hybridir index --out)")
-    q.add_argument("query", nargs="?", default=None, help="one query, any language")
-    q.add_argument("--queries", type=Path, default=None, help="TSV qid<TAB>query (MIRACL topics) or JSONL id/text")
-    q.add_argument("--run", type=Path, default=None, help="TREC run file to write (with --queries)")
-    q.add_argument("--k", type=int, default=None, help="hits per query (default 10; 100 for a run file)")
-    q.add_argument("--tag", default=None, help="run tag, the run file's last column (default: the index's name)")
-    q.add_argument("--model", default=None, help="check the index was built with this model (default: its own)")
-    q.add_argument("--backend", default=None, **paths[0], help="default: the path the index was built with")
-    q.add_argument("--precision", default=None, **paths[1])
-    q.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (opt-in)")
-    q.add_argument("--ef-search", type=int, default=None, help="hnsw: candidates explored per query")
-    q.add_argument("--nprobe", type=int, default=None, help="ivf / ivfpq: lists probed per query")
-    q.add_argument("--refine", type=int, default=None, help="ivfpq: re-rank refine x k candidates exactly")
-    q.add_argument("--centering", type=centering_arg, default=None, metavar="MODE[:LAMBDA]",
-                   help="none, shift[:lambda] or center[:lambda] (default: the mode the index was built for)")
-    q.add_argument("--query-lang", default=None,
-                   help="the queries' language, for center mode (default: detected per query)")
-    q.set_defaults(func=_search)
-
-    v = sub.add_parser("serve", help="a web page comparing the top-k (and language mix) of one or two indexes")
-    v.add_argument("index", type=Path, help="index folder (hybridir index --out)")
-    v.add_argument("--compare", type=Path, default=None, help="a second index (e.g. another model, same corpus)")
-    v.add_argument("--k", type=int, default=10, help="hits shown per index (default 10; the page allows 1-100)")
-    v.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
-    v.add_argument("--port", type=int, default=8000, help="port to listen on, 1-65535 (default 8000)")
-    v.add_argument("--centering", type=centering_arg, default=None, metavar="MODE[:LAMBDA]",
-                   help="what the page's language-neutral switch scores with (default: the dev-chosen default)")
-    v.set_defaults(func=_serve)
-
-
 def _dataset_help() -> str:
     from .evaluation import benchmarks  # imports the scoring code: only for the evaluate command
 
-    return f"{benchmarks.help_text()} (docs/architecture.md, \"Benchmarks\")"
+    return f'{benchmarks.help_text()} (docs/architecture.md, "Benchmarks")'
 
 
 def _command(argv: list[str]) -> str:
@@ -336,8 +191,11 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     e = sub.add_parser("evaluate", help="zero-shot retrieval evaluation (XQuAD-R, MLQA-R, monolingual QA, BEIR)")
     e.add_argument("--model", default="e5-small",
                    help="registry name, hub id, local checkpoint / run dir, or bm25 (lexical baseline)")  # fmt: skip
-    e.add_argument("--dataset", default="xquad-r",
-                   help=_dataset_help() if command in (None, "evaluate") and help_texts else "a benchmark")
+    e.add_argument(
+        "--dataset",
+        default="xquad-r",
+        help=_dataset_help() if command in (None, "evaluate") and help_texts else "a benchmark",
+    )
     add_eval_arguments(e)
     shards.add_arguments(e)
     e.set_defaults(func=_evaluate)
@@ -355,8 +213,12 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     g = sub.add_parser("merge", help="WiSE-FT: interpolate a fine-tuned model with the model it started from")
     g.add_argument("--model", type=Path, required=True, help="fine-tuned checkpoint (a run's final/)")
     g.add_argument("--start", default="e5-small", help="the model its training started from (default: e5-small)")
-    g.add_argument("--weight", type=float, required=True,
-                   help="start + WEIGHT x (model - start): 1 keeps the fine-tuned model, 0 gives the start back")
+    g.add_argument(
+        "--weight",
+        type=float,
+        required=True,
+        help="start + WEIGHT x (model - start): 1 keeps the fine-tuned model, 0 gives the start back",
+    )
     g.add_argument("--out", type=Path, required=True, help="directory for the merged checkpoint")
     g.set_defaults(func=_merge)
 
@@ -366,13 +228,25 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     d.add_argument("--out", type=Path, required=True, help="folder for the neutral model")
     d.add_argument("--rank", type=int, default=None, help="directions removed (default: the dev choice, "
                    "reports/projection_choice.md)")  # fmt: skip
-    d.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=None,
-                   help="remove the means' average before the SVD (default: the dev choice)")
-    d.add_argument("--strength", type=float, default=None,
-                   help="share of the subspace component removed, in (0, 1] (default: the dev choice)")
+    d.add_argument(
+        "--recentre",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="remove the means' average before the SVD (default: the dev choice)",
+    )
+    d.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help="share of the subspace component removed, in (0, 1] (default: the dev choice)",
+    )
     d.add_argument("--languages", type=codes, default=None, help="NTREX-128 codes the means come from (default: all)")
-    d.add_argument("--projection", type=Path, default=None,
-                   help="reuse a saved language_projection.npz of this model instead of computing one")
+    d.add_argument(
+        "--projection",
+        type=Path,
+        default=None,
+        help="reuse a saved language_projection.npz of this model instead of computing one",
+    )
     d.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_debias)
@@ -380,22 +254,29 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     n = sub.add_parser("means", help="a model's per-language mean vectors, for centred (language-neutral) scoring")
     n.add_argument("--model", type=Path, required=True, help="registry name, hub id or local checkpoint")
     n.add_argument("--languages", type=codes, required=True, help="comma-separated codes (de, zh, yor_Latn, ...)")
-    n.add_argument("--source", default="default",
-                   help="default (NTREX-128, else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt")
+    n.add_argument(
+        "--source",
+        default="default",
+        help="default (NTREX-128, else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt",
+    )
     n.add_argument("--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)")
     n.add_argument("--out", type=Path, default=None, help="folder for language_means.npz/.json (default: --model)")
     n.add_argument("--quiet", action="store_true", help="no progress bars")
     n.set_defaults(func=_means)
 
-    rules = (("centering", "the centering mode and lambda"),
-             ("projection", "the language-neutral projection's rank, recentring and strength"))
+    rules = (
+        ("centering", "the centering mode and lambda"),
+        ("projection", "the language-neutral projection's rank, recentring and strength"),
+    )
     for choice, what in rules:
         c = sub.add_parser(f"choose-{choice}", help=f"choose {what} on dev data (docs/studies.md)")
         c.add_argument("--model", action="append", required=True, help="a model to score (repeat for several)")
-        c.add_argument("--data-dir", type=Path, default=None,
-                       help="data root (default $HYBRIDIR_DATA or ../shared/data)")
-        c.add_argument("--out", type=Path, default=None,
-                       help=f"write OUT.json and OUT.md (e.g. reports/{choice}_choice)")
+        c.add_argument(
+            "--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)"
+        )
+        c.add_argument(
+            "--out", type=Path, default=None, help=f"write OUT.json and OUT.md (e.g. reports/{choice}_choice)"
+        )
         c.add_argument("--quiet", action="store_true", help="no progress bars")
         c.set_defaults(func=_choose, choice=choice)
 
@@ -406,7 +287,7 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     s.add_argument("--only-summary", action="store_true", help="rebuild table and plots from finished cells only")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_study)
-    _add_index_commands(sub, command)
+    add_index_commands(sub, command)
     return p
 
 

@@ -41,7 +41,7 @@ PROJECTION_FILE, PROJECTION_INFO = "language_projection.npz", "language_projecti
 #: sentences a language the subspace's means are taken over (fixed before any run, for cost)
 SUBSPACE_PER_LANGUAGE = 100
 #: the default rank, recentring and strength: the choice made on dev data (reports/projection_choice.md)
-DEFAULT_RANK, DEFAULT_RECENTRE, DEFAULT_STRENGTH = 32, False, 1.0
+DEFAULT_RANK, DEFAULT_RECENTRE, DEFAULT_STRENGTH = 16, False, 0.5
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from ..encoders.centering import CenteringSpec
     from ..infra.shards import Shard
 
-#: the names of .scoring.retrieval.FUSION (tests/test_cli.py keeps them equal), here so that the command line
-#: checks ``--fusion`` without importing the scoring code (torch)
-FUSION_CHOICES = ("bm25", "bm25-rrf")
+#: ``--fusion`` -> ranx.fuse's (norm, method): "bm25": min-max normalised dense and BM25 scores summed with equal
+#: weights, the normalised form of MIRACL's BM25 + mDPR interpolation; "bm25-rrf": reciprocal rank fusion (k = 60),
+#: which ignores scores altogether. Here, not in the scoring code, so the command line checks it without torch.
+FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
 
 
 def codes(value: str) -> list[str]:
@@ -60,7 +61,7 @@ class EvalConfig:
 
     fusion: str | None = _option(
         None, "retrieval sets: also run BM25 and fuse it with the dense run (bm25: min-max normalised scores summed, "
-        "like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)", choices=FUSION_CHOICES)  # fmt: skip
+        "like MIRACL's hybrid; bm25-rrf: reciprocal rank fusion)", choices=tuple(FUSION))  # fmt: skip
     data_dir: Path | None = _option(None, "data root (default $HYBRIDIR_DATA or ../shared/data)", type=Path)
     out_dir: Path | None = _option(None, "run directory for results.json / results.md / plots", type=Path,
                                    flag="--out", metavar="OUT")  # fmt: skip

@@ -30,8 +30,7 @@ from ..infra.errors import ConfigError
 from ..infra.shards import Shard
 from .benchmarks import Request, load
 from .bm25 import DESCRIPTION as BM25
-from .config import EvalConfig
-from .scoring.retrieval import FUSION
+from .config import FUSION, EvalConfig
 
 
 def _versions() -> dict[str, str | None]:

@@ -16,9 +16,9 @@ from ..data.training.qa import TARGETS
 from ..infra.errors import ConfigError, DataError
 from .losses import LOSSES, uses_teacher
 
-#: the names of .sampling.SAMPLERS (tests/test_cli.py keeps them equal), here so that checking a training
-#: configuration, as `hybridir train` does before anything loads, needs no torch import
-SAMPLERS = ("hybrid", "xx", "xy")
+#: ``--sampler`` name -> its class in :mod:`.sampling` (looked up there by name, so that checking a training
+#: configuration, as `hybridir train` does before anything loads, needs no torch import)
+SAMPLERS = {"hybrid": "HybridBatchSampler", "xx": "XXBatchSampler", "xy": "XYBatchSampler"}
 
 # The recipe chosen on QA dev data by the rule pre-registered in docs/studies.md (studies/recipe_search_qa.yaml,
 # reports/recipe_search_qa.md: "qa-t01"): question -> answer-sentence pairs of the three QA sets mixed with NTREX,
@@ -31,8 +31,16 @@ RECIPE_LANGUAGES = [*XQUAD_LANGUAGES, "ha", "ig", "rw", "yo", "zu", "tw", "bem"]
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
 # ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
-RESUMABLE_FIELDS = {"out", "data_dir", "save_every", "show_progress", "keep_checkpoints", "cache_dir", "merge",
-                    "neutral"}
+RESUMABLE_FIELDS = {
+    "out",
+    "data_dir",
+    "save_every",
+    "show_progress",
+    "keep_checkpoints",
+    "cache_dir",
+    "merge",
+    "neutral",
+}
 
 
 def _option(default: Any, help: str, **cli: Any) -> Any:
@@ -124,11 +132,15 @@ class TrainConfig:
         "removed, renormalised; centered_infonce.py): train for --centering center scoring",
     )
     decorrelate: float = _option(
-        0.0, "weight of the language-decorrelation term (mean |correlation| between embedding dimensions and "
-        "language over a probe of 8 languages x 4 training passages a step; losses/decorrelation.py); 0 = off")
+        0.0,
+        "weight of the language-decorrelation term (mean |correlation| between embedding dimensions and "
+        "language over a probe of 8 languages x 4 training passages a step; losses/decorrelation.py); 0 = off",
+    )
     neutral: bool = _option(
-        False, "save the model with its language-neutral projection inside (hybridir debias: Dense + Normalize "
-        "modules, the dev-chosen rank), after any --merge")
+        False,
+        "save the model with its language-neutral projection inside (hybridir debias: Dense + Normalize "
+        "modules, the dev-chosen rank), after any --merge",
+    )
     hard_negatives: bool = _option(False, "add one ICT hard negative per pair")
     freeze_embeddings: bool = _option(True, "freeze the word embedding (less memory, faster steps on CPU)")
     freeze_layers: int = _option(

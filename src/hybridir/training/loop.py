@@ -40,12 +40,13 @@ from ..infra.errors import ConfigError
 from ..infra.files import atomic_dir, atomic_write_text
 from ..infra.locks import DirLock
 from ..infra.space import require_free, training_bytes, used_bytes
+from . import sampling
 from .checkpoints import checkpoints, prune, read_log, read_meta, restore, save_checkpoint
-from .config import RESUMABLE_FIELDS, TrainConfig
+from .config import RESUMABLE_FIELDS, SAMPLERS, TrainConfig
 from .dev_metrics import dev_metrics
 from .early_stopping import EarlyStopping
 from .losses import build_objective
-from .sampling import SAMPLERS, parse_key
+from .sampling import parse_key
 from .summary import write_train_summary
 from .teacher import start_cache, teacher_targets
 
@@ -113,7 +114,7 @@ class _Run:
         if _distributed():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         self.is_main = rank == 0
-        self.sampler = SAMPLERS[config.sampler](
+        self.sampler = getattr(sampling, SAMPLERS[config.sampler])(
             ConcatDataset(pools),
             keys=keys,
             item_ids=ids,
@@ -354,5 +355,8 @@ def _check_space(run: _Run) -> None:
     cfg = run.config
     parameters, trainable = sum(p.numel() for p in run.model.parameters()), sum(p.numel() for p in run.params)
     needed = training_bytes(parameters, trainable, cfg.steps, cfg.save_every, cfg.keep_checkpoints)
-    require_free(run.out, needed - used_bytes(run.out / "checkpoints"),
-                 f"training {parameters:,} parameters ({trainable:,} trainable; checkpoints + final model)")
+    require_free(
+        run.out,
+        needed - used_bytes(run.out / "checkpoints"),
+        f"training {parameters:,} parameters ({trainable:,} trainable; checkpoints + final model)",
+    )

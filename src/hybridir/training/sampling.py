@@ -120,8 +120,11 @@ class HybridBatchSampler(MultiDatasetDefaultBatchSampler):
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.rank is not None and not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank {self.rank} outside world size {self.world_size}")
-        if len(self.keys) != len(self.sizes) or len(self.item_ids) != len(self.sizes) or len(self.weights) != len(
-                self.sizes):
+        if (
+            len(self.keys) != len(self.sizes)
+            or len(self.item_ids) != len(self.sizes)
+            or len(self.weights) != len(self.sizes)
+        ):
             raise ConfigError(f"{len(self.sizes)} data parts but {len(self.keys)} keys / {len(self.item_ids)} id lists "
                               f"/ {len(self.weights)} weights")  # fmt: skip
         if not all(w >= 0 for w in self.weights):
@@ -206,6 +209,3 @@ class XYBatchSampler(HybridBatchSampler):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **{**kwargs, "alpha": 0.0})
-
-
-SAMPLERS = {"hybrid": HybridBatchSampler, "xx": XXBatchSampler, "xy": XYBatchSampler}

@@ -92,4 +92,3 @@ def _plots(out: Path, log: list[dict], summary: dict) -> None:
     a2.legend()
     atomic_savefig(fig, out / "batches.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
-

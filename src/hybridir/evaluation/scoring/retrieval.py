@@ -23,6 +23,7 @@ from ...infra.files import atomic_savefig
 from ...retrieval.exact import exact_search
 from ...retrieval.search import RUN_DEPTH
 from ..bm25 import bm25_search
+from ..config import FUSION
 from ..metrics import trec_eval_per_query
 from . import fmt, md_table, mean_or_none
 
@@ -62,12 +63,6 @@ Retriever = Callable[[EvalSet], tuple[np.ndarray, np.ndarray]]
 
 
 Run = dict[str, dict[str, float]]  # trec-style run: query id -> {candidate id: score}
-
-
-#: ``fusion`` choices -> (ranx normalisation, ranx method). "bm25": per-query min-max normalised dense and BM25
-#: scores summed with equal weights, the normalised form of MIRACL's BM25 + mDPR interpolation; "bm25-rrf":
-#: reciprocal rank fusion (k = 60), which ignores scores altogether
-FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
 
 
 def dense_retriever(enc: Encoder, encode_at_once: int = ENCODE_AT_ONCE) -> Retriever:
