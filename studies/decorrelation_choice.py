@@ -37,7 +37,7 @@ def trained(w: float, runs: Path) -> Path:
     out = runs / f"decorrelate-{w:g}"
     if not (out / "final" / "modules.json").exists():
         cmd = [sys.executable, "-m", "hybridir.cli", "train", *SHIPPED, "--decorrelate", str(w), "--out", str(out),
-               "--quiet"]  # fmt: skip
+               "--no-show-progress"]  # fmt: skip
         subprocess.run(cmd, check=True)
     return out / "final"
 
