@@ -293,20 +293,20 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
 
 @contextlib.contextmanager
 def _quiet(quiet: bool) -> Iterator[None]:
-    """Library warnings stay off the console for every command: Python warnings (TracerWarning, FutureWarning,
+    """Library output stays off the console for every command: Python warnings (TracerWarning, FutureWarning,
     DeprecationWarning from torch, transformers, sentence-transformers; hybridir's own problems are printed lines,
-    :func:`~hybridir.infra.errors.warn`) and transformers' advisory log lines. ``--quiet`` also turns the libraries'
-    progress bars off (weight loading, downloads). The libraries read these settings when imported, which in a
-    command is after this point (they are imported lazily); already imported ones are told directly."""
+    :func:`~hybridir.infra.errors.warn`), transformers' advisory log lines and the libraries' progress bars
+    (weight loading, shard writing, downloads), so that a command shows hybridir's own bar per stage, which
+    ``--quiet`` turns off too. The libraries read these settings when imported, which in a command is after this
+    point (they are imported lazily); already imported ones are told directly."""
     saved = dict(os.environ)
-    os.environ.update(TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
-    if quiet:
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ.update(TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1",
+                      HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
     hf_logging = sys.modules.get("transformers.utils.logging")
     level = hf_logging.get_verbosity() if hf_logging is not None else None
     if hf_logging is not None:
         hf_logging.set_verbosity_error()
-    bars = quiet and hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    bars = hf_logging is not None and hf_logging.is_progress_bar_enabled()
     if bars:
         hf_logging.disable_progress_bar()
     try:
