@@ -10,6 +10,7 @@ from test_index import write_jsonl
 from hybridir.cli import main
 from hybridir.infra.errors import ConfigError
 from hybridir.retrieval import ann
+from hybridir.retrieval.exact import exact_search
 from hybridir.retrieval.index import build_index, load_index
 
 
@@ -34,7 +35,7 @@ def recall(found: np.ndarray, want: np.ndarray) -> float:
 
 def test_ivfpq_built_block_by_block_and_re_ranked_finds_the_exact_top_10(stored):
     queries = clustered(100, seed=1)
-    want = ann.exact_topk(stored, queries, 10)[1]
+    want = exact_search(queries, ann.scan(stored), 10)[1]
     index, params = ann.build("ivfpq", stored, train_max=3000)
     assert index.ntotal == len(stored) and (params["m"], params["nbits"]) == (8, 8)
     ann.tune(index, nprobe=params["nprobe"])
@@ -47,7 +48,7 @@ def test_ivfpq_built_block_by_block_and_re_ranked_finds_the_exact_top_10(stored)
 
 def test_shards_trained_once_merge_to_the_exact_answer(stored):
     queries = clustered(20, seed=2)
-    want_s, want = ann.exact_topk(stored, queries, 10)
+    want_s, want = exact_search(queries, ann.scan(stored), 10)
     flat, _ = ann.build_shards("flat", stored, 3)
     got_s, got = flat.search(queries, 10)
     assert [first for first, _ in flat.parts] == [0, 2000, 4000]

@@ -93,6 +93,11 @@ CASES = [
     ("serve", "--k above 100", "{index} --k 500"),
     ("serve", "not an index", "{tmp}/noindex"),
     ("serve", "port in use", "{index} --port {busy}"),
+    ("serve", "--max-batch 0", "{index} --max-batch 0"),
+    ("serve", "--max-wait-ms negative", "{index} --max-wait-ms -1"),
+    ("serve", "--queue-size 0", "{index} --queue-size 0"),
+    ("serve", "--timeout-s 0", "{index} --timeout-s 0"),
+    ("serve", "--max-batch not a number", "{index} --max-batch many"),
 ]
 
 

@@ -16,8 +16,8 @@ from hybridir.evaluation.metrics import (
     rank_relevant,
     recall,
     reciprocal_rank,
-    tie_key,
 )
+from hybridir.retrieval.exact import tie_key
 
 
 def test_hand_computed_ranking():

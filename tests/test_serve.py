@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,9 +100,9 @@ def _browser() -> tuple[str, str]:
     return chromium, driver
 
 
-@pytest.fixture
-def server(app):
-    """The app on a free local port, in a thread of this process."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """The app on a free local port, in a thread of this process: its address."""
     import uvicorn
 
     with socket.socket() as s:
@@ -112,9 +114,17 @@ def server(app):
     deadline = time.time() + 30
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def server(app):
+    with serving(app) as url:
+        yield url
 
 
 def test_page_in_a_headless_browser_shows_two_result_lists_and_language_bars(server, tmp_path):

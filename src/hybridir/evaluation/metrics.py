@@ -7,7 +7,8 @@ candidates that score higher, counted in blocks with one matmul per block. ``tes
 number against pytrec_eval (the trec_eval C code) on random runs with ties.
 
 Tie rule (trec_eval's, which pytrec_eval inherits): candidates with equal scores are ordered by candidate id,
-*descending* (string order). ``rank_relevant`` reproduces it through ``tie_key``.
+*descending* (string order). ``rank_relevant`` reproduces it through
+:func:`hybridir.retrieval.exact.tie_key`, the keys the exact top-k kernel breaks ties with.
 
 Truncated runs (monolingual QA, BEIR) go straight to pytrec_eval: see ``trec_eval_per_query``.
 """
@@ -22,13 +23,6 @@ from tqdm.auto import tqdm
 
 #: the per-query metrics reported for every LAReQA setting
 RANK_METRICS = ("map", "map@20", "ndcg@10", "mrr@10", "recall@1", "recall@5", "recall@10", "recall@20", "recall@100")
-
-
-def tie_key(cand_ids: list[str]) -> np.ndarray:
-    """Position of each id in ascending string order: under trec_eval's rule a larger key wins a score tie."""
-    key = np.empty(len(cand_ids), dtype=np.int64)
-    key[np.argsort(np.asarray(cand_ids, dtype=object), kind="stable")] = np.arange(len(cand_ids))
-    return key
 
 
 @dataclass
@@ -68,7 +62,7 @@ def rank_relevant(
     """Exact ranks of every query's relevant candidates by dot-product score, in blocks of queries.
 
     ``bounds``: segment boundaries over the candidate rows (``[0, n1, n1+n2, ..., n]``; one segment by default).
-    ``tie_keys``: see ``tie_key``; without it ties go to the lower candidate index.
+    ``tie_keys``: see :func:`~hybridir.retrieval.exact.tie_key`; without it ties go to the lower candidate index.
     ``exclude``: per query one candidate index left out of its pool (-1: none), e.g. the query's own sentence in
     a bitext pool, where it would otherwise find itself.
 

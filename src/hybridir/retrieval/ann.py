@@ -12,7 +12,8 @@ holds one block of them, never the collection; the OS page cache does the rest.
   recall (on the 5M synthetic set of bench/scale.py, recall@10 0.27 from PQ scores alone, 0.92 re-ranking 20 x k;
   probing more lists added nothing there: the shortlist, not the lists, limits it).
 * ``hnsw`` / ``ivf``: HNSW graph / IVF-Flat, built the same way (they hold the vectors themselves in RAM).
-* ``flat``: exact inner product; :func:`exact_topk` scans the file blockwise without any index in memory.
+* ``flat``: exact inner product; :func:`~hybridir.retrieval.exact.exact_search` scans the file blockwise
+  (:func:`scan`) without any index in memory.
 
 :func:`sample_recall` measures recall@k against exact search on a seeded sample of the collection's own vectors as
 queries, each left out of its own answer (so it is not trivially found). :class:`Shards` searches several indexes
@@ -39,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..infra.errors import ConfigError
+from .exact import Blocks, exact_search
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
@@ -216,22 +218,10 @@ def _best(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
 
-def exact_topk(vectors: VectorFile, queries: np.ndarray, k: int, rows: Rows = plain,
-               block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Exact top-``k`` (scores, rows) by inner product, one block of the file at a time (block x queries scores)."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    block = max(1024, min(block, 2**24 // max(1, len(queries))))
-    best_s = np.zeros((len(queries), 0), np.float32)
-    best_i = np.zeros((len(queries), 0), np.int64)
-    for s, x in vectors.blocks(block):
-        scores = queries @ rows(x, slice(s, s + len(x))).T
-        cand_s = np.hstack([best_s, scores])
-        cand_i = np.hstack([best_i, np.broadcast_to(np.arange(s, s + len(x)), scores.shape)])
-        if cand_s.shape[1] > k:
-            keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
-            cand_s, cand_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
-        best_s, best_i = cand_s, cand_i
-    return _best(best_s, best_i, k)
+def scan(vectors: VectorFile, rows: Rows = plain, block: int = BLOCK) -> Blocks:
+    """``(first row, rows as searched)`` of the whole file, one block in memory at a time: what
+    :func:`~hybridir.retrieval.exact.exact_search` scans for an exact answer over a file larger than RAM."""
+    return ((s, rows(x, slice(s, s + len(x)))) for s, x in vectors.blocks(block))
 
 
 class Refined:
@@ -294,7 +284,7 @@ def sample_recall(index: Searchable, vectors: VectorFile, rows: Rows = plain, *,
     start = time.perf_counter()
     where = _sample(n, queries, seed)
     q = np.ascontiguousarray(rows(vectors.take(where), where))
-    want = exact_topk(vectors, q, k + 1, rows)[1]
+    want = exact_search(q, scan(vectors, rows), k + 1)[1]
     got = index.search(q, min(k + 1, n))[1]
     hits = total = 0
     for self_row, w, g in zip(where, want, got, strict=True):

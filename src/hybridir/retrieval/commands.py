@@ -74,6 +74,10 @@ def _serve(args: argparse.Namespace) -> None:
         raise ConfigError(f"--k must be between 1 and {MAX_K}, got {args.k}")
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    from .batching import check
+
+    for option in ("max_batch", "max_wait_ms", "queue_size", "timeout_s"):
+        check(option, getattr(args, option))
     from .index import Index
 
     indexes = [Index(folder) for folder in (args.index, *([args.compare] if args.compare else []))]
@@ -91,7 +95,9 @@ def _serve(args: argparse.Namespace) -> None:
     from .serve import create_app
 
     with sock:
-        app = create_app([Searcher(index) for index in indexes], k=args.k, centering=args.centering)
+        app = create_app([Searcher(index) for index in indexes], k=args.k, centering=args.centering,
+                         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
+                         timeout_s=args.timeout_s)  # fmt: skip
         print(f"hybridir serve: http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
         uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port)).run(sockets=[sock])
 
@@ -175,4 +181,14 @@ def add_index_commands(sub: argparse._SubParsersAction, command: str | None) -> 
         metavar="MODE[:LAMBDA]",
         help="what the page's language-neutral switch scores with (default: the dev-chosen default)",
     )
+    from . import batching as b  # stdlib only: cheap at parse time
+
+    v.add_argument("--max-batch", type=int, default=b.MAX_BATCH,
+                   help=f"queries encoded and searched together at most (default {b.MAX_BATCH}; 1: one at a time)")
+    v.add_argument("--max-wait-ms", type=float, default=b.MAX_WAIT_MS,
+                   help=f"how long a batch waits for more queries (default {b.MAX_WAIT_MS:g} ms)")
+    v.add_argument("--queue-size", type=int, default=b.QUEUE_SIZE,
+                   help=f"queries waiting at most; beyond it a request is answered 503 (default {b.QUEUE_SIZE})")
+    v.add_argument("--timeout-s", type=float, default=b.TIMEOUT_S,
+                   help=f"seconds a request waits for its answer before a 504 (default {b.TIMEOUT_S:g})")
     v.set_defaults(func=_serve)

@@ -61,7 +61,7 @@ from ..infra.locks import DirLock
 from ..infra.shards import UNIT, Shard
 from . import ann
 from .corpus import Passage, check_detectable, corpus_files, detect_languages, read_corpus
-from .exact import exact_search
+from .exact import exact_search, tie_key
 
 FORMAT = "hybridir-index/1"
 INDEX_TYPES = ann.KINDS
@@ -339,6 +339,8 @@ class Index:
                             f"{rebuild}")  # fmt: skip
         kind = self.manifest["index"]["type"]
         self.centering = self._centering(centering, kind)
+        self.max_norm = float(np.sqrt(np.einsum("ij,ij->i", self.vectors, self.vectors).max())) if kind == "flat" else 0
+        self.tie_keys = tie_key([d.id for d in self.docs]) if kind == "flat" else None  # trec_eval's order of ties
         self.exact: np.ndarray | None = self._flat() if kind == "flat" else None  # what exact_search scores
         if kind != "flat":
             built, params = faiss.read_index(str(self.folder / "index.faiss")), self.manifest["index"]
@@ -378,14 +380,15 @@ class Index:
         return len(self.docs)
 
     def _flat(self) -> np.ndarray:
-        """The vectors as this index's centering scores them, for :func:`exact_search`, filled block by block: held
-        in float64, the kernel's precision, so a query does not convert the collection: 2x the memory of float32;
-        one query over 49k x 384 on one thread of the loaded 2-core machine took 105 ms (faiss's float32 flat
-        search 47 ms, converting per query 840 ms)."""
-        langs, out = [d.lang for d in self.docs], np.empty(self.vectors.shape, np.float64)
+        """The vectors as this index's centering scores them, for :func:`exact_search`: ``vectors.npy``'s memory map
+        when plain, else a float32 copy filled block by block (1x the vectors' size in memory)."""
+        if not self.centering.active:
+            return self.vectors
+        langs, out = [d.lang for d in self.docs], np.empty(self.vectors.shape, np.float32)
         for s in range(0, len(self.docs), 65536):
             rows = np.asarray(self.vectors[s : s + 65536])
             out[s : s + 65536] = self.centering.apply(rows, langs[s : s + 65536], "passage", self.manifest["normalize"])
+        self.max_norm = max(self.max_norm, float(np.sqrt(np.einsum("ij,ij->i", out, out).max())))
         return out
 
     def scored_as(self, centering: str) -> Index:
@@ -428,7 +431,7 @@ class Index:
         """
         queries, k = np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self))
         if self.exact is not None:
-            return exact_search(queries, self.exact, k)
+            return exact_search(queries, self.exact, k, tie_keys=self.tie_keys, max_norm=self.max_norm)
         import faiss
 
         if len(queries) >= FEW_QUERIES:

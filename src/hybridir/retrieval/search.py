@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..infra.errors import ConfigError, DataError
 from ..infra.files import atomic_write_text
 from .corpus import detect_languages, read_corpus
@@ -127,11 +129,23 @@ class Searcher:
         the queries' languages, used by a ``center`` index (detected when None)."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
+        vectors = self.encode(queries)
+        if self.index.needs_query_languages and langs is None:
+            langs = detect_languages(queries)
+        return self.hits(vectors, k, langs)
+
+    def encode(self, queries: list[str]) -> np.ndarray:
+        """The queries' plain vectors (the same for every scoring of the index: :meth:`hits` centres them)."""
         if not queries or any(not q.strip() for q in queries):
             raise ConfigError("empty query: give a query text")
-        vectors = self.encoder(queries, "query")
+        return self.encoder(queries, "query")
+
+    def hits(self, vectors: np.ndarray, k: int, langs: list[str] | None = None) -> list[list[Hit]]:
+        """The top-``k`` hits of each of :meth:`encode`'s query vectors (``langs``: needed by a ``center`` index)."""
         if self.index.needs_query_languages:
-            vectors = self.index.queries(vectors, langs or detect_languages(queries))
+            if langs is None:
+                raise ValueError("a center index needs the queries' languages")
+            vectors = self.index.queries(vectors, langs)
         scores, rows = self.index.search(vectors, k)
         out = []
         for qs, qr in zip(scores, rows, strict=True):

@@ -9,7 +9,9 @@ with plain JavaScript (no front-end build); it calls the JSON API beneath it:
     GET /api/search?q=...&k=[&centering=1]
                               {"query", "query_lang", "k", "results": [{"name", "model", "languages", "hits"}]};
                               with centering=1 the hits are scored language-neutrally (``serve --centering``)
-                              and each result also has the plain scoring's mix under "before"
+                              and each result also has the plain scoring's mix under "before";
+                              503 when --queue-size requests wait already, 504 after --timeout-s;
+                              scores are float32 values to 9 digits, as in a run file
 
 Example::
 
@@ -19,17 +21,20 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..encoders.centering import DEFAULT
+from .batching import MAX_BATCH, MAX_WAIT_MS, QUEUE_SIZE, TIMEOUT_S, Batcher, Busy, check
 from .search import Hit, Searcher, describe, snippet
 
 MAX_K = 100
+#: one request to the batcher: (query, k, centred scoring)
+Request = tuple[str, int, bool]
 
 
 def _mix(hits: list[Hit], query_lang: str) -> dict[str, Any]:
@@ -39,48 +44,73 @@ def _mix(hits: list[Hit], query_lang: str) -> dict[str, Any]:
             "languages": [{"lang": lang, "count": n, "share": n / len(hits)} for lang, n in mix.most_common()]}
 
 
-def _results(pair: tuple[Searcher, Searcher], lock: threading.Lock, query: str, k: int, query_lang: str,
-             centred: bool) -> dict[str, Any]:  # fmt: skip
-    """One index's answer: its hits and their language mix; ``centred``: the hits of the centred scoring, and the
-    plain scoring's mix under ``before``."""
+def _results(pair: tuple[Searcher, Searcher], batch: list[Request], langs: list[str]) -> list[dict[str, Any]]:
+    """One index's answer to each request of a batch: its hits and their language mix; centred: the hits of the
+    centred scoring, and the plain scoring's mix under ``before``. The batch's queries are encoded in one pass and
+    searched together per (k, scoring)."""
     plain, centring = pair
-    with lock:  # an encoder (OpenVINO request, torch model) serves one query at a time
-        hits = (centring if centred else plain).search([query], k, [query_lang])[0]
-        before = plain.search([query], k)[0] if centred else None
-    return {
-        "name": plain.name,
-        "model": plain.index.manifest["model"],
-        "centering": str(centring.index.centering.spec) if centred else "none",
-        **_mix(hits, query_lang),
-        **({"before": _mix(before, query_lang)} if before is not None else {}),
-        "hits": [{"rank": h.rank, "score": round(h.score, 4), "id": h.id, "lang": h.lang, "title": h.title,
-                  "snippet": snippet(h.text, 240)} for h in hits],  # fmt: skip
-    }
+    vectors = plain.encode([q for q, _, _ in batch])
+    found: dict[tuple[int, bool], list[list[Hit]]] = {}
+    groups: dict[tuple[int, bool], list[int]] = {}
+    for i, (_, depth, centred) in enumerate(batch):
+        groups.setdefault((depth, centred), []).append(i)
+        if centred:
+            groups.setdefault((depth, False), []).append(i)
+    for (depth, centred), rows in groups.items():
+        searcher = centring if centred else plain
+        hits = searcher.hits(vectors[rows], depth, [langs[i] for i in rows])
+        for i, h in zip(rows, hits, strict=True):
+            found[(i, centred)] = h
+    out = []
+    for i, (_, _, centred) in enumerate(batch):
+        hits = found[(i, centred)]
+        out.append({
+            "name": plain.name,
+            "model": plain.index.manifest["model"],
+            "centering": str(centring.index.centering.spec) if centred else "none",
+            **_mix(hits, langs[i]),
+            **({"before": _mix(found[(i, False)], langs[i])} if centred else {}),
+            "hits": [{"rank": h.rank, "score": float(f"{h.score:.9g}"), "id": h.id, "lang": h.lang, "title": h.title,
+                      "snippet": snippet(h.text, 240)} for h in hits],  # fmt: skip
+        })
+    return out
 
 
-def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centering: str | None = None) -> Any:
+def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centering: str | None = None, *,
+               max_batch: int = MAX_BATCH, max_wait_ms: float = MAX_WAIT_MS, queue_size: int = QUEUE_SIZE,
+               timeout_s: float = TIMEOUT_S) -> Any:  # fmt: skip
     """The Starlette app over one or two indexes (folders or ready :class:`Searcher` objects); the page's switch
     scores them with ``centering`` (default: :data:`~hybridir.encoders.centering.DEFAULT`) and shows the language
-    bar before and after."""
+    bar before and after. Queries are batched (:class:`~hybridir.retrieval.batching.Batcher`: ``max_batch``,
+    ``max_wait_ms``, ``queue_size``); a request waits ``timeout_s`` at most (then 504), a full queue is a 503. The
+    batcher is ``app.state.batcher``."""
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import Request as HttpRequest
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
 
     from .corpus import detect_languages
 
+    check("timeout_s", timeout_s)
     centering = centering or DEFAULT
     loaded = [s if isinstance(s, Searcher) else Searcher(Path(s)) for s in indexes]
     searchers = [(s.scored_as("none"), s.scored_as(centering)) for s in loaded]
-    locks = [threading.Lock() for _ in searchers]
 
-    def page(request: Request) -> HTMLResponse:
+    def answer(batch: list[Request]) -> list[dict[str, Any]]:
+        langs = detect_languages([q for q, _, _ in batch])
+        per_index = [_results(pair, batch, langs) for pair in searchers]
+        return [{"query": q, "query_lang": lang, "k": depth, "results": [r[i] for r in per_index]}
+                for i, ((q, depth, _), lang) in enumerate(zip(batch, langs, strict=True))]  # fmt: skip
+
+    batcher = Batcher(answer, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size)
+
+    def page(request: HttpRequest) -> HTMLResponse:
         return HTMLResponse(PAGE.replace("__K__", str(k)).replace("__CENTERING__", html.escape(centering)))
 
-    def api_indexes(request: Request) -> JSONResponse:
+    def api_indexes(request: HttpRequest) -> JSONResponse:
         return JSONResponse({"k": k, "centering": centering, "indexes": [describe(s) for s, _ in searchers]})
 
-    def api_search(request: Request) -> JSONResponse:  # sync: Starlette runs it in its thread pool
+    async def api_search(request: HttpRequest) -> JSONResponse:  # async: waiting requests hold no thread
         query = request.query_params.get("q", "").strip()
         if not query:
             return JSONResponse({"error": "empty query: pass ?q=..."}, status_code=400)
@@ -90,14 +120,21 @@ def create_app(indexes: list[str | os.PathLike | Searcher], k: int = 10, centeri
             return JSONResponse({"error": "k must be an integer"}, status_code=400)
         if not 1 <= depth <= MAX_K:
             return JSONResponse({"error": f"k must be between 1 and {MAX_K}"}, status_code=400)
-        lang = detect_languages([query])[0]
-        centred = request.query_params.get("centering", "0") == "1"
-        results = [_results(pair, lock, query, depth, lang, centred)
-                   for pair, lock in zip(searchers, locks, strict=True)]  # fmt: skip
-        return JSONResponse({"query": query, "query_lang": lang, "k": depth, "results": results})
+        try:
+            future = batcher.submit((query, depth, request.query_params.get("centering", "0") == "1"))
+        except Busy as e:
+            return JSONResponse({"error": str(e)}, status_code=503, headers={"Retry-After": "1"})
+        try:
+            return JSONResponse(await asyncio.wait_for(asyncio.wrap_future(future), timeout_s))
+        except TimeoutError:
+            future.cancel()  # dropped from its batch if that has not started
+            return JSONResponse({"error": f"no answer within {timeout_s:g} s (--timeout-s): the server is "
+                                          "overloaded; retry later"}, status_code=504)  # fmt: skip
 
-    return Starlette(routes=[Route("/", page), Route("/api/indexes", api_indexes),
-                             Route("/api/search", api_search)])  # fmt: skip
+    app = Starlette(routes=[Route("/", page), Route("/api/indexes", api_indexes),
+                            Route("/api/search", api_search)])  # fmt: skip
+    app.state.batcher = batcher
+    return app
 
 
 PAGE = """<!doctype html>

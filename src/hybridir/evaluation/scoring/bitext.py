@@ -44,7 +44,8 @@ import torch
 from ...data.evaluation.evalset import EvalSet
 from ...data.flores import FloresSplit, resource_levels
 from ...infra.files import atomic_savefig
-from ..metrics import rank_metrics, rank_relevant, tie_key
+from ...retrieval.exact import tie_key
+from ..metrics import rank_metrics, rank_relevant
 from . import fmt, md_table
 from .lareqa import evaluate_lareqa
 

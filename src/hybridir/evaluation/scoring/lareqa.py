@@ -19,7 +19,8 @@ import torch
 from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
 from ...infra.files import atomic_savefig
-from ..metrics import RANK_METRICS, rank_distance, rank_metrics, rank_relevant, tie_key
+from ...retrieval.exact import tie_key
+from ..metrics import RANK_METRICS, rank_distance, rank_metrics, rank_relevant
 from . import fmt, md_table, mean_or_none
 
 _COLS = (("map", "mAP"), ("map@20", "mAP@20"), ("ndcg@10", "nDCG@10"), ("mrr@10", "MRR@10"), ("recall@1", "R@1"),

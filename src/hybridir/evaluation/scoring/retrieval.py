@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ...data.evaluation.evalset import EvalSet
 from ...encoders.encoding import Encoder
 from ...infra.files import atomic_savefig
-from ...retrieval.exact import exact_search
+from ...retrieval.exact import exact_search, tie_key
 from ...retrieval.search import RUN_DEPTH
 from ..bm25 import bm25_search
 from ..config import FUSION
@@ -43,19 +43,22 @@ def search(
     langs: list[str] | None = None,
     encode_at_once: int = ENCODE_AT_ONCE,
     encode_block: int = ENCODE_BLOCK,
+    ids: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` (scores, indices) by inner product (``langs``: the texts' languages, for centering), by a flat
     index's kernel (:func:`hybridir.retrieval.exact.exact_search`), so a run file of ``hybridir search`` and these
-    runs agree on scores and ties. Above ``encode_at_once`` texts the corpus is encoded ``encode_block`` texts at a
+    runs agree on scores and ties (``ids``: the texts' ids, whose order breaks score ties as trec_eval does).
+    Above ``encode_at_once`` texts the corpus is encoded ``encode_block`` texts at a
     time, so only one block of texts is being embedded at a time."""
+    keys = tie_key(ids) if ids is not None else None
     if len(texts) <= encode_at_once:
-        return exact_search(queries, enc(texts, "passage", langs), k)
+        return exact_search(queries, enc(texts, "passage", langs), k, tie_keys=keys)
     passages = None
     for s in tqdm(range(0, len(texts), encode_block), desc="corpus blocks", disable=not enc.show_progress):
         emb = enc(texts[s : s + encode_block], "passage", langs and langs[s : s + encode_block])
         passages = np.empty((len(texts), emb.shape[1]), np.float32) if passages is None else passages
         passages[s : s + len(emb)] = emb
-    return exact_search(queries, passages, k)
+    return exact_search(queries, passages, k, tie_keys=keys)
 
 
 #: a retriever: an EvalSet -> the top-RUN_DEPTH (scores, candidate indices) of every query, best first
@@ -68,7 +71,7 @@ Run = dict[str, dict[str, float]]  # trec-style run: query id -> {candidate id: 
 def dense_retriever(enc: Encoder, encode_at_once: int = ENCODE_AT_ONCE) -> Retriever:
     """Exact inner-product search over ``enc``'s embeddings (queries with the "query" prompt)."""
     return lambda es: search(enc, enc(es.query_texts, "query", es.query_langs), es.cand_texts, langs=es.cand_langs,
-                             encode_at_once=encode_at_once)
+                             encode_at_once=encode_at_once, ids=es.cand_ids)
 
 
 def bm25_retriever(es: EvalSet) -> tuple[np.ndarray, np.ndarray]:
