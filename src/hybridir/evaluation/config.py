@@ -1,6 +1,6 @@
 """``EvalConfig``: how :func:`~hybridir.evaluation.evaluate.evaluate` runs, and its command-line form.
 
-One list of options for the three places that used to repeat them: ``evaluate()``'s keyword arguments build an
+One list of options for three places: ``evaluate()``'s keyword arguments build an
 EvalConfig, ``hybridir evaluate``'s options are generated from its fields (:func:`add_cli_arguments`), and a study
 YAML's ``eval`` section accepts the fields marked ``study`` (:mod:`hybridir.study.config`). Importing this module
 loads no torch, so ``hybridir --help`` stays fast.

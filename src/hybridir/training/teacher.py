@@ -41,8 +41,8 @@ def frozen_vectors(root: Path, model_fingerprint: str, texts: Sequence[str], pro
                    model: Callable[[], Any], normalize: bool = False) -> np.ndarray:  # fmt: skip
     """One row per text of a frozen model, through the embedding cache (:func:`hybridir.encoders.cache.cached`) in
     ``<root>/<fingerprint>/<prompt>-<max_length>[-norm]/``; ``model()`` is called (to load or return the model) only
-    if some text is missing. The missing texts are one work unit, encoded in one call as before the cache was
-    shared: sentence-transformers batches a call's texts by length, so a vector never depends on a unit size."""
+    if some text is missing. The missing texts are one work unit, encoded in one call:
+    sentence-transformers batches a call's texts by length, so a vector never depends on a unit size."""
     folder = Path(root) / model_fingerprint / f"{prompt_name}-{max_length}{'-norm' if normalize else ''}"
     vecs, _ = cached(list(texts), folder, lambda batch: encode(model(), batch, prompt_name, max_length,
                      normalize=normalize), lambda: model().get_embedding_dimension(), unit=len(texts))  # fmt: skip
