@@ -29,11 +29,12 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
     from ..encoders.centering import Centering, centering_for
     from ..encoders.encoding import Encoder
     from ..encoders.models import load_encoder
-    from ..training.config import RECIPE_DATA, RECIPE_LANGUAGES
     from ..training.dev_metrics import dev_metrics
+    from ..training.recipes import recipe
     from ..training.teacher import frozen_vectors
 
-    _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, data_dir, dev_only="flores")
+    qa = recipe("qa")  # the shipped recipe's dev data: the questions the defaults are chosen for
+    _, dev = load_train_dev(qa.data, list(qa.languages), data_dir, dev_only="flores")
     assert dev is not None
     rows: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
