@@ -61,18 +61,15 @@ def choose_projection(models: list[str], data_dir: str | os.PathLike | None = No
     import functools
     import tempfile
 
-    from ..data.training.sources import load_train_dev
     from ..encoders.centering import Centering, ntrex_means
     from ..encoders.encoding import Encoder
     from ..encoders.models import load_encoder
     from ..encoders.projection import Projection, subspace
     from ..training.dev_metrics import dev_metrics
-    from ..training.recipes import recipe
     from ..training.teacher import frozen_vectors
+    from .centering_choice import dev_data
 
-    qa = recipe("qa")  # the shipped recipe's dev data: the questions the defaults are chosen for
-    _, dev = load_train_dev(qa.data, list(qa.languages), data_dir, dev_only="flores")
-    assert dev is not None
+    dev = dev_data(data_dir)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     centred: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
