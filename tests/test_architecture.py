@@ -9,13 +9,14 @@ import importlib
 from pathlib import Path
 
 from hybridir.evaluation.benchmarks import BENCHMARKS, docs_table
-from hybridir.study.analyses import ANALYSES
+from hybridir.paper.analyses import ANALYSES as PAPER_ANALYSES
+from hybridir.study.analyses import ANALYSES, registered
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "hybridir"
 MAX_LINES = 450
-#: packages by job plus cli.py: a newcomer finds the room for a change at a glance
-MAX_TOP_LEVEL = 8
+#: packages by job, the paper's layer and cli.py: a newcomer finds the room for a change at a glance
+MAX_TOP_LEVEL = 9
 
 
 def _modules() -> dict[str, Path]:
@@ -116,9 +117,20 @@ def test_each_benchmark_and_analysis_is_a_file_of_its_name_in_its_registry():
     bench_files = {p.stem for p in (PACKAGE / "evaluation" / "benchmarks").glob("*.py")} - {"__init__", "base"}
     assert {b.name.replace("-", "_") for b in BENCHMARKS} == bench_files
     assert all(type(b).__module__ == f"hybridir.evaluation.benchmarks.{b.name.replace('-', '_')}" for b in BENCHMARKS)
-    analysis_files = {p.stem for p in (PACKAGE / "study" / "analyses").glob("*.py")} - {"__init__", "tradeoff"}
-    modules = [importlib.import_module(f"hybridir.study.analyses.{stem}") for stem in sorted(analysis_files)]
-    assert {id(m.ANALYSIS) for m in modules} == {id(a) for a in ANALYSES}  # the trade-off is a figure, no section
+    for package, registry in (("study.analyses", ANALYSES), ("paper.analyses", PAPER_ANALYSES)):
+        files = {p.stem for p in (PACKAGE / package.replace(".", "/")).glob("*.py")} - {"__init__", "tradeoff"}
+        modules = [importlib.import_module(f"hybridir.{package}.{stem}") for stem in sorted(files)]
+        assert {id(m.ANALYSIS) for m in modules} == {id(a) for a in registry}  # the trade-off is a figure
+    assert set(registered()) == {*ANALYSES, *PAPER_ANALYSES}
+
+
+def test_the_toolkit_imports_the_paper_layer_by_name_only():
+    """No toolkit module names hybridir.paper in an import statement: the layer is found through
+    hybridir.infra.layers.optional, so deleting it breaks no import (tests/test_toolkit_alone.py runs without it)."""
+    mods = _modules()
+    toolkit = {name: path for name, path in mods.items() if _job(name) != "paper"}
+    assert not {name for name, path in toolkit.items() if any(m.startswith("hybridir.paper")
+                                                              for m in _imports(name, path, set(mods)))}  # fmt: skip
 
 
 def test_docs_benchmark_table_is_the_registry():

@@ -21,7 +21,7 @@ from hybridir.encoders.means import compute_means
 from hybridir.encoders.means_text import means_texts
 from hybridir.evaluation.evaluate import evaluate
 from hybridir.infra.errors import ConfigError, ModelError
-from hybridir.study.centering_choice import CANDIDATES, decide
+from hybridir.paper.centering_choice import CANDIDATES, decide
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -37,6 +37,15 @@ def test_evaluate_options_are_evalconfig_and_checked_without_torch():
     args = build_parser("evaluate").parse_args(["evaluate", "--languages", "en,de", "--no-plots", "--out", "r"])
     config = config_from_args(args, out_dir=Path("runs/r"), show_progress=False)  # as the command sets them
     assert config == EvalConfig(languages=["en", "de"], plots=False, out_dir=Path("runs/r"), show_progress=False)
+    assert config_from_args(build_parser("evaluate").parse_args(["evaluate"])) == EvalConfig()
+    every = ["--fusion", "bm25", "--data-dir", "d", "--seen-languages", "yo", "--in-domain-topics", "travel",
+             "--centering", "center:0.5", "--means-source", "ntrex", "--means-data", "m", "--allow-missing-means",
+             "--max-questions", "3", "--batch-size", "8", "--with-context", "--cache-dir", "c", "--backend", "torch",
+             "--precision", "fp32"]  # fmt: skip
+    assert config_from_args(build_parser("evaluate").parse_args(["evaluate", *every])) == EvalConfig(
+        fusion="bm25", data_dir=Path("d"), seen_languages=["yo"], in_domain_topics=["travel"], centering="center:0.5",
+        means_source="ntrex", means_data=Path("m"), allow_missing_means=True, max_questions=3, batch_size=8,
+        with_context=True, cache_dir=Path("c"), backend="torch", precision="fp32")  # fmt: skip
 
 
 def test_help_and_argument_errors_import_no_heavy_library():

@@ -124,7 +124,7 @@ def _figures(mono: float, cross: float, multi: float) -> dict[str, float]:
 
 
 def test_the_dev_rule_takes_the_best_allowed_candidate_and_ties_go_to_the_smallest_change():
-    from hybridir.study.projection_choice import CANDIDATES, decide, parse
+    from hybridir.paper.projection_choice import CANDIDATES, decide, parse
 
     assert parse("r16cs0.5") == (16, True, 0.5) and parse("r8") == (8, False, 1.0) and parse("none") is None
     base = {c: _figures(0.80, 0.60, 0.30) for c in CANDIDATES}

@@ -235,11 +235,12 @@ def test_train_config_new_fields_validate():
 
 
 def test_the_default_is_the_recipe_chosen_on_qa_dev_and_auto_weights_follow_the_sources():
-    from hybridir.training.config import RECIPE_SOURCE_WEIGHTS, TrainConfig
+    from hybridir.training.config import TrainConfig
+    from hybridir.training.recipes import RECIPES
 
     default = TrainConfig()
     assert default.data == "ntrex+afriqa+iapp-th+cmrc-trial" and default.temperature == 0.01
-    assert default.weights_by_source == RECIPE_SOURCE_WEIGHTS and {"ha", "yo", "th", "zh"} <= set(default.languages)
+    assert default.weights_by_source == RECIPES["qa"].weights and {"ha", "yo", "th", "zh"} <= set(default.languages)
     assert TrainConfig(data="ntrex+iapp-th").weights_by_source == {"iapp-th": 3.0}
     assert TrainConfig(data="ntrex").weights_by_source == {}  # one source: shared pools, as before the recipe
     assert TrainConfig(source_weights="").weights_by_source == {}

@@ -327,7 +327,9 @@ def test_paper_claims_report_a_claim_that_fails():
             row("xy", 0.79, 0.70, 0.40, 300), row("hybrid-0.5", 0.81, 0.65, 0.38, 400)]  # fmt: skip
     tests = [{"model": "m", "languages": "l", "steps": 5, "arm": "hybrid-0.5", "baseline": "xx", "setting": "cross",
               "p_value": 0.2}]  # fmt: skip
-    claims = {(c["claim"], c["arm"]): c for c in study.paper_claims(rows, tests)}
+    from hybridir.paper.analyses.paper_claims import paper_claims
+
+    claims = {(c["claim"], c["arm"]): c for c in paper_claims(rows, tests)}
     cross = claims[("hybrid >= X-X in cross-lingual mAP", "hybrid-0.5")]
     assert not cross["holds"] and cross["p_value"] == 0.2 and cross["baseline_value"] == 0.66
     assert claims[("hybrid >= X-X in multilingual mAP", "hybrid-0.5")]["holds"]
@@ -509,8 +511,8 @@ def test_committed_studies_load_and_expand(path, data_root):
 def test_recipe_choice_takes_the_best_worst_gain_over_zero_shot():
     """The pre-registered rule: a recipe that gains a lot in three figures but loses in one ranks below a recipe
     with small gains everywhere."""
+    from hybridir.paper.analyses.recipe_choice import RULE_KEYS, recipe_scores
     from hybridir.study.aggregate import Row
-    from hybridir.study.analyses.recipe_choice import RULE_KEYS, recipe_scores
 
     start = dict(zip([k[4:] for k in RULE_KEYS], (0.8, 0.4, 0.5, 0.3), strict=True))
 

@@ -204,6 +204,39 @@ def test_cli_arguments_mirror_the_config():
         config_from_args(parser.parse_args(["--alpha", "2"]))
 
 
+#: ``hybridir train``'s resolved configuration with no options, as it was before recipes became presets
+DEFAULT_TRAIN = {
+    "model": "e5-small", "data": "ntrex+afriqa+iapp-th+cmrc-trial", "data_dir": None, "languages": [
+        "ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", "ha", "ig", "rw", "yo", "zu", "tw", "bem"],
+    "train_topics": [], "dev_data": "", "qa_target": "sentence", "source_weights": "auto", "sampler": "hybrid",
+    "alpha": 0.5, "loss": "infonce", "distill_weight": 0.0, "teacher": None, "mixed_languages": False, "steps": 200,
+    "batch_size": 32, "mini_batch_size": None, "lr": 5e-05, "warmup_ratio": 0.1, "weight_decay": 0.01, "merge": 1.0,
+    "max_grad_norm": 1.0, "temperature": 0.01, "symmetric": False, "centered": False, "decorrelate": 0.0,
+    "neutral": False, "hard_negatives": False, "freeze_embeddings": True, "freeze_layers": 0, "max_query_length": 32,
+    "max_passage_length": 128, "ict_window": 4, "ict_remove_prob": 0.9, "seed": 0, "out": "runs/hybrid",
+    "save_every": 50, "keep_checkpoints": 2, "dev_fraction": 0.1, "dev_max_items": 200, "eval_every": 0,
+    "early_stopping_patience": 0, "cache_dir": None, "show_progress": True,
+}  # fmt: skip
+
+
+def test_the_default_recipe_leaves_every_default_as_it_was():
+    """``hybridir train``, ``hybridir train --recipe qa`` and ``TrainConfig()`` resolve to the same configuration,
+    field by field; an option given beside the recipe wins over it."""
+    import dataclasses
+
+    from hybridir.cli import build_parser
+    from hybridir.training.config import config_from_args
+
+    def parsed(*argv: str) -> TrainConfig:
+        return config_from_args(build_parser("train").parse_args(["train", *argv]))
+
+    for cfg in (parsed(), parsed("--recipe", "qa"), TrainConfig()):
+        assert dataclasses.asdict(cfg) == DEFAULT_TRAIN
+        assert cfg.weights_by_source == {"iapp-th": 3.0, "cmrc-trial": 3.0, "afriqa:xx": 3.0, "afriqa:xy": 100.0}
+    mine = parsed("--recipe", "qa", "--data", "ntrex", "--temperature", "0.05", "--languages", "en,de")
+    assert (mine.data, mine.temperature, mine.languages, mine.source_weights) == ("ntrex", 0.05, ["en", "de"], "auto")
+
+
 class _FixedEncoder:
     """Stands in for a SentenceTransformer in dev_metrics: each text's vector is looked up, so ranks are known."""
 

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from .evaluation.config import add_cli_arguments as add_eval_arguments
-from .evaluation.config import codes
 from .evaluation.config import config_from_args as eval_config
 from .infra import shards
 from .infra.errors import ConfigError, HybridIRError, one_line
+from .infra.layers import PAPER, optional
 from .infra.locks import DirLock
+from .infra.options import codes
 from .retrieval.commands import add_index_commands
 
 
@@ -131,21 +132,6 @@ def _debias(args: argparse.Namespace) -> None:
         f"language subspace of rank {proj.rank} ({'recentred' if proj.recentre else 'not recentred'}, means of "
         f"{len(proj.languages)} languages) projected out -> {args.out} (loads in plain sentence-transformers)"
     )
-
-
-def _choose(args: argparse.Namespace) -> None:
-    """choose-centering / choose-projection: a dev-data rule of docs/studies.md, run and written."""
-    import importlib
-
-    from .infra.files import atomic_write_json, atomic_write_text
-
-    rule = importlib.import_module(f".study.{args.choice}_choice", __package__)
-    choose, render = getattr(rule, f"choose_{args.choice}"), rule.render
-    result = choose([str(m) for m in args.model], args.data_dir, show_progress=not args.quiet)
-    if args.out:
-        atomic_write_json(args.out.with_suffix(".json"), result)
-        atomic_write_text(args.out.with_suffix(".md"), render(result))
-    print(render(result))
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -264,21 +250,8 @@ def build_parser(command: str | None = None, *, help_texts: bool = True) -> argp
     n.add_argument("--quiet", action="store_true", help="no progress bars")
     n.set_defaults(func=_means)
 
-    rules = (
-        ("centering", "the centering mode and lambda"),
-        ("projection", "the language-neutral projection's rank, recentring and strength"),
-    )
-    for choice, what in rules:
-        c = sub.add_parser(f"choose-{choice}", help=f"choose {what} on dev data (docs/studies.md)")
-        c.add_argument("--model", action="append", required=True, help="a model to score (repeat for several)")
-        c.add_argument(
-            "--data-dir", type=Path, default=None, help="data root (default $HYBRIDIR_DATA or ../shared/data)"
-        )
-        c.add_argument(
-            "--out", type=Path, default=None, help=f"write OUT.json and OUT.md (e.g. reports/{choice}_choice)"
-        )
-        c.add_argument("--quiet", action="store_true", help="no progress bars")
-        c.set_defaults(func=_choose, choice=choice)
+    if (paper := optional(f"{PAPER}.commands")) is not None:  # the paper layer's commands, when installed
+        paper.add_commands(sub)
 
     s = sub.add_parser("study", help="run a YAML grid of train + evaluate cells (resumable)")
     s.add_argument("config", type=Path, help="studies/NAME.yaml")

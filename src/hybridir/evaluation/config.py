@@ -1,21 +1,26 @@
 """``EvalConfig``: how :func:`~hybridir.evaluation.evaluate.evaluate` runs, and its command-line form.
 
-One list of options for three places: ``evaluate()``'s keyword arguments build an
-EvalConfig, ``hybridir evaluate``'s options are generated from its fields (:func:`add_cli_arguments`), and a study
-YAML's ``eval`` section accepts the fields marked ``study`` (:mod:`hybridir.study.config`). Importing this module
-loads no torch, so ``hybridir --help`` stays fast.
+One list of options serves three places: ``evaluate()``'s keyword arguments build an EvalConfig, ``hybridir
+evaluate``'s options are generated from its fields (:func:`add_cli_arguments`, by the rules of
+:mod:`hybridir.infra.options`), and a study YAML's ``eval`` section accepts the fields marked ``study``
+(:mod:`hybridir.study.config`). Importing this module loads no torch, so ``hybridir --help`` stays fast.
+
+The argparse value types of the evaluation and retrieval commands live here too: :func:`codes` (the generic one,
+defined with the option builder) and :func:`centering_arg`, which checks a centering spec and so belongs with the
+field that takes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..encoders import BACKEND_CHOICES, PRECISION_CHOICES
 from ..infra.errors import ConfigError
+from ..infra.options import add_arguments, codes, option, values_from_args
 
 if TYPE_CHECKING:
     from ..encoders.centering import CenteringSpec
@@ -27,9 +32,7 @@ if TYPE_CHECKING:
 FUSION = {"bm25": ("min-max", "wsum"), "bm25-rrf": (None, "rrf")}
 
 
-def codes(value: str) -> list[str]:
-    """argparse type: a comma-separated list (``en,de``), blanks dropped."""
-    return [v.strip() for v in value.split(",") if v.strip()]
+__all__ = ["FUSION", "STUDY_KEYS", "EvalConfig", "add_cli_arguments", "centering_arg", "codes", "config_from_args"]
 
 
 def centering_arg(text: str) -> str:
@@ -45,7 +48,7 @@ def centering_arg(text: str) -> str:
 def _option(default: Any, help: str | None, *, study: bool = False, **cli: Any) -> Any:
     """A field that is also a ``hybridir evaluate`` option (``cli``: its argparse keywords) and, with ``study``, a
     key of a study's ``eval`` section."""
-    return field(default=default, metadata={"help": help, "study": study, "cli": cli})
+    return option(default, help, meta={"study": study}, **cli)
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,11 @@ STUDY_KEYS = frozenset(f.name for f in dataclasses.fields(EvalConfig) if f.metad
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per EvalConfig field made by ``_option`` (``--max-questions``...), so the CLI never drifts from
-    the dataclass. Use with :func:`config_from_args`."""
-    for f in dataclasses.fields(EvalConfig):
-        if "cli" in f.metadata:
-            cli = dict(f.metadata["cli"])
-            flag = cli.pop("flag", "--" + f.name.replace("_", "-"))
-            parser.add_argument(flag, dest=f.name, default=f.default, help=f.metadata["help"], **cli)
+    """One option per EvalConfig field made by ``_option`` (``--max-questions``...). Use with
+    :func:`config_from_args`."""
+    add_arguments(parser, EvalConfig)
 
 
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> EvalConfig:
     """EvalConfig from a namespace filled by :func:`add_cli_arguments`; ``fixed``: fields the command sets itself."""
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig) if "cli" in f.metadata}
-    return EvalConfig(**(options | fixed))
+    return EvalConfig(**(values_from_args(EvalConfig, args) | fixed))

@@ -3,8 +3,9 @@
 - :mod:`.config`: the YAML -> :class:`StudyConfig`, its cells and what each trains with;
 - :mod:`.runner`: runs the cells (train, evaluate, resume);
 - :mod:`.aggregate`: finished cells -> rows over seeds, paired tests over queries;
-- :mod:`.analyses`: one module per question (the paper's claims, seen / unseen languages, high-resource check,
-  model-size gains, FLORES breakdown, the trade-off);
+- :mod:`.analyses`: one module per question any grid may ask (hybrid against X-X / X-Y paired by seed, the
+  centering table, targets, the FLORES breakdown, the trade-off figure); the paper's own questions are added from
+  :mod:`hybridir.paper` when it is installed (:func:`.analyses.registered`);
 - :mod:`.render`, :mod:`.plots`, :mod:`.summary`: study.md / study.csv / study.json and the figures.
 
 Example::
@@ -16,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-from .analyses.paper_claims import paper_claims
 from .config import Cell, StudyConfig, cell_datasets, expand_grid, load_study_config, train_kwargs
 from .render import format_results, results_table
 from .runner import describe_study, run_cell, run_study
@@ -30,7 +30,6 @@ __all__ = [
     "expand_grid",
     "format_results",
     "load_study_config",
-    "paper_claims",
     "results_table",
     "run_cell",
     "run_study",

@@ -1,10 +1,11 @@
 """What a study analysis is: a question the summary answers when the grid can answer it.
 
 An :class:`Analysis` declares when it applies (which grid axes or datasets it needs), computes its result from
-the aggregated rows (:class:`Context`), and renders its Markdown section. The summary runs the analyses of
-:data:`hybridir.study.analyses.ANALYSES` in order; one that does not apply gets its ``empty`` result, so
-study.json keeps the same keys for every study. Adding a question is one new file in ``analyses/`` plus one line
-in that list.
+the aggregated rows (:class:`Context`), renders its Markdown section and may draw figures and keep its result in
+study.json. The summary runs :func:`hybridir.study.analyses.registered` in order (the toolkit's, then the paper
+layer's); one that does not apply gets its ``empty`` result, so study.json keeps the same keys for every study
+with the same analyses installed. Adding a question is one new file in ``analyses/`` (or ``hybridir/paper/analyses/``
+for one of the paper's) plus one line in that package's ``ANALYSES``.
 """
 
 from __future__ import annotations
@@ -36,13 +37,21 @@ class Context:
 
 @dataclass(frozen=True)
 class Analysis:
-    """One question: ``name`` is its key in :attr:`Context.found` (and in study.json where the summary keeps it)."""
+    """One question: ``name`` is its key in :attr:`Context.found`. ``saved``: the result is a study.json key of that
+    name; ``per_row``: the result is ``{id(row): {column: value}}``, kept in each row of study.json under ``name`` and
+    as ``name/column`` columns of study.csv; ``plots``: its figures (given the result, empty or not; None for a
+    figure with nothing to draw). ``order``: where its section goes in study.md, lowest first (the toolkit's and
+    the paper layer's analyses interleave by it)."""
 
     name: str
+    order: int
     applies: Callable[[Context], bool]
     compute: Callable[[Context], Any]
     section: Callable[[Context, Any], list[str]]
     empty: Callable[[], Any] = list
+    saved: bool = False
+    per_row: bool = False
+    plots: Callable[[Context, Any], list[Path | None]] | None = None
 
 
 def run_analyses(ctx: Context, analyses: Sequence[Analysis]) -> list[Analysis]:

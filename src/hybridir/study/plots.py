@@ -1,69 +1,67 @@
-"""The study's plots, only for the axes the grid has: per group the bars, the trade-off, the alpha curve, the X-to-Y
-heat map and the high-resource bars; then the number-of-languages, model-size and size-gain curves and, for a grid
-that centres, every arm at every scoring. An analysis's own figures live in its module; this one draws the generic
-ones and calls those in a fixed order.
+"""The study's plots, only for the axes the grid has: per group the bars, the trade-off, the alpha curve and the
+X-to-Y heat map; then the model-size curves; then each analysis's own figures (:attr:`.analysis.Analysis.plots`,
+in the analyses' order: e.g. every arm at every scoring for a grid that centres). An analysis's figures live in
+its module; this one draws the generic ones and calls those.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .aggregate import SETTINGS, Row, per_language
-from .analyses.centering import plot_centering, table_metrics, target_bars
-from .analyses.high_resource import plot_high_resource
-from .analyses.model_size import plot_size_gains
-from .analyses.seen_unseen import plot_languages
 from .analyses.tradeoff import plot_tradeoff
-from .analysis import Context
+from .analysis import Analysis, Context
 from .config import slug
 from .plotting import color, figure, save_figure
 
 
-def make_plots(ctx: Context) -> list[Path]:
-    """Per-group bars, trade-offs, alpha curves, heat maps and high-resource bars, then the number-of-languages,
-    model-size and size-gain curves and the centering picture: only for the axes the grid has."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    rows, out, high_resource = ctx.rows, ctx.out, ctx.cfg.high_resource
-    plots_dir = out / "plots"
-    made: list[Path] = []
+def arm_groups(rows: list[Row]) -> tuple[dict[str, Row], dict[tuple[Any, ...], list[Row]]]:
+    """The zero-shot row of each model, and the trained rows by (model, language set, steps): the arms a figure
+    puts side by side."""
     zero = {r.model: r for r in rows if r.arm == "zero-shot"}
     groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for r in rows:
         if r.arm != "zero-shot":
             groups[(r.model, r.langset, r.steps)].append(r)
+    return zero, groups
+
+
+def group_title(key: tuple[Any, ...]) -> str:
+    """A figure title for the group ``(model, language set, steps)``."""
+    model, langset, steps = key
+    return f"{model}, languages {langset}, {steps} steps"
+
+
+def make_plots(ctx: Context, analyses: Sequence[Analysis]) -> list[Path]:
+    """Per-group bars, trade-offs, alpha curves and heat maps, the model-size curves, then the figures of
+    ``analyses``: only for the axes the grid has."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows, out = ctx.rows, ctx.out
+    plots_dir = out / "plots"
+    made: list[Path | None] = []
+    zero, groups = arm_groups(rows)
     for key, members in groups.items():
         arms = ([zero[key[0]]] if key[0] in zero else []) + members
         tag = slug("_".join(str(k) for k in key))
-        made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", _title(key)))
-        made.append(plot_tradeoff(arms, plots_dir / f"tradeoff_{tag}.png", _title(key)))
+        made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", group_title(key)))
+        made.append(plot_tradeoff(arms, plots_dir / f"tradeoff_{tag}.png", group_title(key)))
         hybrids = [r for r in members if r.arm.startswith("hybrid")]
         if len(plain := [r for r in hybrids if r.records[0]["sampler"] == "hybrid" and "@" not in r.arm]) > 1:
-            made.append(_plot_alpha(plain, arms, plots_dir / f"alpha_{tag}.png", _title(key)))
-        made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", _title(key)))
-        xx = [r for r in members if r.arm == "xx"]
-        if xx and hybrids:
-            mono_ft = [r for r in members if r.arm == "mono-ft"]
-            made.append(plot_high_resource([*xx, *mono_ft], hybrids, out, high_resource,
-                                            plots_dir / f"high_resource_{tag}.png", _title(key)))  # fmt: skip
-    made += plot_languages(groups, zero, ctx.found["seen_unseen"], ctx.langsets, plots_dir)
+            made.append(_plot_alpha(plain, arms, plots_dir / f"alpha_{tag}.png", group_title(key)))
+        made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", group_title(key)))
     made += _plot_model_size(groups, zero, ctx.cfg.models, plots_dir)
-    made += plot_size_gains(ctx.found["model_size_gains"], plots_dir)
-    if table := ctx.found["centering"].get("table"):
-        made.append(plot_centering(table, table_metrics(rows), target_bars(ctx.found["targets"]),
-                                   plots_dir / "centering.png", f"{ctx.cfg.name}: every arm at every scoring"))
+    for a in analyses:
+        if a.plots is not None:
+            made += a.plots(ctx, ctx.found[a.name])
     return [p for p in made if p is not None]
-
-
-def _title(key: tuple[Any, ...]) -> str:
-    model, langset, steps = key
-    return f"{model}, languages {langset}, {steps} steps"
 
 
 def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:

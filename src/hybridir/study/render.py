@@ -147,20 +147,20 @@ def _per_seed_markdown(rows: list[Row]) -> list[str]:
     return lines
 
 
-def csv_text(rows: list[Row], seen: dict[int, dict]) -> str:
-    """study.csv: one line per row, every metric's mean, std, interval and marks, then the seen / unseen figures."""
+def csv_text(rows: list[Row], per_row: dict[str, dict[int, dict]]) -> str:
+    """study.csv: one line per row, every metric's mean, std, interval and marks, then each per-row analysis's
+    figures (``name/column``, e.g. the paper layer's ``seen_unseen/...``)."""
     names = sorted({k for r in rows for k in r.mean})
-    seen_keys = sorted({k for s in seen.values() for k in s})
+    extra_keys = [(name, k) for name, found in per_row.items() for k in sorted({k for s in found.values() for k in s})]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["model", "languages", "steps", "arm", "n_seeds", "seeds"]
                + [f"{n}{suffix}" for n in names for suffix in ("", "_std", "_ci95", "_sig")]
-               + [f"seen_unseen/{k}" for k in seen_keys])  # fmt: skip
+               + [f"{name}/{k}" for name, k in extra_keys])  # fmt: skip
     for r in rows:
         vals = [x for n in names
                 for x in (r.mean.get(n, ""), r.std.get(n, ""), r.ci95.get(n, ""), " ".join(r.marks.get(n, [])))]
-        extra = [seen.get(id(r), {}).get(k, "") for k in seen_keys]
+        extra = [per_row[name].get(id(r), {}).get(k, "") for name, k in extra_keys]
         w.writerow([r.model, r.langset or "", r.steps or "", r.arm, len(r.records),
                     " ".join(str(s) for s in r.seeds if s is not None), *vals, *extra])  # fmt: skip
     return buf.getvalue()
-

@@ -156,10 +156,10 @@ def cell_settings(cfg: StudyConfig, cell: Cell, cell_dir: Path) -> dict[str, Any
 
 
 def _cell_fields(cell: Cell) -> dict[str, Any]:
-    """The cell as a dict; the optional fields (``new``) are left out while unset, so a cell's record matches
-    whether or not its study names them."""
-    new = {"distill_weight", "lang", "recipe", "merge", "centering"}
-    return {k: v for k, v in dataclasses.asdict(cell).items() if k not in new or v is not None}
+    """The cell as a dict; the optional axes (distill_weight, lang, recipe, merge, centering) are left out while
+    unset, so a cell's settings name only the axes it uses and a cell.json written without them still matches."""
+    optional = {"distill_weight", "lang", "recipe", "merge", "centering"}
+    return {k: v for k, v in dataclasses.asdict(cell).items() if k not in optional or v is not None}
 
 
 def run_cell(

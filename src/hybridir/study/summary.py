@@ -1,5 +1,5 @@
 """The study summary: finished cells -> rows and paired tests (:mod:`.aggregate`), the analyses that apply
-(:mod:`.analyses`), the plots, and study.json / study.csv / study.md.
+(:func:`.analyses.registered`), the plots, and study.json / study.csv / study.md.
 
 :func:`hybridir.study.run_study` calls :func:`write_summary` after each seed of cells; ``hybridir study
 --only-summary`` rebuilds it from whatever cells have finished.
@@ -13,7 +13,7 @@ from typing import Any
 
 from ..infra.files import atomic_write_json, atomic_write_text
 from .aggregate import collect_rows, significance
-from .analyses import ANALYSES
+from .analyses import registered
 from .analysis import Context, run_analyses
 from .config import Cell, StudyConfig
 from .plots import make_plots
@@ -25,10 +25,11 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
     rows, missing = collect_rows(cells, out)
     tests = significance(rows, out, cfg.datasets) if rows else []
     ctx = Context(cfg, rows, out, tests, {c.langset: c.languages for c in cells if c.langset})
-    applied = run_analyses(ctx, ANALYSES)
-    plots = [p.name for p in make_plots(ctx)]
+    analyses = registered()
+    applied = run_analyses(ctx, analyses)
+    plots = [p.name for p in make_plots(ctx, analyses)]
     records = [rec for r in rows for rec in r.records]
-    seen = ctx.found["seen_unseen"]
+    per_row = {a.name: ctx.found[a.name] for a in analyses if a.per_row}
     result = {
         "name": cfg.name,
         "description": cfg.description,
@@ -36,22 +37,16 @@ def write_summary(cfg: StudyConfig, cells: list[Cell], out: Path) -> dict[str, A
         "cells_total": len(cells),
         "cells_finished": len(cells) - len(missing),
         "missing": [c.cell_id for c in missing],
-        "rows": [r.as_dict() | {"seen_unseen": seen.get(id(r), {})} for r in rows],
+        "rows": [r.as_dict() | {name: found.get(id(r), {}) for name, found in per_row.items()} for r in rows],
         "significance": tests,
-        "high_resource": ctx.found["high_resource"],
-        "model_size_gains": ctx.found["model_size_gains"],
-        "seed_pairs": ctx.found["seed_pairs"],
-        "centering": ctx.found["centering"],
-        "targets": ctx.found["targets"],
-        "claims": ctx.found["claims"],
-        "recipe_choice": ctx.found["recipe_choice"],
+        **{a.name: ctx.found[a.name] for a in analyses if a.saved},
         "timing": {"cells": {rec["cell_id"]: rec["timing"] for rec in records}, "total_s": _total_s(cells, records)},
         "encoders": _encoders(records, out),
         "plots": plots,
     }
     sections = [line for a in applied for line in a.section(ctx, ctx.found[a.name])]
     atomic_write_json(out / "study.json", result)
-    atomic_write_text(out / "study.csv", csv_text(rows, seen))
+    atomic_write_text(out / "study.csv", csv_text(rows, per_row))
     atomic_write_text(out / "study.md", markdown(ctx, result, sections))
     return result
 

@@ -1,33 +1,30 @@
 """``TrainConfig``: everything a training run depends on, validated at construction, and its command-line form.
 
 Kept apart from the loop (:mod:`hybridir.training.loop`) so that the loop reads in one sitting; ``hybridir train``'s
-options are generated from the dataclass (:func:`add_cli_arguments`), so the CLI never drifts from it.
+options are generated from the dataclass (:func:`add_cli_arguments`, by the rules of :mod:`hybridir.infra.options`),
+so the CLI never drifts from it. The data, languages, source weights and temperature default to a named recipe
+(:mod:`.recipes`; ``--recipe``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..data.languages import XQUAD_LANGUAGES, check_language
+from ..data.languages import check_language
 from ..data.training.parallel import data_sources
 from ..data.training.qa import TARGETS
 from ..infra.errors import ConfigError, DataError
+from ..infra.options import add_arguments, option, values_from_args
 from .losses import LOSSES, uses_teacher
+from .recipes import DEFAULT_RECIPE, RECIPES, recipe
 
 #: ``--sampler`` name -> its class in :mod:`.sampling` (looked up there by name, so that checking a training
 #: configuration, as `hybridir train` does before anything loads, needs no torch import)
 SAMPLERS = {"hybrid": "HybridBatchSampler", "xx": "XXBatchSampler", "xy": "XYBatchSampler"}
 
-# The recipe chosen on QA dev data by the rule pre-registered in docs/studies.md (studies/recipe_search_qa.yaml,
-# reports/recipe_search_qa.md: "qa-t01"): question -> answer-sentence pairs of the three QA sets mixed with NTREX,
-# the sets weighted so that about half of the X-X and a quarter of the X-Y batches are QA, temperature 0.01 (e5's
-# own), in the 11 XQuAD-R and the 7 AfriQA languages. Steps, batch size and lengths were the search's fixed CPU
-# budget (60 x 16, passages of 64 tokens), not chosen, so they keep their own defaults.
-RECIPE_DATA = "ntrex+afriqa+iapp-th+cmrc-trial"
-RECIPE_SOURCE_WEIGHTS = {"iapp-th": 3.0, "cmrc-trial": 3.0, "afriqa:xx": 3.0, "afriqa:xy": 100.0}
-RECIPE_LANGUAGES = [*XQUAD_LANGUAGES, "ha", "ig", "rw", "yo", "zu", "tw", "bem"]
+#: the default recipe's options (:data:`.recipes.DEFAULT_RECIPE`), TrainConfig's defaults for those fields
+_DEFAULTS = RECIPES[DEFAULT_RECIPE].options()
 
 # Fields that may change between a run and its resumption; any other change would alter the trajectory.
 # ``merge`` only changes what is saved at the end: a finished run re-run with another value re-merges, no training.
@@ -41,15 +38,6 @@ RESUMABLE_FIELDS = {
     "merge",
     "neutral",
 }
-
-
-def _option(default: Any, help: str, **cli: Any) -> Any:
-    """A field with its ``hybridir train`` help (and, in ``cli``, other argparse keywords), so that the option is
-    described where the field is; a list default is copied for each instance."""
-    metadata = {"help": help, "cli": cli}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -68,108 +56,107 @@ class TrainConfig:
         TrainConfig(model="e5-small", data="ntrex", languages=["en", "de"], sampler="hybrid", alpha=0.5)
     """
 
-    model: str = _option("e5-small", "registry name (hybridir models), hub id or local checkpoint")
-    data: str = _option(
-        RECIPE_DATA,
+    model: str = option("e5-small", "registry name (hybridir models), hub id or local checkpoint")
+    data: str = option(
+        _DEFAULTS["data"],
         "ntrex | flores | DIR of <lang>.txt | FILE.jsonl | FILE.tsv | SQuAD FILE.json | hf:NAME, or several "
-        "joined with + (ntrex+flores) (docs/data_formats.md); the default is the recipe chosen on QA dev data",
+        "joined with + (ntrex+flores) (docs/data_formats.md)",
     )
-    data_dir: str | None = _option(None, "data root (default $HYBRIDIR_DATA or ../shared/data)")
-    languages: list[str] = field(default_factory=lambda: list(RECIPE_LANGUAGES))
-    train_topics: list[str] = _option(
+    data_dir: str | None = option(None, "data root (default $HYBRIDIR_DATA or ../shared/data)")
+    languages: list[str] = option(_DEFAULTS["languages"], "comma-separated codes")
+    train_topics: list[str] = option(
         [],
         "comma-separated FLORES topics to keep (science/technology, travel, politics, sports, health, "
         "entertainment, geography); default all",
     )
-    dev_data: str = _option(
+    dev_data: str = option(
         "",
         "extra sources whose held-out part joins the dev metrics only (e.g. flores), so that runs with "
         "different --data are selected on the same dev set",
     )
-    qa_target: str = _option(
+    qa_target: str = option(
         "sentence",
         "QA sources (iapp-th, cmrc-trial, afriqa): the positive is the answer sentence, the sentence "
         "followed by its passage (sentence-context) or the passage",
     )
-    source_weights: str = _option(
-        "auto",
+    source_weights: str = option(
+        _DEFAULTS["source_weights"],
         "weight the sources of a mix, e.g. iapp-th=3,afriqa:xy=100 (SOURCE or SOURCE:xx / SOURCE:xy): "
-        "a key's chance is its size times its weight; auto: the chosen recipe's weights for the sources "
+        "a key's chance is its size times its weight; auto: the default recipe's weights for the sources "
         "given (iapp-th=3,cmrc-trial=3,afriqa:xx=3,afriqa:xy=100); empty: pools shared, by size",
     )
-    sampler: str = _option("hybrid", f"batch sampler: {' | '.join(SAMPLERS)}")
-    alpha: float = _option(0.5, "hybrid only: probability that a batch is X-X (else X-Y)")
-    loss: str = _option(
+    sampler: str = option("hybrid", f"batch sampler: {' | '.join(SAMPLERS)}")
+    alpha: float = option(0.5, "hybrid only: probability that a batch is X-X (else X-Y)")
+    loss: str = option(
         "infonce",
         f"{' | '.join(LOSSES)}: contrastive (in-batch negatives) or distillation to the teacher's English "
         "vectors (hybridir.training.losses)",
     )
-    distill_weight: float = _option(
+    distill_weight: float = option(
         0.0, "infonce only: add this weight times the KD term (mean squared distance to the teacher)"
     )
-    teacher: str | None = _option(None, "KD teacher model (default: the starting --model, frozen)")
-    mixed_languages: bool = _option(False, "mix languages (pairs) within a batch instead of one per batch")
-    steps: int = 200
-    batch_size: int = 32
-    mini_batch_size: int | None = _option(
+    teacher: str | None = option(None, "KD teacher model (default: the starting --model, frozen)")
+    mixed_languages: bool = option(False, "mix languages (pairs) within a batch instead of one per batch")
+    steps: int = option(200, None)
+    batch_size: int = option(32, None)
+    mini_batch_size: int | None = option(
         None, "GradCache chunk size: batches larger than memory (CachedMultipleNegativesRankingLoss)", type=int
     )
-    lr: float = 5e-5  # chosen on dev data only (studies/recipe_search.yaml; docs/studies.md)
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    merge: float = _option(
+    lr: float = option(5e-5, None)  # chosen on dev data only (studies/recipe_search.yaml; docs/studies.md)
+    warmup_ratio: float = option(0.1, None)
+    weight_decay: float = option(0.01, None)
+    merge: float = option(
         1.0,
         "WiSE-FT: the saved model is start + MERGE x (trained - start); 1 keeps the trained weights, 0.5 "
         "averages them with the starting model's",
     )
-    max_grad_norm: float = 1.0
-    # chosen on QA dev data (RECIPE_DATA above)
-    temperature: float = _option(0.01, "InfoNCE temperature (scale = 1 / temperature)")
-    symmetric: bool = _option(False, "add the passage-to-query InfoNCE direction")
-    centered: bool = _option(
+    max_grad_norm: float = option(1.0, None)
+    temperature: float = option(_DEFAULTS["temperature"], "InfoNCE temperature (scale = 1 / temperature)")
+    symmetric: bool = option(False, "add the passage-to-query InfoNCE direction")
+    centered: bool = option(
         False,
         "InfoNCE on per-language centred vectors (running mean query / passage vector of each language "
         "removed, renormalised; centered_infonce.py): train for --centering center scoring",
     )
-    decorrelate: float = _option(
+    decorrelate: float = option(
         0.0,
         "weight of the language-decorrelation term (mean |correlation| between embedding dimensions and "
         "language over a probe of 8 languages x 4 training passages a step; losses/decorrelation.py); 0 = off",
     )
-    neutral: bool = _option(
+    neutral: bool = option(
         False,
         "save the model with its language-neutral projection inside (hybridir debias: Dense + Normalize "
         "modules, the dev-chosen rank), after any --merge",
     )
-    hard_negatives: bool = _option(False, "add one ICT hard negative per pair")
-    freeze_embeddings: bool = _option(True, "freeze the word embedding (less memory, faster steps on CPU)")
-    freeze_layers: int = _option(
+    hard_negatives: bool = option(False, "add one ICT hard negative per pair")
+    freeze_embeddings: bool = option(True, "freeze the word embedding (less memory, faster steps on CPU)")
+    freeze_layers: int = option(
         0, "freeze the first N transformer layers (and the embedding block) so training moves only the top"
     )
-    max_query_length: int = 32
-    max_passage_length: int = 128
-    ict_window: int = _option(4, "inverse cloze task: sentences per passage window")
-    ict_remove_prob: float = _option(
+    max_query_length: int = option(32, None)
+    max_passage_length: int = option(128, None)
+    ict_window: int = option(4, "inverse cloze task: sentences per passage window")
+    ict_remove_prob: float = option(
         0.9, "inverse cloze task: probability that the query sentence is removed from its passage"
     )
-    seed: int = 0
-    out: str = "runs/hybrid"
-    save_every: int = _option(50, "checkpoint every N steps (resume continues from the last one)")
-    keep_checkpoints: int = 2
-    dev_fraction: float = _option(
+    seed: int = option(0, None)
+    out: str = option("runs/hybrid", None)
+    save_every: int = option(50, "checkpoint every N steps (resume continues from the last one)")
+    keep_checkpoints: int = option(2, None)
+    dev_fraction: float = option(
         0.1, "share of training documents held out as a dev split (for choosing hyperparameters)"
     )
-    dev_max_items: int = 200
-    eval_every: int = _option(
+    dev_max_items: int = option(200, None)
+    eval_every: int = option(
         0,
         "every N steps compute the InfoNCE loss on the held-out dev split and keep the best weights, which "
         "become the final model (0 = off; hybridir.training.early_stopping)",
     )
-    early_stopping_patience: int = _option(
+    early_stopping_patience: int = option(
         0, "stop after N held-out evaluations without a lower loss (0 = never stop early)"
     )
-    cache_dir: str | None = _option(None, "teacher / starting-model vector cache (default <out>/cache)")
-    show_progress: bool = True
+    cache_dir: str | None = option(None, "teacher / starting-model vector cache (default <out>/cache)")
+    show_progress: bool = option(True, None)
 
     def __post_init__(self) -> None:
         for name in ("languages", "train_topics"):
@@ -244,11 +231,11 @@ class TrainConfig:
     @property
     def weights_by_source(self) -> dict[str, float]:
         """``source_weights`` ("iapp-th=3,afriqa:xy=100") as a mapping; empty means pools shared across sources.
-        ``auto`` is the chosen recipe's weights for the sources of ``data`` (none for a single source, whose run is
+        ``auto`` is the default recipe's weights for the sources of ``data`` (none for a single source, whose run is
         then the same as with an empty value)."""
         if self.source_weights == "auto":
             present = set(data_sources(self.data))
-            return {k: w for k, w in RECIPE_SOURCE_WEIGHTS.items() if k.split(":")[0] in present}
+            return {k: w for k, w in RECIPES[DEFAULT_RECIPE].weights.items() if k.split(":")[0] in present}
         out: dict[str, float] = {}
         for part in filter(None, (x.strip() for x in self.source_weights.split(","))):
             name, eq, value = part.partition("=")
@@ -275,27 +262,16 @@ class TrainConfig:
 
 
 def add_cli_arguments(parser: Any) -> None:
-    """Add one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...) to an argparse
-    parser, with the help and argparse keywords of the field's metadata (:func:`_option`), so the CLI never drifts
-    from the dataclass. Use with :func:`config_from_args`."""
-    import argparse
-
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        help_, cli = f.metadata.get("help"), f.metadata.get("cli", {})
-        if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_ or " ")  # fmt: skip
-        elif isinstance(default, list):
-            help_ = help_ or "comma-separated codes (default: %(default)s)"
-            parser.add_argument(flag, dest=f.name, default=",".join(default), help=help_)
-        else:
-            kind = cli.get("type", str if default is None else type(default))
-            help_ = f"{help_ or ''} (default: %(default)s)".strip()
-            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=help_)
+    """Add ``--recipe`` and one ``--option`` per TrainConfig field (``--batch-size``, ``--no-freeze-embeddings``...)
+    to an argparse parser; the recipe's fields are left out of the namespace unless given, so that
+    :func:`config_from_args` fills them from the recipe."""
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=tuple(RECIPES),
+                        help="; ".join(f"{k}: {r.about}" for k, r in RECIPES.items())
+                        + " (default: %(default)s; options given beside it win)")  # fmt: skip
+    add_arguments(parser, TrainConfig, unset={name: "from --recipe" for name in _DEFAULTS})
 
 
 def config_from_args(args: Any) -> TrainConfig:
-    """TrainConfig from a namespace filled by :func:`add_cli_arguments` (ConfigError on bad values)."""
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    """TrainConfig from a namespace filled by :func:`add_cli_arguments`: the recipe's options, then those given
+    (ConfigError on bad values)."""
+    return TrainConfig(**(recipe(args.recipe).options() | values_from_args(TrainConfig, args)))

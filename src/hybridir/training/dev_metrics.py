@@ -108,8 +108,10 @@ def _dev_items(items: list[ParallelItem], max_items: int | None) -> list[Paralle
 
 def _ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """Per row, the sorted 1-based ranks of the relevant columns, inf past a row's last one: the columns scoring at
-    least as high, so ties count against a relevant passage (identical passages share the worse rank, never the
-    id order :func:`~hybridir.evaluation.metrics.rank_relevant` uses; the figures are what a recipe is chosen on)."""
+    least as high. Deliberately pessimistic, unlike :func:`~hybridir.evaluation.metrics.rank_relevant` (ties to the
+    lower candidate index, trec_eval's order): a tie counts against the relevant passage, so identical or collapsed
+    passages share the worse rank and a degenerate model cannot score well on dev by the order of the columns; the
+    dev figures are what recipes and defaults are chosen on."""
     out = np.full((len(scores), max(1, relevant.sum(1).max(initial=0))), np.inf)
     for i, (row, rel) in enumerate(zip(scores, relevant, strict=True)):
         gold = row[rel]
@@ -119,8 +121,9 @@ def _ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
 
 def _average_precision(ranks: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
     """:func:`~hybridir.evaluation.metrics.average_precision` of each row, rows with the same number of relevant
-    passages together: a row padded past 8 slots would be summed in another order by numpy, and dev figures recorded
-    in earlier runs' summaries would move in their last bit."""
+    passages together: a row padded past 8 slots would be summed in another order by numpy, so grouping keeps each
+    row's AP equal to the last bit to :func:`average_precision` of that row alone (a run's dev figures are the same
+    whatever the other rows)."""
     out = np.empty(len(ranks))
     for n in np.unique(n_rel):
         out[n_rel == n] = average_precision(ranks[n_rel == n, :n], n_rel[n_rel == n])

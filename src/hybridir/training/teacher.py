@@ -26,7 +26,9 @@ from .losses import uses_teacher
 def encode(model: Any, texts: Sequence[str], prompt_name: str, max_length: int, *, normalize: bool = False,
            batch_size: int = 64) -> np.ndarray:  # fmt: skip
     """Encode with a prompt and a token limit (the same tokenization as a training step), leaving the model's
-    mode and ``max_seq_length`` as they were."""
+    mode and ``max_seq_length`` as they were. The live training model's own call, not an
+    :class:`~hybridir.encoders.encoding.Encoder` (which picks an inference path, precision and cache for a saved
+    model): dev metrics and teacher targets must be the fp32 torch vectors of the weights being trained."""
     was_training, old_len = model.training, model.max_seq_length
     try:
         model.max_seq_length = max_length
@@ -41,8 +43,8 @@ def frozen_vectors(root: Path, model_fingerprint: str, texts: Sequence[str], pro
                    model: Callable[[], Any], normalize: bool = False) -> np.ndarray:  # fmt: skip
     """One row per text of a frozen model, through the embedding cache (:func:`hybridir.encoders.cache.cached`) in
     ``<root>/<fingerprint>/<prompt>-<max_length>[-norm]/``; ``model()`` is called (to load or return the model) only
-    if some text is missing. The missing texts are one work unit, encoded in one call:
-    sentence-transformers batches a call's texts by length, so a vector never depends on a unit size."""
+    if some text is missing. The missing texts are one work unit, encoded in one call: sentence-transformers batches
+    a call's texts by length, so a vector is the same whichever texts were already cached."""
     folder = Path(root) / model_fingerprint / f"{prompt_name}-{max_length}{'-norm' if normalize else ''}"
     vecs, _ = cached(list(texts), folder, lambda batch: encode(model(), batch, prompt_name, max_length,
                      normalize=normalize), lambda: model().get_embedding_dimension(), unit=len(texts))  # fmt: skip

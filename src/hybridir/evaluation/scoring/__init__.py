@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 #: protocol (its module here, a benchmark's ``protocol``) -> the section of a results body only that protocol writes.
-#: results.json does not name its protocol, and old runs' results must still render, so the report tells it by this.
+#: results.json carries no protocol name, so that every results.json renders; the report tells the protocol by this.
 PROTOCOLS = {"lareqa": "multi", "retrieval": "sets", "bitext": "bitext"}
 
 

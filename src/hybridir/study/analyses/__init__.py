@@ -1,29 +1,22 @@
-"""The analyses of a study summary, in the order their sections appear in study.md (one module each)."""
+"""The toolkit's analyses of a study summary (one module each), and :func:`registered`: these and those of the
+paper's layer when it is installed (:mod:`hybridir.paper`), in the order of their sections in study.md."""
 
 from __future__ import annotations
 
-from . import (
-    centering,
-    flores_breakdown,
-    high_resource,
-    model_size,
-    paper_claims,
-    paper_numbers,
-    recipe_choice,
-    seed_pairs,
-    seen_unseen,
-    targets,
-)
+from ...infra.layers import PAPER, optional
+from ..analysis import Analysis
+from . import centering, flores_breakdown, seed_pairs, targets
 
 ANALYSES = (
-    paper_claims.ANALYSIS,
     seed_pairs.ANALYSIS,
     centering.ANALYSIS,
     targets.ANALYSIS,
-    paper_numbers.ANALYSIS,
-    seen_unseen.ANALYSIS,
-    high_resource.ANALYSIS,
-    model_size.ANALYSIS,
     flores_breakdown.ANALYSIS,
-    recipe_choice.ANALYSIS,
 )
+
+
+def registered() -> tuple[Analysis, ...]:
+    """Every analysis a summary runs, by :attr:`~hybridir.study.analysis.Analysis.order`: the toolkit's and the
+    paper layer's (none without it)."""
+    paper = optional(f"{PAPER}.analyses")
+    return tuple(sorted(ANALYSES + (paper.ANALYSES if paper else ()), key=lambda a: a.order))

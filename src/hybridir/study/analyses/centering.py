@@ -171,10 +171,16 @@ def target_bars(targets: list[dict[str, Any]]) -> dict[str, float]:
 
 ANALYSIS = Analysis(
     "centering",
+    30,
     applies=lambda ctx: len(ctx.cfg.centerings) > 1,
     compute=lambda ctx: {"table": centering_table(ctx.rows), "pairs": centering_gains(ctx.rows)},
     section=lambda ctx, found: (
         table_markdown(found["table"], table_metrics(ctx.rows)) + centering_markdown(found["pairs"])
     ),
     empty=dict,
+    saved=True,
+    plots=lambda ctx, found: [
+        plot_centering(found["table"], table_metrics(ctx.rows), target_bars(ctx.found["targets"]),
+                       ctx.out / "plots" / "centering.png", f"{ctx.cfg.name}: every arm at every scoring")
+    ] if found.get("table") else [],
 )

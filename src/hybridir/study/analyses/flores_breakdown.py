@@ -62,6 +62,7 @@ def _flores_markdown(parts: list[tuple[Row, dict[str, Any]]]) -> list[str]:
 
 ANALYSIS = Analysis(
     "flores_breakdown",
+    90,
     applies=lambda ctx: ctx.has_dataset("flores"),
     compute=lambda ctx: [(r, b) for r in ctx.rows if (b := flores_breakdown(r, ctx.out))],
     section=lambda ctx, parts: _flores_markdown(parts),

@@ -71,7 +71,9 @@ def gains_markdown(gains: list[dict[str, Any]], title: str) -> list[str]:
 
 ANALYSIS = Analysis(
     "seed_pairs",
+    20,
     applies=lambda ctx: len(ctx.cfg.models) == 1 and len(ctx.cfg.seeds) > 1,
     compute=lambda ctx: paired_gains(ctx.rows, ctx.cfg.models),
     section=lambda ctx, gains: gains_markdown(gains, "Hybrid against X-X and X-Y, paired by seed"),
+    saved=True,
 )

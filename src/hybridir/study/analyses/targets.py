@@ -105,7 +105,9 @@ def _num(x: float | None) -> str:
 
 ANALYSIS = Analysis(
     "targets",
+    40,
     applies=lambda ctx: bool(ctx.cfg.targets),
     compute=lambda ctx: check_targets(ctx.rows, ctx.cfg.targets),
     section=lambda ctx, lines: targets_markdown(lines),
+    saved=True,
 )

@@ -1,16 +1,16 @@
-"""Issue 18's pre-registered procedure as code, so no step depends on someone reading results (the rule in
-reports/recipe_search_qa.md, written before the runs):
+"""The QA recipe search's pre-registered procedure (issue 18) as code, so no step depends on
+someone reading results (the rule in reports/recipe_search_qa.md, written before the runs):
 
 1. round 1: ``studies/recipe_search_qa.yaml`` (one lever at a time around ``qa``), dev data only;
 2. round 2: one cell combining every round-1 lever whose score beat ``qa``'s (the distillation term included if
    ``hybrid+kd@qa`` beat it), appended to that study as recipe ``r2``;
-3. the final choice: the best score over both rounds (``hybridir.study.analyses.recipe_choice``);
+3. the final choice: the best score over both rounds (``hybridir.paper.analyses.recipe_choice``);
 4. ``studies/paper_qa.yaml``: every arm with the chosen recipe's training settings (the chosen arm is one of
    them), 8 seeds for X-X / X-Y / hybrid, 3 for kd and hybrid + kd, written from ``paper_qa.template.yaml``, run.
 
 Every step is resumable (the studies are); rerun the same command after a kill:
 
-    PYTHONPATH=src python studies/issue18_pipeline.py
+    PYTHONPATH=src python studies/recipe_search_qa_pipeline.py
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from hybridir.paper.analyses.recipe_choice import recipe_scores
 from hybridir.study import expand_grid, load_study_config, run_study
 from hybridir.study.aggregate import collect_rows
-from hybridir.study.analyses.recipe_choice import recipe_scores
 
 HERE = Path(os.path.relpath(Path(__file__).parent))  # relative: the study files name their config as given
 SEARCH = HERE / "recipe_search_qa.yaml"
@@ -51,7 +51,7 @@ def main() -> None:
         recipes["r2"] = {k: v for name in beat for k, v in recipes[name].items()}
         left_out = "hybrid-0.5@r2" if with_kd else "hybrid-0.5+kd1@r2"
         spec.setdefault("seeds_override", {}).update({"kd@r2": [], left_out: []})
-        SEARCH.write_text(f"# round 2 appended by issue18_pipeline.py: levers {beat}, kd {with_kd}\n"
+        SEARCH.write_text(f"# round 2 appended by recipe_search_qa_pipeline.py: levers {beat}, kd {with_kd}\n"
                           + yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")  # fmt: skip
     run_study(SEARCH, show_progress=False)  # round 2
     chosen = next(s for s in scores(SEARCH) if s.get("chosen"))
@@ -59,7 +59,7 @@ def main() -> None:
     template = yaml.safe_load((HERE / "paper_qa.template.yaml").read_text(encoding="utf-8"))
     template["train"] |= recipes[recipe]
     out = HERE / "paper_qa.yaml"
-    out.write_text(f"# written by issue18_pipeline.py: chosen {chosen['arm']} (score {chosen['score']:+.4f})\n"
+    out.write_text(f"# written by recipe_search_qa_pipeline.py: chosen {chosen['arm']} (score {chosen['score']:+.4f})\n"
                    + yaml.safe_dump(template, sort_keys=False), encoding="utf-8")  # fmt: skip
     sys.exit(subprocess.call([sys.executable, "-m", "hybridir.cli", "study", str(out), "--quiet"]))
 

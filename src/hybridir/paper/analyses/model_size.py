@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import Row
-from ..analysis import Analysis
-from ..config import slug
-from ..plotting import color, figure, save_figure
-from .seed_pairs import gains_markdown, paired_gains
+from ...study.aggregate import Row
+from ...study.analyses.seed_pairs import gains_markdown, paired_gains
+from ...study.analysis import Analysis
+from ...study.config import slug
+from ...study.plotting import color, figure, save_figure
 
 
 def model_size_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, Any]]:
@@ -53,7 +53,10 @@ def plot_size_gains(gains: list[dict[str, Any]], plots_dir: Path) -> list[Path]:
 
 ANALYSIS = Analysis(
     "model_size_gains",
+    80,
     applies=lambda ctx: len(ctx.cfg.models) > 1,
     compute=lambda ctx: model_size_gains(ctx.rows, ctx.cfg.models),
     section=lambda ctx, gains: gains_markdown(gains, "Hybrid gain by model size"),
+    saved=True,
+    plots=lambda ctx, gains: list(plot_size_gains(gains, ctx.out / "plots")),
 )

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..aggregate import Row, bitext_mrr, mean_ci95, per_language_in, row_dirs, to_xquad
-from ..analysis import Analysis, Context, row_table_head
-from ..config import read_results, slug
-from ..plotting import color, figure, save_figure
+from ...study.aggregate import Row, bitext_mrr, mean_ci95, per_language_in, row_dirs, to_xquad
+from ...study.analysis import Analysis, Context, row_table_head
+from ...study.config import read_results, slug
+from ...study.plots import arm_groups
+from ...study.plotting import color, figure, save_figure
 
 
 def seen_unseen(
@@ -135,10 +136,18 @@ def _compute(ctx: Context) -> dict[int, dict[str, float]]:
     return {id(r): seen_unseen(r, ctx.out, ctx.langsets.get(r.langset or "", ()), anywhere) for r in ctx.rows}
 
 
+def _plots(ctx: Context, seen: dict[int, dict[str, float]]) -> list[Path]:
+    zero, groups = arm_groups(ctx.rows)
+    return plot_languages(groups, zero, seen, ctx.langsets, ctx.out / "plots")
+
+
 ANALYSIS = Analysis(
     "seen_unseen",
+    60,
     applies=lambda ctx: ctx.has_dataset("xquad-r", "flores"),
     compute=_compute,
     section=lambda ctx, seen: _seen_markdown(ctx.rows, seen),
     empty=dict,
+    per_row=True,
+    plots=lambda ctx, seen: _plots(ctx, seen),
 )

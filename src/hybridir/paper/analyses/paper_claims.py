@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ..analysis import Analysis
+from ...study.analysis import Analysis
 
 # The hybrid-batch paper's claims: (hybrid arm's metric, baseline arm, "ge" = hybrid at least as good, "le" = lower).
 _CLAIMS = (
@@ -82,7 +82,9 @@ def _claims_markdown(claims: list[dict[str, Any]]) -> list[str]:
 
 ANALYSIS = Analysis(
     "claims",
+    10,
     applies=lambda ctx: bool(ctx.rows),
     compute=lambda ctx: paper_claims([r.as_dict() for r in ctx.rows], ctx.tests),
     section=lambda ctx, claims: _claims_markdown(claims),
+    saved=True,
 )

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..aggregate import Row
-from ..analysis import Analysis
+from ...study.aggregate import Row
+from ...study.analysis import Analysis
 
 RULE_KEYS = ("dev/qa_mono_map", "dev/qa_cross_map", "dev/qa_pooled_map", "dev/parallel_multi_map")
 
@@ -61,7 +61,9 @@ def _markdown(scores: list[dict[str, Any]]) -> list[str]:
 
 ANALYSIS = Analysis(
     "recipe_choice",
+    100,
     applies=lambda ctx: any(k in r.mean for r in ctx.rows for k in RULE_KEYS),
     compute=lambda ctx: recipe_scores(ctx.rows),
     section=lambda ctx, scores: _markdown(scores),
+    saved=True,
 )

@@ -19,22 +19,31 @@ CANDIDATES = ("none", "shift:0.5", "shift:1", "center:0.25", "center:0.5", "cent
 MONO_DROP, TIE = 0.01, 0.002
 
 
+def dev_data(data_dir: str | os.PathLike | None) -> Any:
+    """The held-out part of the ``qa`` recipe's sources plus FLORES dev: the questions the shipped defaults are
+    chosen for (a :class:`~hybridir.data.training.items.TrainingData`)."""
+    from ..data.training.sources import load_train_dev
+    from ..training.recipes import recipe
+
+    qa = recipe("qa")
+    _, dev = load_train_dev(qa.data, list(qa.languages), data_dir, dev_only="flores")
+    assert dev is not None
+    return dev
+
+
 def choose_centering(models: list[str], data_dir: str | os.PathLike | None = None,
                      show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Dev figures of every (model, candidate), each candidate's score, and the choice (module docstring)."""
     import functools
     import tempfile
 
-    from ..data.training.sources import load_train_dev
     from ..encoders.centering import Centering, centering_for
     from ..encoders.encoding import Encoder
     from ..encoders.models import load_encoder
-    from ..training.config import RECIPE_DATA, RECIPE_LANGUAGES
     from ..training.dev_metrics import dev_metrics
     from ..training.teacher import frozen_vectors
 
-    _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, data_dir, dev_only="flores")
-    assert dev is not None
+    dev = dev_data(data_dir)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for ref in models:

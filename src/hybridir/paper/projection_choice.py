@@ -61,17 +61,15 @@ def choose_projection(models: list[str], data_dir: str | os.PathLike | None = No
     import functools
     import tempfile
 
-    from ..data.training.sources import load_train_dev
     from ..encoders.centering import Centering, ntrex_means
     from ..encoders.encoding import Encoder
     from ..encoders.models import load_encoder
     from ..encoders.projection import Projection, subspace
-    from ..training.config import RECIPE_DATA, RECIPE_LANGUAGES
     from ..training.dev_metrics import dev_metrics
     from ..training.teacher import frozen_vectors
+    from .centering_choice import dev_data
 
-    _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, data_dir, dev_only="flores")
-    assert dev is not None
+    dev = dev_data(data_dir)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     centred: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:

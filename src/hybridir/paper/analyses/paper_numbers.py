@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..aggregate import Row
-from ..analysis import Analysis
+from ...study.aggregate import Row
+from ...study.analysis import Analysis
 
 _METRICS = ("xquad-r/mono_map", "xquad-r/cross_map", "xquad-r/multi_map", "xquad-r/rank_distance",
             "mlqa-r/mono_map", "mlqa-r/cross_map", "mlqa-r/multi_map", "mlqa-r/rank_distance",
@@ -92,6 +92,7 @@ def paper_numbers_markdown(lines_in: list[dict[str, Any]]) -> list[str]:
 
 ANALYSIS = Analysis(
     "paper_numbers",
+    50,
     applies=lambda ctx: bool(ctx.cfg.paper_models),
     compute=lambda ctx: paper_numbers(ctx.rows, ctx.cfg.paper_models),
     section=lambda ctx, found: paper_numbers_markdown(found),

@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..aggregate import Row, comparisons, per_language
-from ..analysis import Analysis
-from ..plotting import color, figure, save_figure
+from ...study.aggregate import Row, comparisons, per_language
+from ...study.analysis import Analysis, Context
+from ...study.config import slug
+from ...study.plots import arm_groups, group_title
+from ...study.plotting import color, figure, save_figure
 
 
 def high_resource_check(rows: list[Row], out: Path, high_resource: Sequence[str]) -> list[dict[str, Any]]:
@@ -78,9 +80,25 @@ def plot_high_resource(
     return save_figure(fig, path)
 
 
+def _plots(ctx: Context) -> list[Path | None]:
+    """The high-resource bars of each group that has X-X and hybrid arms."""
+    made = []
+    for key, members in arm_groups(ctx.rows)[1].items():
+        xx, hybrids = [r for r in members if r.arm == "xx"], [r for r in members if r.arm.startswith("hybrid")]
+        if xx and hybrids:
+            mono_ft = [r for r in members if r.arm == "mono-ft"]
+            path = ctx.out / "plots" / f"high_resource_{slug('_'.join(str(k) for k in key))}.png"
+            made.append(plot_high_resource([*xx, *mono_ft], hybrids, ctx.out, ctx.cfg.high_resource, path,
+                                           group_title(key)))  # fmt: skip
+    return made
+
+
 ANALYSIS = Analysis(
     "high_resource",
+    70,
     applies=lambda ctx: ctx.has_dataset("xquad-r"),
     compute=lambda ctx: high_resource_check(ctx.rows, ctx.out, ctx.cfg.high_resource),
     section=lambda ctx, checks: _high_resource_markdown(checks, ctx.cfg.high_resource),
+    saved=True,
+    plots=lambda ctx, checks: _plots(ctx),
 )
