@@ -65,12 +65,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     p.add_argument("--runs", type=Path, default=Path.home() / "runs", help="where the candidates are trained")
     args = p.parse_args()
-    from hybridir.data.training.sources import load_train_dev
-    from hybridir.study.centering_choice import dev_rule
-    from hybridir.training.config import RECIPE_DATA, RECIPE_LANGUAGES
+    from hybridir.paper.centering_choice import dev_data, dev_rule
 
     models = {name(w): trained(w, args.runs) for w in WEIGHTS}
-    _, dev = load_train_dev(RECIPE_DATA, RECIPE_LANGUAGES, None, dev_only="flores")
+    dev = dev_data(None)
     rows: dict[str, dict[str, dict[str, float]]] = {s: {} for s in SCORINGS}
     with tempfile.TemporaryDirectory() as tmp:
         for cand, model_dir in models.items():
