@@ -20,7 +20,8 @@ demo: setup
 	$(BIN)/hybridir study studies/smoke.yaml
 
 test: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -ra --durations=15
 
 bench: setup

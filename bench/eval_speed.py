@@ -163,7 +163,7 @@ def compare_paths(model, args, folder: Path, root: Path) -> dict:
     rows = {name: {"setup_s": setup} for name, (_, setup) in encoders.items()}
     emb: dict[str, dict[str, np.ndarray]] = {}
     for r in range(args.rounds):  # interleaved; the order flips every round
-        for name in (list(encoders) if r % 2 == 0 else list(encoders)[::-1]):
+        for name in list(encoders) if r % 2 == 0 else list(encoders)[::-1]:
             enc = encoders[name][0]
             for kind, tx in texts.items():
                 t = time.perf_counter()
@@ -205,12 +205,16 @@ def paths_table(d: dict) -> str:
         q = " / ".join(f"{r[f'xquad_{k}_diff']:+.4f}" for k in ("mono", "cross", "multi")) if rated else "-"
         m = f"{r['miracl_ndcg10_diff']:+.4f}" if rated else "-"
         cos = [f"{min(r[f'xquad-r_cos_{k}'], r[f'miracl-yo_cos_{k}']):.5f}" for k in ("mean", "min")]
-        lines.append(f"| {name} | {r['xquad-r_texts_per_s']:.1f} | {r['xquad-r_ratio']:.2f}x | "
-                     f"{r['miracl-yo_texts_per_s']:.1f} | {r['miracl-yo_ratio']:.2f}x | {' / '.join(cos)} | "
-                     f"{q} | {m} |")
+        lines.append(
+            f"| {name} | {r['xquad-r_texts_per_s']:.1f} | {r['xquad-r_ratio']:.2f}x | "
+            f"{r['miracl-yo_texts_per_s']:.1f} | {r['miracl-yo_ratio']:.2f}x | {' / '.join(cos)} | "
+            f"{q} | {m} |"
+        )
     cpu = d["cpu"]
-    lines.append(f"\nCPU kind {cpu['kind']} (features: {' '.join(cpu['features']) or 'none of interest'}; "
-                 f"{cpu['threads']} threads); auto chooses {cpu['auto']} here")
+    lines.append(
+        f"\nCPU kind {cpu['kind']} (features: {' '.join(cpu['features']) or 'none of interest'}; "
+        f"{cpu['threads']} threads); auto chooses {cpu['auto']} here"
+    )
     return "\n".join(lines)
 
 
@@ -227,9 +231,12 @@ def main() -> None:
     ap.add_argument("--only-paths", action="store_true", help="run section (d) only")
     ap.add_argument("--skip-paths", action="store_true", help="skip section (d)")
     ap.add_argument("--paths", nargs="+", default=PATHS, help="(d) paths to time")
-    ap.add_argument("--quality-paths", nargs="+",
-                    default=["torch-fp32", "openvino-bf16", "torch-bf16", "openvino-int8w", "openvino-int8"],
-                    help="(d) paths whose metrics are computed on the real slices")
+    ap.add_argument(
+        "--quality-paths",
+        nargs="+",
+        default=["torch-fp32", "openvino-bf16", "torch-bf16", "openvino-int8w", "openvino-int8"],
+        help="(d) paths whose metrics are computed on the real slices",
+    )
     ap.add_argument("--onnx", action="store_true", help="(d) also time ONNX Runtime fp32 / int8 (needs onnxruntime)")
     ap.add_argument("--n-texts", type=int, default=600, help="(d) XQuAD-R sentences timed (half as many MIRACL)")
     ap.add_argument("--rounds", type=int, default=2)
@@ -265,9 +272,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        res = evaluate(model, "xquad-r", data_dir=folder, out_dir=Path(tmp), languages=args.languages,
-                       max_questions=args.max_questions, batch_size=args.batch_size, show_progress=False,
-                       backend="torch", precision="fp32")  # (a)-(c) compare like with like: the fp32 reference
+        res = evaluate(
+            model,
+            "xquad-r",
+            data_dir=folder,
+            out_dir=Path(tmp),
+            languages=args.languages,
+            max_questions=args.max_questions,
+            batch_size=args.batch_size,
+            show_progress=False,
+            backend="torch",
+            precision="fp32",
+        )  # (a)-(c) compare like with like: the fp32 reference
         full = time.perf_counter() - t
     n_texts = len(q_texts) + len(c_texts)
     per_text = encode_once / n_texts

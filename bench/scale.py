@@ -146,8 +146,12 @@ def task_build(kind: str, vectors: str, out: str, options: dict) -> dict[str, An
     searched = ann.Refined(index, v, refine=params["refine"]) if kind == "ivfpq" else index
     ann.tune(searched, nprobe=params.get("nprobe"), ef_search=params.get("ef_search"))
     check = ann.sample_recall(searched, v)
-    print(f"  {kind} built in {seconds:.0f} s; build-time check: recall@10 {check['recall@10']} on "
-          f"{check['recall_queries']} held-out rows ({check['recall_seconds']} s)", file=sys.stderr, flush=True)
+    print(
+        f"  {kind} built in {seconds:.0f} s; build-time check: recall@10 {check['recall@10']} on "
+        f"{check['recall_queries']} held-out rows ({check['recall_seconds']} s)",
+        file=sys.stderr,
+        flush=True,
+    )
     return {"build_seconds": round(seconds, 1), "disk_mb": round(os.path.getsize(out) / 2**20, 1),
             "params": params, "build_check": check}  # fmt: skip
 
@@ -274,16 +278,26 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1000, help="queries timed one at a time (default 1000)")
     p.add_argument("--flat-queries", type=int, default=20, help="queries timed for exact search (a full scan each)")
     p.add_argument("--nprobe", type=ints, default=sorted({8, ann.IVFPQ_NPROBE, 32}), help="IVF-PQ nprobe values")
-    p.add_argument("--refine", type=ints, default=sorted({0, ann.REFINE, 20}),
-                   help="IVF-PQ re-rank factors (0: PQ scores only)")
+    p.add_argument(
+        "--refine", type=ints, default=sorted({0, ann.REFINE, 20}), help="IVF-PQ re-rank factors (0: PQ scores only)"
+    )
     p.add_argument("--hnsw-max", type=size_of, default=1_000_000, help="largest size HNSW is built at")
     p.add_argument("--hnsw-ef-construction", type=int, default=40, help="HNSW efConstruction (faiss default 40)")
-    p.add_argument("--kinds", type=lambda s: s.split(","), default=["flat", "ivfpq", "hnsw"],
-                   help="what to measure (default flat,ivfpq,hnsw; the exact top-10 is computed once and reused)")
+    p.add_argument(
+        "--kinds",
+        type=lambda s: s.split(","),
+        default=["flat", "ivfpq", "hnsw"],
+        help="what to measure (default flat,ivfpq,hnsw; the exact top-10 is computed once and reused)",
+    )
     p.add_argument("--clean", action="store_true", help="delete each index file once measured")
     p.add_argument("--merge", type=Path, nargs="+", default=None, help="only merge these --out JSON files into --out")
-    p.add_argument("--encode", type=int, default=0, metavar="N",
-                   help="then bench/scale_encode.py --n N: sharded encoding on a real N-passage slice (0: skip)")
+    p.add_argument(
+        "--encode",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then bench/scale_encode.py --n N: sharded encoding on a real N-passage slice (0: skip)",
+    )
     p.add_argument("--task", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.task:  # a subprocess: one task, its result and peak RSS as the last line of stdout

@@ -96,8 +96,12 @@ def main() -> None:
     p.add_argument("--model", default="e5-small")
     p.add_argument("--shard-size", type=int, default=1024, help="index: passages per unit (default 1024)")
     p.add_argument("--data-dir", type=Path, default=None)
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads per process, both runs (default: all cores for 1 process, 1 a rank, torchrun's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per process, both runs (default: all cores for 1 process, 1 a rank, torchrun's)",
+    )
     args = p.parse_args()
     root = resolve_data_dir(args.data_dir)
     if args.threads:
@@ -114,8 +118,20 @@ def main() -> None:
                 cmd = ["index", "--model", args.model, "--corpus", str(corpus), "--lang", "yo", "--quiet",
                        "--shard-size", str(args.shard_size), "--out", str(run / "out")]  # fmt: skip
             else:
-                cmd = ["evaluate", "--model", args.model, "--dataset", f"miracl-judged:yo:{args.n}", "--no-plots",
-                       "--data-dir", str(root), "--cache-dir", str(run / "cache"), "--out", str(run / "out")]
+                cmd = [
+                    "evaluate",
+                    "--model",
+                    args.model,
+                    "--dataset",
+                    f"miracl-judged:yo:{args.n}",
+                    "--no-plots",
+                    "--data-dir",
+                    str(root),
+                    "--cache-dir",
+                    str(run / "cache"),
+                    "--out",
+                    str(run / "out"),
+                ]
             seconds, out = timed(cmd, ranks)
             rows.append((ranks, seconds, out.strip().splitlines()[-1] if out.strip() else ""))
         diff, rest = compare(args.command, work / "ranks1", work / f"ranks{args.ranks}")

@@ -104,8 +104,18 @@ def build_part(args: argparse.Namespace, out: Path) -> dict:
     enc.encode(texts[:8], "passage")  # builds the inference path (OpenVINO compile) outside the timing
     half = len(texts) // 2
     _, wall1, cpu1 = timed(partial(enc.encode, texts[:half], "passage"))
-    stats, _, build_cpu = timed(partial(build_index, args.model, args.corpus, out, lang=args.lang,
-                                        backend=args.backend, precision=args.precision, show_progress=False))
+    stats, _, build_cpu = timed(
+        partial(
+            build_index,
+            args.model,
+            args.corpus,
+            out,
+            lang=args.lang,
+            backend=args.backend,
+            precision=args.precision,
+            show_progress=False,
+        )
+    )
     _, wall2, cpu2 = timed(partial(enc.encode, texts[half:], "passage"))
     del enc
     plain, plain_cpu = wall1 + wall2, cpu1 + cpu2
@@ -232,8 +242,14 @@ def table(build: dict | None, search: dict, targets: dict[str, dict]) -> str:
                                     f"{search['qps_batched']:.0f} batched", "", ""),
              ("query encoding (batched)", f"{search['query_encode_ms_batched']:.1f} ms a query", "", "")]  # fmt: skip
     if search["e2e_p50_ms"] is not None:
-        rows.append(("end to end (encode + search, one query)",
-                     f"p50 {search['e2e_p50_ms']:.1f} ms, p99 {search['e2e_p99_ms']:.1f} ms", "", ""))
+        rows.append(
+            (
+                "end to end (encode + search, one query)",
+                f"p50 {search['e2e_p50_ms']:.1f} ms, p99 {search['e2e_p99_ms']:.1f} ms",
+                "",
+                "",
+            )
+        )
     rows += [("memory", f"vectors {search['vectors_mb']:.1f} MB, held beside the file's memory map "
                         f"{search['held_mb']:.1f} MB, on disk {search['disk_mb']:.1f} MB, peak RSS "
                         f"{search['rss_mb']:.0f} MB", "", "")]  # fmt: skip

@@ -255,19 +255,26 @@ def main() -> None:
             for clients in counts:
                 rows.append(phase(server, name, queries, refs, clients, args))
                 r = rows[-1]
-                print(f"  {name:9s} {clients:3d} clients: {r['throughput']:6.1f} req/s, p50 {r['p50_ms']:7.1f} ms, "
-                      f"p99 {r['p99_ms']:7.1f} ms, {r['errors']} errors, {r['wrong']} wrong", flush=True)
+                print(
+                    f"  {name:9s} {clients:3d} clients: {r['throughput']:6.1f} req/s, p50 {r['p50_ms']:7.1f} ms, "
+                    f"p99 {r['p99_ms']:7.1f} ms, {r['errors']} errors, {r['wrong']} wrong",
+                    flush=True,
+                )
         finally:
             server.stop()
     targets = verdicts(rows)
     if args.json:
         atomic_write_json(args.json, {"index": str(folder), "manifest": manifest, "rows": rows, "targets": targets})
-    print("\n| server | clients | requests | req/s | p50 ms | p99 ms | errors | wrong | same ids | max score diff | "
-          "RSS MB (peak) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| server | clients | requests | req/s | p50 ms | p99 ms | errors | wrong | same ids | max score diff | "
+        "RSS MB (peak) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['server']} | {r['clients']} | {r['requests']} | {r['throughput']:.1f} | {r['p50_ms']:.1f} | "
-              f"{r['p99_ms']:.1f} | {r['errors']} | {r['wrong']} | {r['same_ids']} | {r['max_score_diff']:.2g} | "
-              f"{r['rss_mb']:.0f} ({r['peak_rss_mb']:.0f}) |")
+        print(
+            f"| {r['server']} | {r['clients']} | {r['requests']} | {r['throughput']:.1f} | {r['p50_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['errors']} | {r['wrong']} | {r['same_ids']} | {r['max_score_diff']:.2g} | "
+            f"{r['rss_mb']:.0f} ({r['peak_rss_mb']:.0f}) |"
+        )
     print("\n| target | measured | required | verdict |\n|---|---|---|---|")
     for t in targets.values():
         print(f"| {t['measure']} | {t['measured']:.3g} | {t['target']} | {t['verdict']} |")

@@ -141,21 +141,34 @@ class Fakes:
         n = 40
         if dataset.startswith("miracl"):  # a retrieval set: nDCG@10 per query under monoqa/<set>, ids in qids/<set>
             name, ndcg = "miracl-yo-judged+1k", np.clip(q + rng.normal(0, 0.05, n), 0, 1)
-            np.savez(Path(out_dir) / "per_query.npz", **{f"monoqa/{name}": ndcg,
-                                                         f"qids/{name}": np.array([f"q{j}" for j in range(n)])})
+            np.savez(
+                Path(out_dir) / "per_query.npz",
+                **{f"monoqa/{name}": ndcg, f"qids/{name}": np.array([f"q{j}" for j in range(n)])},
+            )
             summary = {"ndcg@10": float(ndcg.mean()), "recall@100": 0.9, "mrr@10": 0.5,
                        f"{name}/ndcg@10": float(ndcg.mean())}  # fmt: skip
             (Path(out_dir) / "results.json").write_text(json.dumps({"summary": summary}))
             return {"summary": summary}
         if dataset == "flores":  # reciprocal rank per sentence under bitext/<dir>:<code> and pool_<setting>/<code>
             rr = np.clip(q + rng.normal(0, 0.05, n), 0, 1)
-            np.savez(Path(out_dir) / "per_query.npz", **{"bitext/x_en:yo": rr, "pool_cross/yo": rr,
-                                                         "qids/x_en:yo": np.array([f"s{j}" for j in range(n)])})
+            np.savez(
+                Path(out_dir) / "per_query.npz",
+                **{"bitext/x_en:yo": rr, "pool_cross/yo": rr, "qids/x_en:yo": np.array([f"s{j}" for j in range(n)])},
+            )
             summary = {"acc@1": float(rr.mean()), "mrr@10": float(rr.mean())}
             both = {"x_en": {"mrr@10": q}, "en_x": {"mrr@10": q + 0.1}}
-            (Path(out_dir) / "results.json").write_text(json.dumps({
-                "summary": summary, "bitext": {"yor_Latn": {"seen": qfile.is_file(), **both}},
-                "topics": {"travel": {"in_domain": True, "mrr@10": q}, "sports": {"in_domain": False, "mrr@10": q}}}))
+            (Path(out_dir) / "results.json").write_text(
+                json.dumps(
+                    {
+                        "summary": summary,
+                        "bitext": {"yor_Latn": {"seen": qfile.is_file(), **both}},
+                        "topics": {
+                            "travel": {"in_domain": True, "mrr@10": q},
+                            "sports": {"in_domain": False, "mrr@10": q},
+                        },
+                    }
+                )
+            )
             return {"summary": summary}
         # the harness's layout: per-query AP under mono/<x>, cross/<x> (mean over targets), multi/<x>, rank
         # distance per query, query ids under qids/<x>; tables mono[x], multi[x], cross[x][y]

@@ -106,8 +106,10 @@ def test_bad_parameters_are_one_line(call, message):
 
 def test_bad_build_options_are_refused_before_the_model_loads(tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": "one"}, {"id": "b", "text": "two"}])
-    for options, message in (({"index": "ivfpq", "nlist": 5}, "nlist 5 is not between 1 and the corpus size (2"),
-                             ({"index": "hnsw", "nlist": 5}, "--nlist applies to ivf and ivfpq indexes, not to hnsw")):
+    for options, message in (
+        ({"index": "ivfpq", "nlist": 5}, "nlist 5 is not between 1 and the corpus size (2"),
+        ({"index": "hnsw", "nlist": 5}, "--nlist applies to ivf and ivfpq indexes, not to hnsw"),
+    ):
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
             build_index("no-such-model", corpus, tmp_path / "i", show_progress=False, **options)
         assert not (tmp_path / "i").exists()

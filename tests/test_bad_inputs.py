@@ -36,18 +36,27 @@ CASES = [
     ("evaluate", "unknown dataset", "--dataset nope --out {tmp}/e"),
     ("evaluate", "BEIR folder missing", "--dataset beir:{tmp}/nobeir --out {tmp}/e"),
     ("evaluate", "model directory empty", "--model {empty} --dataset beir:{beir} --languages en --out {tmp}/e"),
-    ("evaluate", "backend without that precision", "--model {model} --dataset beir:{beir} --languages en "
-     "--backend torch --precision int8w --out {tmp}/e"),
+    (
+        "evaluate",
+        "backend without that precision",
+        "--model {model} --dataset beir:{beir} --languages en --backend torch --precision int8w --out {tmp}/e",
+    ),
     ("evaluate", "unknown precision", "--dataset beir:{beir} --precision fp64 --out {tmp}/e"),
     ("evaluate", "--out is an existing file", "--model {model} --dataset beir:{beir} --out {file}"),
     ("evaluate", "centering lambda outside [0, 2]", "--dataset beir:{beir} --centering center:3 --out {tmp}/e"),
     ("evaluate", "unknown centering mode", "--dataset beir:{beir} --centering centre --out {tmp}/e"),
     ("evaluate", "--shard outside 1..N", "--dataset beir:{beir} --cache-dir {tmp}/c --shard 3/2 --out {tmp}/e"),
     ("index", "--shard not I/N", "--model {model} --corpus {corpus} --shard 2 --out {tmp}/i"),
-    ("evaluate", "--means-data without NTREX-128 / FLORES-200", "--model {model} --dataset beir:{beir} "
-     "--means-data {empty} --out {tmp}/e"),
-    ("evaluate", "a language without means (centred)", "--model {model} --dataset beir:{beir} --languages de "
-     "--means-data {tmp}/means --out {tmp}/e"),
+    (
+        "evaluate",
+        "--means-data without NTREX-128 / FLORES-200",
+        "--model {model} --dataset beir:{beir} --means-data {empty} --out {tmp}/e",
+    ),
+    (
+        "evaluate",
+        "a language without means (centred)",
+        "--model {model} --dataset beir:{beir} --languages de --means-data {tmp}/means --out {tmp}/e",
+    ),
     ("debias", "--rank 0", "--model {model} --rank 0 --out {tmp}/d"),
     ("debias", "--rank not below the dimension", "--model {model} --rank 32 --languages deu,eng --out {tmp}/d"),
     ("debias", "projection file missing", "--model {model} --projection {empty} --out {tmp}/d"),
@@ -69,12 +78,18 @@ CASES = [
     ("index", "duplicate passage id", "--model {model} --corpus {tmp}/dup.jsonl --out {tmp}/i"),
     ("index", "lang field not a language", "--model {model} --corpus {tmp}/badlang.jsonl --out {tmp}/i"),
     ("index", "--lang not a language", "--model {model} --corpus {corpus} --lang English --out {tmp}/i"),
-    ("index", "--languages unknown to the detector", "--model {model} --corpus {corpus} --languages en,xx "
-                                                     "--out {tmp}/i"),
+    (
+        "index",
+        "--languages unknown to the detector",
+        "--model {model} --corpus {corpus} --languages en,xx --out {tmp}/i",
+    ),
     ("index", "shard size 0", "--model {model} --corpus {corpus} --shard-size 0 --out {tmp}/i"),
     ("index", "unknown index type", "--model {model} --corpus {corpus} --index annoy --out {tmp}/i"),
-    ("index", "--nlist larger than the corpus", "--model {model} --corpus {corpus} --index ivfpq --nlist 5 "
-                                                "--out {tmp}/i"),
+    (
+        "index",
+        "--nlist larger than the corpus",
+        "--model {model} --corpus {corpus} --index ivfpq --nlist 5 --out {tmp}/i",
+    ),
     ("index", "--nlist for an hnsw index", "--model {model} --corpus {corpus} --index hnsw --nlist 2 --out {tmp}/i"),
     ("search", "not an index", "{empty} hallo"),
     ("search", "vectors.npy truncated", "{broken} hallo"),
@@ -167,9 +182,11 @@ def test_every_bad_input_is_one_line_with_exit_code_2_and_the_table_is_current(p
         shown = args.replace("{tmp}", "<tmp>").replace("{", "<").replace("}", ">")
         rows.append(f"| {command} | {what} | `{shown}` | {message.replace('|', '/')} |")
     table = "\n".join(rows) + "\n"
-    head = ("# Bad inputs\n\nEvery bad input tried across the CLI (tests/test_bad_inputs.py) with the one line it "
-            "gives (exit code 2, no traceback, nothing left half-written; every argument and input file is checked "
-            "before a model loads). Lock, full-disk and corrupt-cache cases: tests/test_reliability.py.\n\n")
+    head = (
+        "# Bad inputs\n\nEvery bad input tried across the CLI (tests/test_bad_inputs.py) with the one line it "
+        "gives (exit code 2, no traceback, nothing left half-written; every argument and input file is checked "
+        "before a model loads). Lock, full-disk and corrupt-cache cases: tests/test_reliability.py.\n\n"
+    )
     if os.environ.get("HYBRIDIR_WRITE_BAD_INPUTS"):
         DOC.write_text(head + table)
     assert DOC.read_text() == head + table, "docs/bad_inputs.md is stale: HYBRIDIR_WRITE_BAD_INPUTS=1 pytest ..."

@@ -57,8 +57,13 @@ def test_trec_qrels_and_errors(tmp_path):
 
 
 def test_evaluate_beir_end_to_end(tmp_path, tiny_model):
-    res = evaluate(tiny_model, f"beir:{write_beir(tmp_path / 'toy')}", out_dir=tmp_path / "run", show_progress=False,
-                   languages=["en"])  # no 'lang' field: --languages labels every row (the default centering uses it)
+    res = evaluate(
+        tiny_model,
+        f"beir:{write_beir(tmp_path / 'toy')}",
+        out_dir=tmp_path / "run",
+        show_progress=False,
+        languages=["en"],
+    )  # no 'lang' field: --languages labels every row (the default centering uses it)
     assert res["config"]["languages_from"] == "--languages en"
     assert set(res["summary"]) == {"toy/ndcg@10", "toy/recall@100", "toy/mrr@10", "ndcg@10", "recall@100", "mrr@10"}
     assert res["summary"]["toy/recall@100"] == 1.0  # 12 documents: every relevant one is in the top 100

@@ -28,8 +28,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("text, mode, weight", [("none", "none", 1.0), ("shift", "shift", 1.0),
-                                                ("center:0.5", "center", 0.5), ("shift:2", "shift", 2.0)])
+@pytest.mark.parametrize(
+    "text, mode, weight",
+    [("none", "none", 1.0), ("shift", "shift", 1.0), ("center:0.5", "center", 0.5), ("shift:2", "shift", 2.0)],
+)
 def test_spec_parses_modes_and_weights(text, mode, weight):
     spec = CenteringSpec.parse(text)
     assert (spec.mode, spec.weight) == (mode, weight)
@@ -111,8 +113,10 @@ def test_a_model_folder_carries_its_means(tiny_model_dir, data_root, tmp_path):
     kw = dict(data_dir=data_root, languages=["en", "de"], max_questions=20, plots=False, show_progress=False)
     shifted = evaluate(str(model), "xquad-r", **kw, centering="shift")
     assert shifted["config"]["centering"]["means_source"] == "zeros"
-    assert shifted["summary"]["multi_map"] == evaluate(str(model), "xquad-r", **kw, centering="none")["summary"][
-        "multi_map"]
+    assert (
+        shifted["summary"]["multi_map"]
+        == evaluate(str(model), "xquad-r", **kw, centering="none")["summary"]["multi_map"]
+    )
 
 
 def test_training_writes_means_into_the_model(tiny_model_dir, data_root, tmp_path):
@@ -270,20 +274,26 @@ def test_the_study_analysis_pairs_centred_rows_with_plain_ones_and_arms_at_the_s
         alpha = 0.5 if sampler.startswith("hybrid") and sampler != "hybrid-c" else None
         return Row(Cell("m", sampler, alpha, "ls", ("en", "de"), 60, centering=centering, **kw), recs)
 
-    rows = [row("xx", None, [0.40, 0.42, 0.41]), row("xx", "shift", [0.50, 0.51, 0.52]),
-            row("hybrid", None, [0.44, 0.45, 0.43]), row("hybrid", "shift", [0.52, 0.54, 0.53]),
-            row("hybrid-c", "shift", [0.60, 0.61, 0.59]),
-            row("hybrid-kd", "shift", [0.70, 0.70, 0.70], distill_weight=1.0),  # not what hybrid-c is compared with
-            row("xy", "shift", [0.30, 0.30, 0.30], merge=0.5)]  # merged: not hybrid's unmerged baseline
+    rows = [
+        row("xx", None, [0.40, 0.42, 0.41]),
+        row("xx", "shift", [0.50, 0.51, 0.52]),
+        row("hybrid", None, [0.44, 0.45, 0.43]),
+        row("hybrid", "shift", [0.52, 0.54, 0.53]),
+        row("hybrid-c", "shift", [0.60, 0.61, 0.59]),
+        row("hybrid-kd", "shift", [0.70, 0.70, 0.70], distill_weight=1.0),  # not what hybrid-c is compared with
+        row("xy", "shift", [0.30, 0.30, 0.30], merge=0.5),
+    ]  # merged: not hybrid's unmerged baseline
     found = {(g["question"], g["arm"], g["baseline"]): g for g in centering_gains(rows)}
     gain = found[("post hoc: centred minus plain", "xx+shift", "xx")]
     assert gain["n_seeds"] == 3 and gain["mean"] == pytest.approx(0.1) and gain["ci95"] > 0
     assert found[("hybrid minus xx, both shift", "hybrid-0.5+shift", "xx+shift")]["mean"] == pytest.approx(0.02)
-    assert found[("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")]["mean"] == \
-        pytest.approx(0.07)
+    assert found[("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")][
+        "mean"
+    ] == pytest.approx(0.07)
     assert found[("hybrid minus xx, both shift", "hybrid-0.5+kd1+shift", "xx+shift")]["mean"] == pytest.approx(0.19)
     assert {(q, a, b) for q, a, b in found if a == "hybrid-c+shift"} == {
-        ("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")}
+        ("trained centred minus post hoc (shift)", "hybrid-c+shift", "hybrid-0.5+shift")
+    }
     assert not [k for k in found if "xy" in k[2]]
 
 
@@ -371,9 +381,16 @@ def test_paired_tests_compare_hybrid_and_baselines_within_one_scoring_mode():
     rows = [Row(c, []) for c in cells]
     pairs = {(h.arm, b.arm) for h, b in comparisons(rows)}
     centred = "hybrid-0.5+center:0.75"
-    assert pairs == {("hybrid-0.5", "xx"), ("hybrid-0.5", "kd"), ("hybrid-0.5", "zero-shot"),
-                     (centred, "xx+center:0.75"), (centred, "zero-shot+center:0.75"),
-                     ("hybrid-0.5+kd0.5", "xx"), ("hybrid-0.5+kd0.5", "kd"), ("hybrid-0.5+kd0.5", "zero-shot")}
+    assert pairs == {
+        ("hybrid-0.5", "xx"),
+        ("hybrid-0.5", "kd"),
+        ("hybrid-0.5", "zero-shot"),
+        (centred, "xx+center:0.75"),
+        (centred, "zero-shot+center:0.75"),
+        ("hybrid-0.5+kd0.5", "xx"),
+        ("hybrid-0.5+kd0.5", "kd"),
+        ("hybrid-0.5+kd0.5", "zero-shot"),
+    }
 
 
 # -- centering never fails silently: where the means' text is found, and what happens when it is not -------------

@@ -12,8 +12,20 @@ from hybridir.cli import main
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ("models", "evaluate", "train", "merge", "means", "debias", "choose-centering",
-                    "choose-projection", "study", "index", "search", "serve"):
+    for command in (
+        "models",
+        "evaluate",
+        "train",
+        "merge",
+        "means",
+        "debias",
+        "choose-centering",
+        "choose-projection",
+        "study",
+        "index",
+        "search",
+        "serve",
+    ):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0
@@ -57,8 +69,13 @@ def test_help_and_argument_errors_import_no_heavy_library():
     heavy = ("torch", "transformers", "sentence_transformers", "faiss", "openvino")
     probe = ("import sys; from hybridir.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit: pass\n"
              f"print(sorted(m for m in {heavy!r} if m in sys.modules))")  # fmt: skip
-    for argv in (["--help"], ["search", "idx", "q", "--k", "many"], ["train", "--alpha", "1.5", "--out", "unused"],
-                 ["serve", "idx", "--port", "99999"], ["index", "--corpus", "missing.jsonl", "--out", "x"]):
+    for argv in (
+        ["--help"],
+        ["search", "idx", "q", "--k", "many"],
+        ["train", "--alpha", "1.5", "--out", "unused"],
+        ["serve", "idx", "--port", "99999"],
+        ["index", "--corpus", "missing.jsonl", "--out", "x"],
+    ):
         out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
         assert out.stdout.strip().splitlines()[-1] == "[]", (argv, out.stdout[-300:], out.stderr[-300:])
 
@@ -77,10 +94,12 @@ def test_bad_train_option_is_one_line_and_exit_2(capsys):
 
 def test_bad_study_file_names_the_file_and_key(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(textwrap.dedent("""
+    bad.write_text(
+        textwrap.dedent("""
         name: bad
         grid: {samplers: [zero-shot, hybrid], alpha: [2.0]}
-    """))
+    """)
+    )
     assert main(["study", str(bad), "--list"]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "grid.alpha" in err

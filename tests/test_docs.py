@@ -64,8 +64,10 @@ def test_the_checker_catches_a_broken_link(tmp_path: Path) -> None:
     page.write_text("[ok](there.md) [ok](there.md#a-heading) [web](https://example.org)\n"
                     "[gone](missing.md) [bad anchor](there.md#nope)\n```\n[in code](nowhere.md)\n```\n",
                     encoding="utf-8")  # fmt: skip
-    assert broken(page, tmp_path) == ["page.md:2: missing.md (no such file)",
-                                      "page.md:2: there.md#nope (no such heading)"]
+    assert broken(page, tmp_path) == [
+        "page.md:2: missing.md (no such file)",
+        "page.md:2: there.md#nope (no such heading)",
+    ]
 
 
 def test_readme_is_a_front_door() -> None:

@@ -120,8 +120,13 @@ def snapshot(work: Path) -> dict[str, object]:
     root = str(work)
     for path in sorted((work / "out").rglob("*")):
         rel = path.relative_to(work / "out").as_posix()
-        if not path.is_file() or rel.startswith(".") or "/." in rel or path.suffix in (".png", ".md") \
-                or path.name == "tokenizer_config.json":  # holds the tokenizer's last truncation call, not weights
+        if (
+            not path.is_file()
+            or rel.startswith(".")
+            or "/." in rel
+            or path.suffix in (".png", ".md")
+            or path.name == "tokenizer_config.json"
+        ):  # holds the tokenizer's last truncation call, not weights
             continue
         if path.suffix == ".safetensors":
             out[rel] = {k: v.tobytes() for k, v in load_file(path).items()}

@@ -68,8 +68,9 @@ def test_build_stores_vectors_ids_texts_languages_and_manifest(tiny_model_dir, c
     assert again["shards_encoded"] == 0  # complete: left as it is
 
 
-def test_a_load_hashes_only_files_changed_since_they_were_last_found_intact(tiny_model_dir, corpus, tmp_path,
-                                                                               monkeypatch):
+def test_a_load_hashes_only_files_changed_since_they_were_last_found_intact(
+    tiny_model_dir, corpus, tmp_path, monkeypatch
+):
     import hybridir.retrieval.index as index_module
 
     build_index(tiny_model_dir, corpus, tmp_path / "idx", show_progress=False)
@@ -189,8 +190,11 @@ def test_kill_9_then_rerun_gives_the_same_index_as_an_uninterrupted_build(tiny_m
     # .verified.json records the files' stat (mtime, inode): it differs between any two builds by design
     names = sorted(p.name for p in fresh.iterdir() if p.name != ".verified.json")
     killed_names = sorted(p.name for p in killed.iterdir() if p.name != ".verified.json")
-    assert names == killed_names == ["docs.jsonl", "language_means.json",
-                                                                 "language_means.npz", "manifest.json", "vectors.npy"]
+    assert (
+        names
+        == killed_names
+        == ["docs.jsonl", "language_means.json", "language_means.npz", "manifest.json", "vectors.npy"]
+    )
     for name in names:
         assert (killed / name).read_bytes() == (fresh / name).read_bytes(), name
 

@@ -137,8 +137,10 @@ def test_hub_fallback_fails_clearly_offline(tmp_path, monkeypatch):
     assert "\n" not in str(err.value)
 
     def unreachable(*args, **kwargs):
-        raise OSError("Got: ConnectError: [Errno -2] Name or service not known\nAn error happened while trying to "
-                      "locate the files on the Hub.\n  Please check your internet connection.")
+        raise OSError(
+            "Got: ConnectError: [Errno -2] Name or service not known\nAn error happened while trying to "
+            "locate the files on the Hub.\n  Please check your internet connection."
+        )
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
     with pytest.raises(DataError, match=r"miracl:sw: could not download MIRACL .* needs internet") as err:
@@ -214,9 +216,16 @@ def write_lines(path: Path, rows: list[str]) -> None:
 
 
 def test_real_slice_matches_pytrec_eval_and_the_beir_path(real_slice, tmp_path, tiny_model):
-    opts = {"data_dir": real_slice, "fusion": "bm25", "backend": "torch", "precision": "fp32", "plots": False,
-            "show_progress": False, "cache_dir": tmp_path / "emb",  # the cache: each text encoded once
-            "centering": "none"}  # fmt: skip (the independent runs below score plain vectors)
+    opts = {
+        "data_dir": real_slice,
+        "fusion": "bm25",
+        "backend": "torch",
+        "precision": "fp32",
+        "plots": False,
+        "show_progress": False,
+        "cache_dir": tmp_path / "emb",  # the cache: each text encoded once
+        "centering": "none",
+    }  # fmt: skip (the independent runs below score plain vectors)
     res = evaluate(tiny_model, "miracl:yo", out_dir=tmp_path / "run", **opts)
     es = load_miracl("yo", data_dir=real_slice)
     assert res["sets"]["miracl-yo"]["queries"] == 10 and len(es.cand_ids) == res["sets"]["miracl-yo"]["corpus"]

@@ -174,12 +174,21 @@ def test_proj_scoring_equals_the_debiased_model_and_needs_no_labels(tiny_model_d
     from hybridir.retrieval.search import Searcher
 
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text('{"id": "1", "text": "a river", "lang": "en"}\n{"id": "2", "text": "ein Fluss", "lang": "de"}\n'
-                      '{"id": "3", "text": "a mountain", "lang": "en"}\n')
+    corpus.write_text(
+        '{"id": "1", "text": "a river", "lang": "en"}\n{"id": "2", "text": "ein Fluss", "lang": "de"}\n'
+        '{"id": "3", "text": "a mountain", "lang": "en"}\n'
+    )
     with pytest.raises(ConfigError, match="hybridir debias"):
         build_index(str(tiny_model_dir), corpus, tmp_path / "i", centering="proj")
-    build_index(str(out), corpus, tmp_path / "neutral-index", centering="none", backend="torch", precision="fp32",
-                show_progress=False)  # the neutral model indexes and searches as any model does
+    build_index(
+        str(out),
+        corpus,
+        tmp_path / "neutral-index",
+        centering="none",
+        backend="torch",
+        precision="fp32",
+        show_progress=False,
+    )  # the neutral model indexes and searches as any model does
     hits = Searcher(tmp_path / "neutral-index", centering="none").search(["the river"], k=3)[0]
     enc = Encoder(load_encoder(str(out)), show_progress=False, backend="torch", precision="fp32")
     q, docs = enc.encode(["the river"], "query"), enc.encode(["a river", "ein Fluss", "a mountain"], "passage")

@@ -49,12 +49,24 @@ def qa_root(tmp_path: Path) -> Path:
     for split in ("train", "dev"):
         path = root / f"qa/afriqa/gold_passages/hau/gold_span_passages.afriqa.hau.en.{split}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [{"id": "0", "question_lang": "Wane ne sarkin Lozi?", "question_translated": "Who is the Lozi king?",
-                 "context": EN, "answer_pivot": {"answer_start": [EN.index("Lealui")], "text": ["Lealui"]},
-                 "title": "Lozi"},
-                {"id": "1", "question_lang": "Yaushe?", "question_translated": "When did the army come?",
-                 "context": EN, "answer_pivot": {"answer_start": [EN.index("1900")], "text": ["1900"]},
-                 "title": "Lozi"}]
+        rows = [
+            {
+                "id": "0",
+                "question_lang": "Wane ne sarkin Lozi?",
+                "question_translated": "Who is the Lozi king?",
+                "context": EN,
+                "answer_pivot": {"answer_start": [EN.index("Lealui")], "text": ["Lealui"]},
+                "title": "Lozi",
+            },
+            {
+                "id": "1",
+                "question_lang": "Yaushe?",
+                "question_translated": "When did the army come?",
+                "context": EN,
+                "answer_pivot": {"answer_start": [EN.index("1900")], "text": ["1900"]},
+                "title": "Lozi",
+            },
+        ]
         path.write_text("\n".join(json.dumps(r) for r in rows) + "\nNaN_line_placeholder\n".replace(
             "NaN_line_placeholder", '{"id": "2", "question_lang": NaN, "question_translated": "x", "context": null, '
             '"answer_pivot": {"answer_start": [], "text": ["y"]}, "title": null}'))  # fmt: skip
@@ -225,8 +237,10 @@ def test_qa_dev_figures_by_hand():
 def test_train_config_new_fields_validate():
     from hybridir.training.config import TrainConfig
 
-    assert TrainConfig(source_weights="iapp-th=3, afriqa:xy=100").weights_by_source == {"iapp-th": 3.0,
-                                                                                         "afriqa:xy": 100.0}
+    assert TrainConfig(source_weights="iapp-th=3, afriqa:xy=100").weights_by_source == {
+        "iapp-th": 3.0,
+        "afriqa:xy": 100.0,
+    }
     for bad in ("afriqa", "afriqa=x", "=2", "afriqa=-1"):
         with pytest.raises(ConfigError, match="source_weights"):
             TrainConfig(source_weights=bad)

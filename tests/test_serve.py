@@ -72,8 +72,15 @@ def test_the_switch_scores_language_neutrally_and_keeps_the_bar_before(app):
         assert [h["score"] for h in after["hits"]] != [h["score"] for h in before["hits"]]
 
 
-@pytest.mark.parametrize(("params", "error"), [({}, "empty query"), ({"q": "  "}, "empty query"),
-                                               ({"q": "x", "k": "ten"}, "integer"), ({"q": "x", "k": 0}, "between")])
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({}, "empty query"),
+        ({"q": "  "}, "empty query"),
+        ({"q": "x", "k": "ten"}, "integer"),
+        ({"q": "x", "k": 0}, "between"),
+    ],
+)
 def test_api_rejects_bad_requests(app, params, error):
     from starlette.testclient import TestClient
 

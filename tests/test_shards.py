@@ -50,8 +50,11 @@ def yo_slice(tmp_path_factory, data_root) -> Path:
         pytest.skip(f"real MIRACL data not found: {base}/miracl-v1.0-yo is absent")
     topics = lines(base / "miracl-v1.0-yo/topics/topics.miracl-v1.0-yo-dev.tsv")[:10]
     keep = {t.split("\t")[0] for t in topics}
-    qrels = [(q, d, int(g)) for q, _, d, g in (x.split() for x in lines(base / "miracl-v1.0-yo/qrels/"
-                                                                         "qrels.miracl-v1.0-yo-dev.tsv")) if q in keep]
+    qrels = [
+        (q, d, int(g))
+        for q, _, d, g in (x.split() for x in lines(base / "miracl-v1.0-yo/qrels/qrels.miracl-v1.0-yo-dev.tsv"))
+        if q in keep
+    ]
     judged = {d for _, d, _ in qrels}
     with gzip.open(base / "miracl-corpus-v1.0-yo/docs-0.jsonl.gz", "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
@@ -96,8 +99,25 @@ def run(argv: list[str], ranks: int = 1, kill_at: int | None = None, timeout: fl
 
 
 def evaluate_argv(model: Path, data: Path, cache: Path, out: Path, *more: str) -> list[str]:
-    return ["evaluate", "--model", str(model), "--dataset", "miracl:yo", "--data-dir", str(data), "--cache-dir",
-            str(cache), "--out", str(out), "--backend", "torch", "--centering", "none", "--no-plots", *more]
+    return [
+        "evaluate",
+        "--model",
+        str(model),
+        "--dataset",
+        "miracl:yo",
+        "--data-dir",
+        str(data),
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+        "--backend",
+        "torch",
+        "--centering",
+        "none",
+        "--no-plots",
+        *more,
+    ]
 
 
 def comparable(out: Path) -> dict:

@@ -135,7 +135,8 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     assert rows["xx"]["seeds"] == [0, 1] and not np.isnan(rows["xx"]["std"]["xquad-r/mono_map"])
     t_975_1df = 12.7062  # Student t, 1 degree of freedom
     assert rows["xx"]["ci95"]["xquad-r/mono_map"] == pytest.approx(
-        t_975_1df * rows["xx"]["std"]["xquad-r/mono_map"] / np.sqrt(2), rel=1e-4)
+        t_975_1df * rows["xx"]["std"]["xquad-r/mono_map"] / np.sqrt(2), rel=1e-4
+    )
     assert rows["hybrid-0.25"]["mean"]["xquad-r/mono_map"] > rows["xx"]["mean"]["xquad-r/mono_map"]
     assert rows["xx"]["mean"]["dev/mono_map"] == pytest.approx(0.405)
     assert rows["zero-shot"]["mean"]["dev/mono_map"] == 0.5  # the starting model on the same dev data
@@ -160,8 +161,12 @@ def test_study_runs_skips_finished_cells_and_writes_table_and_plots(tmp_path, fa
     csv_lines = (out / "study.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(rows) and "xquad-r/mono_map_sig" in csv_lines[0]
     plots = set(result["plots"])
-    assert {"bars_e5-small_2langs_3.png", "alpha_e5-small_2langs_3.png", "heatmap_e5-small_2langs_3.png",
-            "tradeoff_e5-small_2langs_3.png"} <= plots
+    assert {
+        "bars_e5-small_2langs_3.png",
+        "alpha_e5-small_2langs_3.png",
+        "heatmap_e5-small_2langs_3.png",
+        "tradeoff_e5-small_2langs_3.png",
+    } <= plots
     assert all((out / "plots" / p).stat().st_size > 0 for p in plots)
     assert not any(p.startswith(("languages_", "model_size_")) for p in plots)  # the grid has no such axis
 
@@ -421,7 +426,9 @@ def test_hybrid_family_is_tested_against_every_baseline_arm_in_the_grid(tmp_path
 
 
 def test_recipes_and_dev_only_evaluation(tmp_path, fakes):
-    path = write_yaml(tmp_path, """
+    path = write_yaml(
+        tmp_path,
+        """
         name: recipes
         grid:
           samplers: [zero-shot, hybrid]
@@ -430,7 +437,8 @@ def test_recipes_and_dev_only_evaluation(tmp_path, fakes):
           steps: [3]
         train: {batch_size: 4}
         eval: {datasets: []}
-        """)
+        """,
+    )
     cfg = study.load_study_config(path)
     assert cfg.datasets == {} and [c.arm for c in study.expand_grid(cfg)] == ["zero-shot", "hybrid-0.5@base",
                                                                              "hybrid-0.5@t05"]  # fmt: skip
@@ -517,13 +525,19 @@ def test_recipe_choice_takes_the_best_worst_gain_over_zero_shot():
     start = dict(zip([k[4:] for k in RULE_KEYS], (0.8, 0.4, 0.5, 0.3), strict=True))
 
     def row(recipe: str, *vals: float, dev_start: dict | None = None) -> Row:
-        return Row(Cell("m", "hybrid", 0.5, "set", ("en",), 60, recipe=recipe),
-                   [{"seed": 0, "dev_start": dev_start or start}], mean=dict(zip(RULE_KEYS, vals, strict=True)))
+        return Row(
+            Cell("m", "hybrid", 0.5, "set", ("en",), 60, recipe=recipe),
+            [{"seed": 0, "dev_start": dev_start or start}],
+            mean=dict(zip(RULE_KEYS, vals, strict=True)),
+        )
 
     other = {k: v + 0.1 for k, v in start.items()}  # a recipe that changed the dev data itself
-    rows = [row("big", 0.79, 0.7, 0.7, 0.6), row("steady", 0.81, 0.45, 0.55, 0.35),
-            row("passage", 0.95, 0.6, 0.7, 0.5, dev_start=other),
-            Row(Cell("m", "xx", None, "set", ("en",), 60, recipe="nodev"), [{"seed": 0}])]
+    rows = [
+        row("big", 0.79, 0.7, 0.7, 0.6),
+        row("steady", 0.81, 0.45, 0.55, 0.35),
+        row("passage", 0.95, 0.6, 0.7, 0.5, dev_start=other),
+        Row(Cell("m", "xx", None, "set", ("en",), 60, recipe="nodev"), [{"seed": 0}]),
+    ]
     scores = recipe_scores(rows)
     assert [s["arm"] for s in scores] == ["hybrid-0.5@steady", "hybrid-0.5@big", "hybrid-0.5@passage"]
     assert scores[0]["chosen"] and not scores[2]["shared_dev_set"] and "chosen" not in scores[2]
@@ -535,9 +549,11 @@ def test_seed_pairs_marks_a_difference_only_when_its_seed_interval_excludes_zero
     from hybridir.study.analyses.seed_pairs import gains_markdown
 
     base = {"model": "m", "languages": "l", "steps": 3, "arm": "hybrid-0.5", "n_seeds": 8}
-    gains = [base | {"baseline": "xx", "metric": "a", "label": "cross mAP", "mean": 0.05, "ci95": 0.02},
-             base | {"baseline": "xx", "metric": "b", "label": "mono mAP", "mean": -0.01, "ci95": 0.02},
-             base | {"baseline": "xy", "metric": "b", "label": "mono mAP", "mean": -0.03, "ci95": 0.02}]
+    gains = [
+        base | {"baseline": "xx", "metric": "a", "label": "cross mAP", "mean": 0.05, "ci95": 0.02},
+        base | {"baseline": "xx", "metric": "b", "label": "mono mAP", "mean": -0.01, "ci95": 0.02},
+        base | {"baseline": "xy", "metric": "b", "label": "mono mAP", "mean": -0.03, "ci95": 0.02},
+    ]
     table = gains_markdown(gains, "T")
     assert "## T" in table
     assert "| m | l | 3 | hybrid-0.5 | xx | 8 | +0.05 ± 0.02* | -0.01 ± 0.02 |" in table
@@ -567,8 +583,10 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
     assert table.endswith("1. hybrid-0.5: misses mono_map -0.020\n2. kd: misses rank_distance -10")
     assert "xquad-r/mono_map (≥ 0.800, zero-shot)" in table
     # two models, two zero-shot bars: the header cannot show one number; each row's gap uses its own model's
-    rows += [Row(Cell("big", "zero-shot"), [{"seed": None}], mean={"xquad-r/mono_map": 0.90}),
-             Row(Cell("big", "kd", None, "l", ("en",), 60), [], mean={"xquad-r/mono_map": 0.85})]
+    rows += [
+        Row(Cell("big", "zero-shot"), [{"seed": None}], mean={"xquad-r/mono_map": 0.90}),
+        Row(Cell("big", "kd", None, "l", ("en",), 60), [], mean={"xquad-r/mono_map": 0.85}),
+    ]
     two = check_targets(rows, {"xquad-r/mono_map": "zero-shot"})
     assert [x["gap"] for x in two] == pytest.approx([-0.02, 0.01, -0.05])
     assert "xquad-r/mono_map (≥ each model's zero-shot)" in "\n".join(targets_markdown(two))
@@ -581,9 +599,14 @@ def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp
 
 
 # ---------------------------------------------------------------------------------------- several processes, one study
-VARIANTS = BASE.replace("  steps: [3]\n", "  steps: [3]\n  merge: [1, 0.5]\n  centering: [none, shift]\n").replace(
-    "samplers: [zero-shot, xx, xy, hybrid]\n  alpha: [0.25, 0.75]", "samplers: [zero-shot, xx, hybrid]\n  alpha: [0.5]"
-).replace("  hybrid-0.25: [0, 1]\n", "")
+VARIANTS = (
+    BASE.replace("  steps: [3]\n", "  steps: [3]\n  merge: [1, 0.5]\n  centering: [none, shift]\n")
+    .replace(
+        "samplers: [zero-shot, xx, xy, hybrid]\n  alpha: [0.25, 0.75]",
+        "samplers: [zero-shot, xx, hybrid]\n  alpha: [0.5]",
+    )
+    .replace("  hybrid-0.25: [0, 1]\n", "")
+)
 
 WORKER = """
 import os, sys, time, uuid
@@ -687,8 +710,10 @@ def test_a_cell_another_process_holds_is_passed_over_and_run_once_it_is_released
     path, out = write_yaml(tmp_path, VARIANTS.replace("  merge: [1, 0.5]\n", "")), tmp_path / "out"
     cells = study.expand_grid(study.load_study_config(path))
     zero_shot, hybrid = cells[0], next(c for c in cells if c.sampler == "hybrid" and c.centering is None)
-    held = [DirLock(out / "cells" / zero_shot.cell_id, "study").__enter__(),
-            DirLock(out / "cells" / hybrid.cell_id, "study training", name=runner.TRAIN_LOCK).__enter__()]
+    held = [
+        DirLock(out / "cells" / zero_shot.cell_id, "study").__enter__(),
+        DirLock(out / "cells" / hybrid.cell_id, "study training", name=runner.TRAIN_LOCK).__enter__(),
+    ]
     listed = study.describe_study(path, out).splitlines()[1:]
     assert listed[0].startswith("running") and f"(pid {os.getpid()} on " in listed[0]
     assert all(not line.startswith("running") for line in listed[1:])  # a training lock is not a running cell
@@ -725,8 +750,12 @@ def test_the_total_wall_time_counts_a_training_its_variants_share_once():
     from hybridir.study.summary import _total_s
 
     plain = Cell("e5-small", "xx", None, "ls", ("ar", "de"), 3, seed=0)
-    variants = [plain, dataclasses.replace(plain, centering="shift"), dataclasses.replace(plain, merge=0.5),
-                dataclasses.replace(plain, seed=1)]
+    variants = [
+        plain,
+        dataclasses.replace(plain, centering="shift"),
+        dataclasses.replace(plain, merge=0.5),
+        dataclasses.replace(plain, seed=1),
+    ]
     records = [{"cell_id": c.cell_id, "timing": {"train_s": 10.0 + (c.seed or 0), "eval_s": {"xquad-r": 1.0}}}
                for c in variants]  # fmt: skip
     assert _total_s(variants, records) == 10.0 + 11.0 + 4 * 1.0

@@ -30,9 +30,10 @@ SCENARIOS = {
     .replace("alpha: [0.25, 0.75]", "alpha: [0.5]")
     .replace("  hybrid-0.25: [0, 1]\n", ""),
     # mono-ft, kd and mixed baselines, hybrid + distillation, monoqa tests, high-resource vs mono-ft
-    "arms": ARMS.replace("[zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]",
-                         "[zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]\n  seeds: [0, 1]")
-    .replace("  seeds: [0]\n", ""),
+    "arms": ARMS.replace(
+        "[zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]",
+        "[zero-shot, xx, mixed, kd, hybrid, hybrid-kd, mono-ft]\n  seeds: [0, 1]",
+    ).replace("  seeds: [0]\n", ""),
     # recipes, dev metrics only
     "recipes": """
         name: recipes

@@ -435,6 +435,7 @@ def test_the_decorrelation_term_lowers_language_correlation_and_neutral_saves_th
     assert proj.rank == 4 and [m["type"].rsplit(".", 1)[1] for m in mods][-2:] == ["Dense", "Normalize"]
     neutral = load_encoder(str(final), device="cpu")
     assert LanguageMeans.load(final).fingerprint == fingerprint(neutral) != proj.fingerprint
-    undecorrelated = train(tiny_config(tiny_model_dir, data, tmp_path / "dec", steps=8, dev_fraction=0.0,
-                                       decorrelate=5.0, neutral=False))  # re-saves the same weights, no projection
+    undecorrelated = train(
+        tiny_config(tiny_model_dir, data, tmp_path / "dec", steps=8, dev_fraction=0.0, decorrelate=5.0, neutral=False)
+    )  # re-saves the same weights, no projection
     assert corr(undecorrelated) < corr(plain)

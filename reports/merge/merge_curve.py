@@ -13,9 +13,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-METRICS = [("xquad-r/mono_map", "XQuAD-R mono mAP"), ("xquad-r/cross_map", "cross mAP"),
-           ("xquad-r/multi_map", "multi mAP"), ("xquad-r/rank_distance", "rank distance"),
-           ("miracl-judged:yo:2000/ndcg@10", "MIRACL-yo j+2k nDCG@10"), ("flores/low_mrr@10", "FLORES low-res. MRR@10")]
+METRICS = [
+    ("xquad-r/mono_map", "XQuAD-R mono mAP"),
+    ("xquad-r/cross_map", "cross mAP"),
+    ("xquad-r/multi_map", "multi mAP"),
+    ("xquad-r/rank_distance", "rank distance"),
+    ("miracl-judged:yo:2000/ndcg@10", "MIRACL-yo j+2k nDCG@10"),
+    ("flores/low_mrr@10", "FLORES low-res. MRR@10"),
+]
 ARMS = {"xx": "X-X", "xy": "X-Y", "hybrid-0.5": "hybrid 0.5", "kd": "kd", "hybrid-0.5+kd1": "hybrid + kd"}
 WEIGHTS = {"m25": 0.25, "m50": 0.5}
 
@@ -38,19 +43,32 @@ def main(merged_path: str, plain_path: str) -> None:
     print("| arm | merge | n | " + " | ".join(label for _, label in METRICS) + " |")
     print("|---|---|---|" + "---|" * len(METRICS))
     zero = next(iter(pts.values()))[0][1]
-    print("| zero-shot | 0 | 1 | " + " | ".join(f"{zero.get(k, float('nan')):.{0 if 'rank' in k else 3}f}"
-                                              for k, _ in METRICS) + " |")
+    print(
+        "| zero-shot | 0 | 1 | "
+        + " | ".join(f"{zero.get(k, float('nan')):.{0 if 'rank' in k else 3}f}" for k, _ in METRICS)
+        + " |"
+    )
     for arm, rows in pts.items():
         for w, mean, ci, seeds in rows[1:]:
-            cells = [f"{mean.get(k, float('nan')):.3f} ± {ci.get(k, float('nan')):.3f}" if "rank" not in k else
-                     f"{mean.get(k, float('nan')):.0f} ± {ci.get(k, float('nan')):.0f}" for k, _ in METRICS]
+            cells = [
+                f"{mean.get(k, float('nan')):.3f} ± {ci.get(k, float('nan')):.3f}"
+                if "rank" not in k
+                else f"{mean.get(k, float('nan')):.0f} ± {ci.get(k, float('nan')):.0f}"
+                for k, _ in METRICS
+            ]
             print(f"| {ARMS[arm]} | {w:g} | {len(seeds)} | " + " | ".join(cells) + " |")
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.3 * len(METRICS), 3.2))
     for ax, (key, label) in zip(axes, METRICS, strict=True):
         for i, (arm, rows) in enumerate(pts.items()):
-            ax.errorbar([w for w, *_ in rows], [m.get(key, float("nan")) for _, m, _, _ in rows],
-                        yerr=[c.get(key, 0.0) for _, _, c, _ in rows], marker="o", capsize=2, color=f"C{i}",
-                        label=ARMS[arm])
+            ax.errorbar(
+                [w for w, *_ in rows],
+                [m.get(key, float("nan")) for _, m, _, _ in rows],
+                yerr=[c.get(key, 0.0) for _, _, c, _ in rows],
+                marker="o",
+                capsize=2,
+                color=f"C{i}",
+                label=ARMS[arm],
+            )
         ax.set_xlabel("merge weight (0 = zero-shot, 1 = trained)", fontsize=8)
         ax.set_title(label, fontsize=9)
     axes[0].legend(fontsize=7)

@@ -282,7 +282,8 @@ class Centering:
         out: dict[str, Any] = {"mode": self.spec.mode, "lambda": self.spec.weight if self.spec.centres else None}
         if self.projection is not None:
             out["projection"] = {k: v for k, v in self.projection.info().items() if k != "languages"} | {
-                "means_languages": len(self.projection.languages)}
+                "means_languages": len(self.projection.languages)
+            }
         if self.spec.centres and self.means is not None:
             out |= {"means_source": self.means.source, "means_fingerprint": self.means.fingerprint,
                     "means": {x: {"n": self.means.counts[x], "from": self.means.sources[x]}
@@ -388,9 +389,11 @@ def check_means(langs: Iterable[str], spec: str | CenteringSpec, model_ref: str 
     if allow_missing:
         warn(f"centering {spec}: no language means for {', '.join(missing)} ({where}): scored uncentred")
         return missing
-    raise ConfigError(f"centering {spec}: no language means for {', '.join(missing)} ({where}); give "
-                      "--means-data DIR (a folder holding ntrex-128/ or flores-sib200/) or --means-source DIR (of "
-                      "<lang>.txt files), or --allow-missing-means to score them uncentred, or --centering none")
+    raise ConfigError(
+        f"centering {spec}: no language means for {', '.join(missing)} ({where}); give "
+        "--means-data DIR (a folder holding ntrex-128/ or flores-sib200/) or --means-source DIR (of "
+        "<lang>.txt files), or --allow-missing-means to score them uncentred, or --centering none"
+    )
 
 
 def ntrex_means(encode: Encode, fingerprint: str, dim: int, path: str = "", languages: list[str] | None = None,

@@ -33,8 +33,10 @@ def fill_query_means(means: LanguageMeans, enc: Encoder) -> LanguageMeans:
     model = Centering("center", cache=cache_root() / "means")
     model.ensure(means.languages, enc.plain, enc.fingerprint, means.dim, enc.path)
     if model.missing:
-        warn(f"no query means for {', '.join(sorted(model.missing))} (no NTREX-128 / FLORES-200 text under "
-             f"{', '.join(map(str, model.roots)) or 'any data root'}): their queries are searched uncentred")
+        warn(
+            f"no query means for {', '.join(sorted(model.missing))} (no NTREX-128 / FLORES-200 text under "
+            f"{', '.join(map(str, model.roots)) or 'any data root'}): their queries are searched uncentred"
+        )
     for lang in means.languages:
         if model.means is not None and lang in model.means.query:
             means.query[lang] = model.means.query[lang]

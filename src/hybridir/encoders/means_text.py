@@ -17,8 +17,6 @@ from ..infra.errors import ConfigError, DataError
 PER_LANGUAGE = 200
 
 
-
-
 def means_roots(data_dir: str | os.PathLike | None = None,
                 means_data: str | os.PathLike | None = None) -> list[Path]:  # fmt: skip
     """The data roots searched for NTREX-128 / FLORES-200 means text, in order: ``means_data`` alone when given

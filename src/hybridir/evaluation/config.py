@@ -85,11 +85,17 @@ class EvalConfig:
         "default", "text the language means are taken from: default (the model folder's own means, else NTREX-128, "
         "else FLORES-200 train), ntrex, flores, or a folder of <lang>.txt", metavar="SOURCE")  # fmt: skip
     means_data: Path | None = _option(
-        None, "data root holding ntrex-128/ or flores-sib200/ for the language means (default: --data-dir, then "
-        "$HYBRIDIR_DATA, then ../shared/data: the first that has a language's text)", type=Path, metavar="DIR")
+        None,
+        "data root holding ntrex-128/ or flores-sib200/ for the language means (default: --data-dir, then "
+        "$HYBRIDIR_DATA, then ../shared/data: the first that has a language's text)",
+        type=Path,
+        metavar="DIR",
+    )
     allow_missing_means: bool = _option(
-        False, "score languages that have no means uncentred, with a warning (default: an error before encoding)",
-        action="store_true")
+        False,
+        "score languages that have no means uncentred, with a warning (default: an error before encoding)",
+        action="store_true",
+    )
     max_questions: int | None = _option(None, "first N question ids only (quick look)", study=True, type=int)
     batch_size: int = _option(64, None, study=True, type=int)
     with_context: bool = _option(False, "encode candidates with their paragraph (LAReQA)", study=True,

@@ -38,7 +38,7 @@ def write_sealed(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def _unseal(blob: bytes) -> bytes | None:
-    body, tag, digest = blob[:-_TRAILER], blob[-_TRAILER : -64], blob[-64:]
+    body, tag, digest = blob[:-_TRAILER], blob[-_TRAILER:-64], blob[-64:]
     return body if len(blob) >= _TRAILER and tag == _TAG and _sha256(body) == digest else None
 
 

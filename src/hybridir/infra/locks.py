@@ -68,16 +68,20 @@ class DirLock:
                 if self.wait and holder.get("command", self.what) == self.what and holder.get("pid") != os.getpid():
                     time.sleep(self.poll_s)
                     continue
-                raise LockError(f"{self.dir} is in use by hybridir {holder.get('command', '')} (pid "
-                                f"{holder.get('pid', '?')} on {holder.get('host', '?')} since "
-                                f"{holder.get('since', '?')}); wait for it, stop it or use another directory") from None
+                raise LockError(
+                    f"{self.dir} is in use by hybridir {holder.get('command', '')} (pid "
+                    f"{holder.get('pid', '?')} on {holder.get('host', '?')} since "
+                    f"{holder.get('since', '?')}); wait for it, stop it or use another directory"
+                ) from None
             if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(fd).st_ino:
                 self.fd = fd
             else:  # the previous holder removed the file between our open and flock: lock the new one
                 os.close(fd)
         if (stale := _read(self.fd)) and stale.get("pid") != os.getpid():
-            warn(f"{self.dir}: taking over the lock of hybridir {stale.get('command', '')} (pid "
-                 f"{stale.get('pid', '?')} on {stale.get('host', '?')}), which ended without releasing it")
+            warn(
+                f"{self.dir}: taking over the lock of hybridir {stale.get('command', '')} (pid "
+                f"{stale.get('pid', '?')} on {stale.get('host', '?')}), which ended without releasing it"
+            )
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.what,
               "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
         os.ftruncate(self.fd, 0)

@@ -167,8 +167,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", type=_checked, default=None, metavar="I/N",
                         help="encode share I of N (1-based) without a process group, e.g. a batch array job; 1/N "
                              "waits for the others and writes the results (docs/distributed.md)")  # fmt: skip
-    parser.add_argument("--shard-wait", type=float, default=WAIT_S, metavar="SECONDS",
-                        help=f"--shard 1/N: give up after this long without a new unit (default {WAIT_S:.0f})")
+    parser.add_argument(
+        "--shard-wait",
+        type=float,
+        default=WAIT_S,
+        metavar="SECONDS",
+        help=f"--shard 1/N: give up after this long without a new unit (default {WAIT_S:.0f})",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Shard:

@@ -84,6 +84,7 @@ def decide(rows: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
 
 def _preference() -> list[str]:
     """Ties go to the smaller lambda, then to shift (none counts as lambda 0)."""
+
     def key(c: str) -> tuple[float, int]:
         mode, _, w = c.partition(":")
         return (0.0 if mode == "none" else float(w or 1), 0 if mode == "shift" else 1)

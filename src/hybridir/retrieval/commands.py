@@ -183,12 +183,28 @@ def add_index_commands(sub: argparse._SubParsersAction, command: str | None) -> 
     )
     from . import batching as b  # stdlib only: cheap at parse time
 
-    v.add_argument("--max-batch", type=int, default=b.MAX_BATCH,
-                   help=f"queries encoded and searched together at most (default {b.MAX_BATCH}; 1: one at a time)")
-    v.add_argument("--max-wait-ms", type=float, default=b.MAX_WAIT_MS,
-                   help=f"how long a batch waits for more queries (default {b.MAX_WAIT_MS:g} ms)")
-    v.add_argument("--queue-size", type=int, default=b.QUEUE_SIZE,
-                   help=f"queries waiting at most; beyond it a request is answered 503 (default {b.QUEUE_SIZE})")
-    v.add_argument("--timeout-s", type=float, default=b.TIMEOUT_S,
-                   help=f"seconds a request waits for its answer before a 504 (default {b.TIMEOUT_S:g})")
+    v.add_argument(
+        "--max-batch",
+        type=int,
+        default=b.MAX_BATCH,
+        help=f"queries encoded and searched together at most (default {b.MAX_BATCH}; 1: one at a time)",
+    )
+    v.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=b.MAX_WAIT_MS,
+        help=f"how long a batch waits for more queries (default {b.MAX_WAIT_MS:g} ms)",
+    )
+    v.add_argument(
+        "--queue-size",
+        type=int,
+        default=b.QUEUE_SIZE,
+        help=f"queries waiting at most; beyond it a request is answered 503 (default {b.QUEUE_SIZE})",
+    )
+    v.add_argument(
+        "--timeout-s",
+        type=float,
+        default=b.TIMEOUT_S,
+        help=f"seconds a request waits for its answer before a 504 (default {b.TIMEOUT_S:g})",
+    )
     v.set_defaults(func=_serve)

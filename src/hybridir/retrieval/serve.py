@@ -40,8 +40,10 @@ Request = tuple[str, int, bool]
 def _mix(hits: list[Hit], query_lang: str) -> dict[str, Any]:
     """The language mix of a top-k (share of each language, most first) and the query language's share."""
     mix = Counter(h.lang for h in hits)
-    return {"same_language": mix[query_lang] / len(hits) if hits else 0.0,
-            "languages": [{"lang": lang, "count": n, "share": n / len(hits)} for lang, n in mix.most_common()]}
+    return {
+        "same_language": mix[query_lang] / len(hits) if hits else 0.0,
+        "languages": [{"lang": lang, "count": n, "share": n / len(hits)} for lang, n in mix.most_common()],
+    }
 
 
 def _results(pair: tuple[Searcher, Searcher], batch: list[Request], langs: list[str]) -> list[dict[str, Any]]:
@@ -64,15 +66,26 @@ def _results(pair: tuple[Searcher, Searcher], batch: list[Request], langs: list[
     out = []
     for i, (_, _, centred) in enumerate(batch):
         hits = found[(i, centred)]
-        out.append({
-            "name": plain.name,
-            "model": plain.index.manifest["model"],
-            "centering": str(centring.index.centering.spec) if centred else "none",
-            **_mix(hits, langs[i]),
-            **({"before": _mix(found[(i, False)], langs[i])} if centred else {}),
-            "hits": [{"rank": h.rank, "score": float(f"{h.score:.9g}"), "id": h.id, "lang": h.lang, "title": h.title,
-                      "snippet": snippet(h.text, 240)} for h in hits],  # fmt: skip
-        })
+        out.append(
+            {
+                "name": plain.name,
+                "model": plain.index.manifest["model"],
+                "centering": str(centring.index.centering.spec) if centred else "none",
+                **_mix(hits, langs[i]),
+                **({"before": _mix(found[(i, False)], langs[i])} if centred else {}),
+                "hits": [
+                    {
+                        "rank": h.rank,
+                        "score": float(f"{h.score:.9g}"),
+                        "id": h.id,
+                        "lang": h.lang,
+                        "title": h.title,
+                        "snippet": snippet(h.text, 240),
+                    }
+                    for h in hits
+                ],  # fmt: skip
+            }
+        )
     return out
 
 

@@ -294,4 +294,3 @@ _NTREX_TO_XQUAD = {NTREX_CODES[lang]: lang for lang in XQUAD_LANGUAGES}
 
 def to_xquad(code: str) -> str:
     return _NTREX_TO_XQUAD.get(code, code)
-

@@ -33,6 +33,8 @@ from .validate import Validator, yaml_error
 
 # The arms a grid may list under ``samplers``: each is a sampler and loss choice (see ``train_kwargs``).
 ARMS = ("zero-shot", "xx", "xy", "hybrid", "mixed", "kd", "hybrid-kd", "mono-ft", "hybrid-c")
+
+
 def dataset_languages(dataset: str) -> tuple[str, ...] | None:
     """The languages a mono-ft cell can be evaluated in on ``dataset`` (None: not a per-language benchmark)."""
     bench, spec = lookup(dataset)
@@ -171,8 +173,10 @@ def load_study_config(path: Path) -> StudyConfig:
         if s not in ARMS:
             raise ConfigError(f"{path}: grid.samplers: unknown sampler {s!r}; use {', '.join(ARMS)}")
     cfg.alphas = [v.alpha(a, "grid.alpha") for a in v.as_list(grid.get("alpha", cfg.alphas), "grid.alpha")]
-    cfg.distill_weights = [v.positive(w, "grid.distill_weight")
-                           for w in v.as_list(grid.get("distill_weight", cfg.distill_weights), "grid.distill_weight")]
+    cfg.distill_weights = [
+        v.positive(w, "grid.distill_weight")
+        for w in v.as_list(grid.get("distill_weight", cfg.distill_weights), "grid.distill_weight")
+    ]
     recipes = v.mapping(grid.get("recipes", {}), "grid.recipes", None)
     cfg.recipes = {name: _train_section(over, v, f"grid.recipes.{name}") for name, over in recipes.items()}
     cfg.seeds = v.int_list(grid.get("seeds", cfg.seeds), "grid.seeds", minimum=0)

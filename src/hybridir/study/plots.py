@@ -147,4 +147,3 @@ def _plot_model_size(groups: dict, zero: dict[str, Row], models: list[str], plot
 
 def _alpha(row: Row) -> float:
     return float(row.records[0]["alpha"])
-

@@ -31,4 +31,3 @@ def save_figure(fig: Any, path: Path) -> Path:
     atomic_savefig(fig, path, dpi=90)
     plt.close(fig)
     return path
-

@@ -75,8 +75,9 @@ def markdown(ctx: Context, result: dict[str, Any], sections: list[str]) -> str:
              f"Config `{cfg.path}`, output `{out}`. Rerun or continue: `hybridir study {cfg.path} --out {out}`.",
              "", f"Cells finished: {result['cells_finished']} of {result['cells_total']}."]  # fmt: skip
     if result["encoders"]:
-        lines.append(f"Embeddings by the inference path {' and '.join(result['encoders'])} (docs/metrics.md, "
-                     "\"Inference paths\").")
+        lines.append(
+            f'Embeddings by the inference path {" and ".join(result["encoders"])} (docs/metrics.md, "Inference paths").'
+        )
     if result["missing"]:
         lines.append("Not finished yet (the table below leaves them out): " + ", ".join(result["missing"]))
     lines += ["", "## Results", "",
@@ -108,11 +109,14 @@ def markdown(ctx: Context, result: dict[str, Any], sections: list[str]) -> str:
     lines += sections
     dev_cols = sorted({k for r in rows for k in r.mean if k.startswith("dev/")})
     if dev_cols:
-        lines += row_table_head("Held-out training-data (dev) metrics",
-                  "LAReQA-style retrieval on the held-out part of the training data (NTREX documents chosen by the "
-                  "seed, FLORES dev; never trained on): mono X->X, cross X->Y, multi X->all languages pooled (mAP) "
-                  "and rank distance in that pool. The only numbers to choose hyperparameters on. The zero-shot row "
-                  "is the starting model on the same dev data (`dev_start` of the trained cells).", dev_cols)
+        lines += row_table_head(
+            "Held-out training-data (dev) metrics",
+            "LAReQA-style retrieval on the held-out part of the training data (NTREX documents chosen by the "
+            "seed, FLORES dev; never trained on): mono X->X, cross X->Y, multi X->all languages pooled (mAP) "
+            "and rank distance in that pool. The only numbers to choose hyperparameters on. The zero-shot row "
+            "is the starting model on the same dev data (`dev_start` of the trained cells).",
+            dev_cols,
+        )
         for r in rows:
             vals = [_fmt(r.as_dict(), k) for k in dev_cols]
             lines.append(f"| {r.model} | {r.langset} | {r.steps} | {r.arm} | " + " | ".join(vals) + " |")
@@ -158,8 +162,11 @@ def csv_text(rows: list[Row], per_row: dict[str, dict[int, dict]]) -> str:
                + [f"{n}{suffix}" for n in names for suffix in ("", "_std", "_ci95", "_sig")]
                + [f"{name}/{k}" for name, k in extra_keys])  # fmt: skip
     for r in rows:
-        vals = [x for n in names
-                for x in (r.mean.get(n, ""), r.std.get(n, ""), r.ci95.get(n, ""), " ".join(r.marks.get(n, [])))]
+        vals = [
+            x
+            for n in names
+            for x in (r.mean.get(n, ""), r.std.get(n, ""), r.ci95.get(n, ""), " ".join(r.marks.get(n, [])))
+        ]
         extra = [per_row[name].get(id(r), {}).get(k, "") for name, k in extra_keys]
         w.writerow([r.model, r.langset or "", r.steps or "", r.arm, len(r.records),
                     " ".join(str(s) for s in r.seeds if s is not None), *vals, *extra])  # fmt: skip

@@ -14,8 +14,12 @@ class MlqaR(LareqaBenchmark):
     columns = (("mono_map", "MLQA-R mono"), ("cross_map", "MLQA-R cross"), ("multi_map", "MLQA-R multi"),
                ("rank_distance", "MLQA-R rank dist."))  # fmt: skip
     setting_prefix = "mlqa-r:"  # its per-query keys (mono/<x>...) are XQuAD-R's: tested apart in a study
-    tested = {"mlqa-r:mono": "mono_map", "mlqa-r:cross": "cross_map", "mlqa-r:multi": "multi_map",
-              "mlqa-r:rank_distance": "rank_distance"}
+    tested = {
+        "mlqa-r:mono": "mono_map",
+        "mlqa-r:cross": "cross_map",
+        "mlqa-r:multi": "multi_map",
+        "mlqa-r:rank_distance": "rank_distance",
+    }
 
     def load(self, spec: tuple, req: Request) -> list:
         return load_lareqa_set(self.name, req)

@@ -154,9 +154,11 @@ def evaluate_flores(enc: Any, task: FloresTask, *, show_progress: bool = True) -
     for row in bitext.values():
         row["score"] = (row["x_en"]["acc@1"] + row["en_x"]["acc@1"]) / 2
 
-    groups = {"seen": [x for x in task.languages if x in task.seen],
-              "unseen": [x for x in task.languages if x not in task.seen],
-              **{lv: [x for x in task.languages if bitext[x]["resource"] == lv] for lv in ("high", "low", "n/a")}}
+    groups = {
+        "seen": [x for x in task.languages if x in task.seen],
+        "unseen": [x for x in task.languages if x not in task.seen],
+        **{lv: [x for x in task.languages if bitext[x]["resource"] == lv] for lv in ("high", "low", "n/a")},
+    }
     group_means = {g: _means(per_lang, langs) for g, langs in groups.items() if langs}
     overall = _means(per_lang, task.languages)
     summary: dict[str, float | None] = {k: v for k, v in overall.items() if k != "languages"}
@@ -171,8 +173,11 @@ def evaluate_flores(enc: Any, task: FloresTask, *, show_progress: bool = True) -
     if task.in_domain:
         inside = np.isin(topic_of, task.in_domain)
         mrr_in, mrr_out = (_means(per_lang, task.languages, mask)["mrr@10"] for mask in (inside, ~inside))
-        summary |= {"mrr@10_in_domain": mrr_in, "mrr@10_out_domain": mrr_out,
-                    "domain_gap": None if mrr_in is None or mrr_out is None else mrr_in - mrr_out}
+        summary |= {
+            "mrr@10_in_domain": mrr_in,
+            "mrr@10_out_domain": mrr_out,
+            "domain_gap": None if mrr_in is None or mrr_out is None else mrr_in - mrr_out,
+        }
 
     es, own = _pool(split, task.pool, rows)
     pool_res, pool_q = evaluate_lareqa(memo, es, show_progress=show_progress, exclude=own)
@@ -203,8 +208,13 @@ def evaluate_flores(enc: Any, task: FloresTask, *, show_progress: bool = True) -
     return body, per_query
 
 
-_GROUPS = (("seen", "seen in hybridir training"), ("unseen", "unseen in hybridir training"),
-           ("high", "high-resource (NLLB-200)"), ("low", "low-resource (NLLB-200)"), ("n/a", "not in NLLB-200"))
+_GROUPS = (
+    ("seen", "seen in hybridir training"),
+    ("unseen", "unseen in hybridir training"),
+    ("high", "high-resource (NLLB-200)"),
+    ("low", "low-resource (NLLB-200)"),
+    ("n/a", "not in NLLB-200"),
+)
 _BITEXT_COLS = (("x_en", "acc@1"), ("en_x", "acc@1"), ("x_en", "mrr@10"), ("en_x", "mrr@10"))
 _BITEXT_HEAD = ["X->en acc@1", "en->X acc@1", "X->en MRR@10", "en->X MRR@10"]
 

@@ -70,8 +70,14 @@ Run = dict[str, dict[str, float]]  # trec-style run: query id -> {candidate id: 
 
 def dense_retriever(enc: Encoder, encode_at_once: int = ENCODE_AT_ONCE) -> Retriever:
     """Exact inner-product search over ``enc``'s embeddings (queries with the "query" prompt)."""
-    return lambda es: search(enc, enc(es.query_texts, "query", es.query_langs), es.cand_texts, langs=es.cand_langs,
-                             encode_at_once=encode_at_once, ids=es.cand_ids)
+    return lambda es: search(
+        enc,
+        enc(es.query_texts, "query", es.query_langs),
+        es.cand_texts,
+        langs=es.cand_langs,
+        encode_at_once=encode_at_once,
+        ids=es.cand_ids,
+    )
 
 
 def bm25_retriever(es: EvalSet) -> tuple[np.ndarray, np.ndarray]:

@@ -121,8 +121,9 @@ def centering_markdown(gains: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def plot_centering(table: list[dict[str, Any]], metrics: list[tuple[str, str]], bars: dict[str, float], path: Path,
-                   title: str) -> Path | None:
+def plot_centering(
+    table: list[dict[str, Any]], metrics: list[tuple[str, str]], bars: dict[str, float], path: Path, title: str
+) -> Path | None:
     """The compact table as a picture: one line per arm, one marker per scoring mode along it (95% interval over
     seeds), one panel per metric, the study's targets as dashed lines. Where post-hoc centering moves each model,
     and how far every configuration stays from the bars, at a glance."""
@@ -153,7 +154,7 @@ def plot_centering(table: list[dict[str, Any]], metrics: list[tuple[str, str]], 
         ax.invert_yaxis()
         ax.set_title(label + (" (lower = less bias)" if name.endswith("rank_distance") else ""), fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     handles = [Line2D([], [], marker=MARKERS.get(m, "x"), color=f"C{k}", ls="none", label=m) for k, m in
                enumerate(modes)] + [Line2D([], [], ls="--", color="k", label="target")]  # fmt: skip
@@ -179,8 +180,17 @@ ANALYSIS = Analysis(
     ),
     empty=dict,
     saved=True,
-    plots=lambda ctx, found: [
-        plot_centering(found["table"], table_metrics(ctx.rows), target_bars(ctx.found["targets"]),
-                       ctx.out / "plots" / "centering.png", f"{ctx.cfg.name}: every arm at every scoring")
-    ] if found.get("table") else [],
+    plots=lambda ctx, found: (
+        [
+            plot_centering(
+                found["table"],
+                table_metrics(ctx.rows),
+                target_bars(ctx.found["targets"]),
+                ctx.out / "plots" / "centering.png",
+                f"{ctx.cfg.name}: every arm at every scoring",
+            )
+        ]
+        if found.get("table")
+        else []
+    ),
 )
