@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from ...infra.layers import PAPER, optional
 from ..analysis import Analysis
-from . import centering, flores_breakdown, seed_pairs, targets
+from . import budget, centering, flores_breakdown, seed_pairs, targets
 
 ANALYSES = (
     seed_pairs.ANALYSIS,
     centering.ANALYSIS,
+    budget.ANALYSIS,
     targets.ANALYSIS,
     flores_breakdown.ANALYSIS,
 )

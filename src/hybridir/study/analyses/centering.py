@@ -29,9 +29,12 @@ MARKERS = {"none": "o", "shift": "^", "center:0.5": "s", "center:0.75": "*", "ce
 def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
     """(question, row, baseline) pairs of the grid, in the order the section shows them."""
     by = {r.cell: r for r in rows}
+    recipes = list(dict.fromkeys(r.cell.recipe for r in rows if r.cell.recipe is not None))
     out = []
     for r in rows:
         c, mode = r.cell, r.cell.centering or "none"
+        if c.recipe not in (None, *recipes[:1]) and (b := by.get(dataclasses.replace(c, recipe=recipes[0]))):
+            out.append((f"recipe {c.recipe} minus {recipes[0]}, both {mode}", r, b))
         if mode != "none" and (b := by.get(dataclasses.replace(c, centering=None))):
             out.append(("post hoc: centred minus plain", r, b))
         if c.merge is not None and (b := by.get(dataclasses.replace(c, merge=None))):
@@ -43,20 +46,27 @@ def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
             out += [(f"trained centred minus post hoc ({mode})", r, b) for b in rows
                     if b.cell.sampler == "hybrid" and b.cell.group == c.group and b.cell.centering == c.centering
                     and b.cell.merge == c.merge]  # fmt: skip
-    order = ("post hoc", "hybrid minus", "merged", "trained centred")
+    order = ("post hoc", "hybrid minus", "recipe", "merged", "trained centred")
     return sorted(out, key=lambda c: next(i for i, p in enumerate(order) if c[0].startswith(p)))
+
+
+def _label(row: Row, several_steps: bool) -> str:
+    """A row's arm, with its steps when the grid trains for several budgets (zero-shot has none)."""
+    return row.cell.arm + (f" ({row.cell.steps} steps)" if several_steps and row.cell.steps else "")
 
 
 def centering_gains(rows: list[Row]) -> list[dict[str, Any]]:
     """One record per (question, row, baseline, metric): mean and 95% interval of the per-seed differences."""
     gains = []
+    several = len({r.cell.steps for r in rows if r.cell.steps is not None}) > 1
     for question, r, b in _comparisons(rows):
         for name, label in gain_metrics(rows):
             x, y = per_seed(r, name), per_seed(b, name)
             if diffs := [x[s] - y[s] for s in x if s in y]:
                 mean, ci = mean_ci95(diffs)
-                gains.append({"question": question, "arm": r.arm, "baseline": b.arm, "metric": name, "label": label,
-                              "n_seeds": len(diffs), "mean": mean, "ci95": ci})  # fmt: skip
+                gains.append({"question": question, "arm": _label(r, several), "baseline": _label(b, several),
+                              "metric": name, "label": label, "n_seeds": len(diffs), "mean": mean,
+                              "ci95": ci})  # fmt: skip
     return gains
 
 
@@ -70,13 +80,15 @@ def centering_table(rows: list[Row]) -> list[dict[str, Any]]:
     seeds that have it, the half-width of the 95% interval and that number of seeds (a cheaper slice such as
     MIRACL on seed 0 has fewer)."""
     table = []
+    several = len({r.cell.steps for r in rows if r.cell.steps is not None}) > 1
     for r in rows:
         values = {}
         for name, _ in table_metrics(rows):
             if xs := list(per_seed(r, name).values()):
                 mean, ci = mean_ci95(xs)
                 values[name] = {"mean": mean, "ci95": ci, "n_seeds": len(xs)}
-        table.append({"arm": dataclasses.replace(r.cell, centering=None).arm, "scoring": r.cell.centering or "none",
+        arm = _label(dataclasses.replace(r, cell=dataclasses.replace(r.cell, centering=None)), several)
+        table.append({"arm": arm, "scoring": r.cell.centering or "none",
                       "seeds": [s for s in r.seeds if s is not None], "metrics": values})  # fmt: skip
     return table
 
