@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/hybridir study studies/smoke.yaml
+	$(BIN)/hybridir study studies/smoke.yaml --out runs/studies/smoke
+	@awk '/^## /{p = /every arm at every scoring|^## Targets/} p' runs/studies/smoke/study.md
 
 test: setup
 	$(BIN)/ruff check .
