@@ -120,6 +120,17 @@ def per_seed(row: Row, name: str) -> dict[Any, float]:
     return {seed: float(np.mean(v)) for seed, v in by_seed.items()}
 
 
+def seed_summary(row: Row, names: list[str]) -> dict[str, dict[str, float]]:
+    """metric -> mean over the seeds that have it, half-width of its 95% interval and that number of seeds (a
+    cheaper slice, such as MIRACL on seed 0 only, has fewer); metrics the row lacks are left out."""
+    out = {}
+    for name in names:
+        if xs := list(per_seed(row, name).values()):
+            mean, ci = mean_ci95(xs)
+            out[name] = {"mean": mean, "ci95": ci, "n_seeds": len(xs)}
+    return out
+
+
 def _seed_values(row: Row, name: str) -> list[float]:
     return list(per_seed(row, name).values())
 

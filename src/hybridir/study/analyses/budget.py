@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import Row, mean_ci95, per_seed
+from ..aggregate import Row, mean_ci95, per_seed, seed_summary
 from ..analysis import Analysis
 from ..plotting import color, save_figure
 from .seed_pairs import gain_metrics
@@ -29,11 +29,7 @@ def budget_table(rows: list[Row]) -> list[dict[str, Any]]:
     number of seeds."""
     out = []
     for r in rows:
-        values = {}
-        for name, _ in gain_metrics(rows):
-            if xs := list(per_seed(r, name).values()):
-                mean, ci = mean_ci95(xs)
-                values[name] = {"mean": mean, "ci95": ci, "n_seeds": len(xs)}
+        values = seed_summary(r, [name for name, _ in gain_metrics(rows)])
         family = dataclasses.replace(r.cell, steps=None, recipe=None, merge=None, centering=None).arm
         variant = f"{r.cell.merge or 1:g}|{r.cell.centering or 'none'}"
         out.append({"line": line_label(r), "family": family, "variant": variant, "steps": r.cell.steps,

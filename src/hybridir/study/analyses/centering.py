@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import Row, mean_ci95, per_seed
+from ..aggregate import Row, mean_ci95, per_seed, seed_summary
 from ..analysis import Analysis
 from ..plotting import save_figure
 from .seed_pairs import gain_metrics
@@ -82,11 +82,7 @@ def centering_table(rows: list[Row]) -> list[dict[str, Any]]:
     table = []
     several = len({r.cell.steps for r in rows if r.cell.steps is not None}) > 1
     for r in rows:
-        values = {}
-        for name, _ in table_metrics(rows):
-            if xs := list(per_seed(r, name).values()):
-                mean, ci = mean_ci95(xs)
-                values[name] = {"mean": mean, "ci95": ci, "n_seeds": len(xs)}
+        values = seed_summary(r, [name for name, _ in table_metrics(rows)])
         arm = _label(dataclasses.replace(r, cell=dataclasses.replace(r.cell, centering=None)), several)
         table.append({"arm": arm, "scoring": r.cell.centering or "none",
                       "seeds": [s for s in r.seeds if s is not None], "metrics": values})  # fmt: skip
