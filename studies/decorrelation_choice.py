@@ -4,8 +4,8 @@ candidate W, score each on the recipe's dev pools plain and at center:0.75, appl
 
     python studies/decorrelation_choice.py --out reports/decorrelation_choice [--runs ~/runs]
 
-Trainings are resumable (a finished one is reused); W = 0 is the shipped model (``--runs``/xx-m05-s0 when it
-exists, else trained as decorrelate-0).
+Trainings are resumable (a finished one is reused); W = 0 is the same run without the term (``--runs``/xx-m05-s0
+when it exists, else trained as decorrelate-0).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{args.out}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# Language-decorrelation weight chosen on dev data\n\nRule: {result['rule']}. Choice: "
-             f"**{choice}** (W = {result['weight']:g}; `none` = W 0, the shipped model).\n",
+             f"**{choice}** (W = {result['weight']:g}; `none` = W 0, no term).\n",
              "Figures: dev mono / cross / multi mAP / rank distance (held-out recipe sources + FLORES-200 dev).\n",
              "| candidate | plain | center:0.75 | score | mono within 0.01 |", "|---|---|---|---|---|"]  # fmt: skip
     for w in WEIGHTS:

@@ -206,6 +206,36 @@ def test_changed_settings_for_an_existing_cell_are_refused(tmp_path, fakes):
         study.run_study(changed, tmp_path / "out", show_progress=False)
 
 
+def test_a_finished_training_is_reused_only_with_the_settings_it_ran_with(tmp_path, fakes):
+    """A default changed since a cell trained cannot pass under the new label: cell.json stores the training
+    settings with every default resolved, a setting an older cell.json does not name counts as the value it had
+    then, and the training's own train_summary.json is compared with what the study asks. Pinning the value the
+    training ran with reuses it, untrained again."""
+    from hybridir.training.config import TrainConfig
+
+    text = BASE.replace("samplers: [zero-shot, xx, xy, hybrid]", "samplers: [xx]").split("seeds_override")[0]
+    text += "train:\n  batch_size: 4\neval:\n  datasets: [xquad-r]\n  languages: [ar, de]\n"
+    out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    cell_dir = out / "cells" / "e5-small__xx__2langs__3steps__seed0"
+    stored = json.loads((cell_dir / "cell.json").read_text())
+    assert stored["train"]["decorrelate"] == TrainConfig().decorrelate == 1.0 and stored["train"]["lr"] == 5e-05
+    # as a cell started before the term existed leaves it: cell.json does not name it, the run trained without it
+    del stored["train"]["decorrelate"]
+    (cell_dir / "cell.json").write_text(json.dumps(stored))
+    summary = json.loads((cell_dir / "train" / "train_summary.json").read_text())
+    config = {**stored["train"], "decorrelate": 0.0, "show_progress": False}
+    (cell_dir / "train" / "train_summary.json").write_text(json.dumps(summary | {"config": config}))
+    fakes.train_calls.clear()
+    with pytest.raises(ConfigError, match=r"this training ran with decorrelate=0.0 \(asked: 1.0\)"):
+        study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    pinned = text.replace("train:\n  batch_size: 4", "train:\n  decorrelate: 0\n  batch_size: 4")
+    study.run_study(write_yaml(tmp_path, pinned, "pinned.yaml"), tmp_path / "out", show_progress=False)
+    assert not fakes.train_calls
+    with pytest.raises(ConfigError, match=r"ran with decorrelate=0.0 \(asked: 3\)"):
+        study.run_study(write_yaml(tmp_path, pinned.replace("decorrelate: 0", "decorrelate: 3")), tmp_path / "out",
+                        show_progress=False)  # fmt: skip
+
+
 def test_a_changed_evaluation_reuses_the_trained_models_and_unchanged_evaluations(tmp_path, fakes):
     """Adding a dataset to a finished study evaluates only the new dataset; changing a dataset's options redoes
     that evaluation; no model is trained again."""

@@ -47,7 +47,7 @@ def synthetic_folder(root: Path, n_docs: int = 8, per_doc: int = 8) -> Path:
 def tiny_config(model_dir, data, out, **kw) -> TrainConfig:
     base = dict(model=str(model_dir), data=str(data), languages=LANGS, steps=10, batch_size=6, lr=1e-3,
                 save_every=4, out=str(out), show_progress=False, dev_fraction=0.25, dev_max_items=20,
-                max_passage_length=48)  # fmt: skip
+                max_passage_length=48, decorrelate=0.0)  # fmt: skip
     return TrainConfig(**{**base, **kw})
 
 
@@ -88,6 +88,28 @@ def test_train_writes_model_log_summary_and_plots(tiny_model_dir, tmp_path):
     assert model.prompts["query"] == "query: " and model.prompts["passage"] == "passage: "
     with pytest.raises(ConfigError, match="different configuration"):
         train(tiny_config(tiny_model_dir, data, out, alpha=0.2))
+
+
+def test_a_saved_run_counts_a_field_it_does_not_name_as_the_value_it_had_then():
+    """trajectory_diff: a saved configuration without ``decorrelate`` ran without the term, so it differs from
+    today's default (1) and matches a run that says 0; paths and checkpointing never count."""
+    import dataclasses
+
+    saved = {k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k != "decorrelate"}
+    saved |= {"out": "elsewhere", "save_every": 7}
+    assert TrainConfig().trajectory_diff(saved) == {"decorrelate": (0.0, 1.0)}
+    assert TrainConfig(decorrelate=0).trajectory_diff(saved) == {}
+    assert TrainConfig(decorrelate=0, steps=5).trajectory_diff(saved) == {"steps": (200, 5)}
+
+
+def test_decorrelation_is_off_with_a_warning_when_the_training_text_has_one_language(capsys):
+    from types import SimpleNamespace
+
+    from hybridir.training.loop import _decorrelation
+
+    one = SimpleNamespace(items=[SimpleNamespace(pairs={"de": SimpleNamespace(passage="ein Satz")})] * 3)
+    assert _decorrelation(None, one, TrainConfig()) is None
+    assert "decorrelate 1 is off for this run: its training text has one language" in capsys.readouterr().err
 
 
 def test_xx_sampler_on_monolingual_data_and_gradcache(tiny_model_dir, tmp_path):
@@ -204,14 +226,14 @@ def test_cli_arguments_mirror_the_config():
         config_from_args(parser.parse_args(["--alpha", "2"]))
 
 
-#: ``hybridir train``'s resolved configuration with no options, as it was before recipes became presets
+#: ``hybridir train``'s resolved configuration with no options
 DEFAULT_TRAIN = {
     "model": "e5-small", "data": "ntrex+afriqa+iapp-th+cmrc-trial", "data_dir": None, "languages": [
         "ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", "ha", "ig", "rw", "yo", "zu", "tw", "bem"],
     "train_topics": [], "dev_data": "", "qa_target": "sentence", "source_weights": "auto", "sampler": "hybrid",
     "alpha": 0.5, "loss": "infonce", "distill_weight": 0.0, "teacher": None, "mixed_languages": False, "steps": 200,
     "batch_size": 32, "mini_batch_size": None, "lr": 5e-05, "warmup_ratio": 0.1, "weight_decay": 0.01, "merge": 1.0,
-    "max_grad_norm": 1.0, "temperature": 0.01, "symmetric": False, "centered": False, "decorrelate": 0.0,
+    "max_grad_norm": 1.0, "temperature": 0.01, "symmetric": False, "centered": False, "decorrelate": 1.0,
     "neutral": False, "hard_negatives": False, "freeze_embeddings": True, "freeze_layers": 0, "max_query_length": 32,
     "max_passage_length": 128, "ict_window": 4, "ict_remove_prob": 0.9, "seed": 0, "out": "runs/hybrid",
     "save_every": 50, "keep_checkpoints": 2, "dev_fraction": 0.1, "dev_max_items": 200, "eval_every": 0,

@@ -8,6 +8,8 @@ so the CLI never drifts from it. The data, languages, source weights and tempera
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,10 @@ RESUMABLE_FIELDS = {
     "merge",
     "neutral",
 }
+
+#: The value a field absent from a saved run's configuration had in that run, where it is not the field's
+#: default now: a run saved before the decorrelation term existed trained without it.
+ABSENT_MEANS: dict[str, Any] = {"decorrelate": 0.0}
 
 
 @dataclass
@@ -119,9 +125,10 @@ class TrainConfig:
         "removed, renormalised; centered_infonce.py): train for --centering center scoring",
     )
     decorrelate: float = option(
-        0.0,
+        1.0,
         "weight of the language-decorrelation term (mean |correlation| between embedding dimensions and "
-        "language over a probe of 8 languages x 4 training passages a step; losses/decorrelation.py); 0 = off",
+        "language over a probe of 8 languages x 4 training passages a step; losses/decorrelation.py), chosen on "
+        "dev data (reports/decorrelation_choice.md); 0 = off; a run on one language trains without it",
     )
     neutral: bool = option(
         False,
@@ -256,6 +263,15 @@ class TrainConfig:
             return weights
         return {k: w for k, w in weights.items() if k.split(":")[0] in loaded_sources}
 
+    def trajectory_diff(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Field -> (saved value, this value) for the fields, other than :data:`RESUMABLE_FIELDS`, in which a run
+        saved with configuration ``saved`` (a checkpoint's or ``train_summary.json``'s) differs from this one:
+        continuing or reusing that run as this one would mislabel it. A field newer than the saved run counts as
+        the value it had then."""
+        then = _as_json({**dataclasses.asdict(TrainConfig(languages=self.languages)), **ABSENT_MEANS, **saved})
+        now = _as_json(dataclasses.asdict(self))
+        return {k: (then.get(k), now[k]) for k in sorted(now) if k not in RESUMABLE_FIELDS and then.get(k) != now[k]}
+
     @property
     def effective_alpha(self) -> float:
         return {"xx": 1.0, "xy": 0.0}.get(self.sampler, self.alpha)
@@ -275,3 +291,8 @@ def config_from_args(args: Any) -> TrainConfig:
     """TrainConfig from a namespace filled by :func:`add_cli_arguments`: the recipe's options, then those given
     (ConfigError on bad values)."""
     return TrainConfig(**(recipe(args.recipe).options() | values_from_args(TrainConfig, args)))
+
+
+def _as_json(x: Any) -> Any:
+    """As read back from JSON (tuples become lists), so saved and current values compare equal."""
+    return json.loads(json.dumps(x))

@@ -36,13 +36,13 @@ from torch.utils.data import ConcatDataset
 from transformers import get_linear_schedule_with_warmup
 
 from ..data.training.sources import load_train_dev
-from ..infra.errors import ConfigError
+from ..infra.errors import ConfigError, warn
 from ..infra.files import atomic_dir, atomic_write_text
 from ..infra.locks import DirLock
 from ..infra.space import require_free, training_bytes, used_bytes
 from . import sampling
 from .checkpoints import checkpoints, prune, read_log, read_meta, restore, save_checkpoint
-from .config import RESUMABLE_FIELDS, SAMPLERS, TrainConfig
+from .config import SAMPLERS, TrainConfig
 from .dev_metrics import dev_metrics
 from .early_stopping import EarlyStopping
 from .losses import build_objective
@@ -157,12 +157,8 @@ class _Run:
         and log; refused when the run was started with settings that change the trajectory."""
         if not self.ckpts:
             return
-        defaults = dataclasses.asdict(TrainConfig(languages=self.config.languages))  # fields newer than the run
-        saved = {k: v for k, v in {**defaults, **read_meta(self.ckpts[-1])["config"]}.items()
-                 if k not in RESUMABLE_FIELDS}  # fmt: skip
-        now = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in RESUMABLE_FIELDS}
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
+        diff = self.config.trajectory_diff(read_meta(self.ckpts[-1])["config"])
+        if diff:
             raise ConfigError(f"{self.out} holds a run with a different configuration ({', '.join(diff)}); "
                               "use another --out or the same options")  # fmt: skip
         self.state = restore(self.ckpts[-1], self.opt, self.sched)
@@ -247,6 +243,9 @@ def _decorrelation(model: Any, data: Any, config: TrainConfig) -> Any:
         for lang, pair in item.pairs.items():
             if len(texts.setdefault(lang, [])) < 200:
                 texts[lang].append(pair.passage)
+    if len([lang for lang, t in texts.items() if t]) < 2:
+        warn(f"decorrelate {config.decorrelate:g} is off for this run: its training text has one language")
+        return None
     return LanguageDecorrelation(model, texts, config.seed, config.max_passage_length)
 
 
