@@ -131,6 +131,18 @@ def seed_summary(row: Row, names: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
+def paired_differences(row: Row, baseline: Row, metrics: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Per (metric, label) of ``metrics``: the mean and 95% interval of ``row`` minus ``baseline`` over the seeds
+    both have (a metric neither pair of seeds has is left out); the records every paired comparison reports."""
+    out = []
+    for name, label in metrics:
+        a, b = per_seed(row, name), per_seed(baseline, name)
+        if diffs := [a[s] - b[s] for s in a if s in b]:
+            mean, ci = mean_ci95(diffs)
+            out.append({"metric": name, "label": label, "n_seeds": len(diffs), "mean": mean, "ci95": ci})
+    return out
+
+
 def _seed_values(row: Row, name: str) -> list[float]:
     return list(per_seed(row, name).values())
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import Row, mean_ci95, per_seed, seed_summary
+from ..aggregate import Row, paired_differences, seed_summary
 from ..analysis import Analysis
 from ..plotting import color, save_figure
 from .seed_pairs import gain_metrics
@@ -46,12 +46,8 @@ def budget_gaps(rows: list[Row]) -> list[dict[str, Any]]:
             continue
         if (b := by.get(dataclasses.replace(r.cell, sampler="xx", alpha=None))) is None:
             continue
-        for name, label in gain_metrics(rows):
-            h, x = per_seed(r, name), per_seed(b, name)
-            if diffs := [h[s] - x[s] for s in h if s in x]:
-                mean, ci = mean_ci95(diffs)
-                gaps.append({"line": line_label(r), "baseline": line_label(b), "steps": r.cell.steps, "metric": name,
-                             "label": label, "n_seeds": len(diffs), "mean": mean, "ci95": ci})  # fmt: skip
+        gaps += [{"line": line_label(r), "baseline": line_label(b), "steps": r.cell.steps, **d}
+                 for d in paired_differences(r, b, gain_metrics(rows))]  # fmt: skip
     return gaps
 
 

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..aggregate import Row, mean_ci95, per_seed, seed_summary
+from ..aggregate import Row, paired_differences, seed_summary
 from ..analysis import Analysis
 from ..plotting import save_figure
 from .seed_pairs import gain_metrics
@@ -60,13 +60,8 @@ def centering_gains(rows: list[Row]) -> list[dict[str, Any]]:
     gains = []
     several = len({r.cell.steps for r in rows if r.cell.steps is not None}) > 1
     for question, r, b in _comparisons(rows):
-        for name, label in gain_metrics(rows):
-            x, y = per_seed(r, name), per_seed(b, name)
-            if diffs := [x[s] - y[s] for s in x if s in y]:
-                mean, ci = mean_ci95(diffs)
-                gains.append({"question": question, "arm": _label(r, several), "baseline": _label(b, several),
-                              "metric": name, "label": label, "n_seeds": len(diffs), "mean": mean,
-                              "ci95": ci})  # fmt: skip
+        gains += [{"question": question, "arm": _label(r, several), "baseline": _label(b, several), **d}
+                  for d in paired_differences(r, b, gain_metrics(rows))]  # fmt: skip
     return gains
 
 

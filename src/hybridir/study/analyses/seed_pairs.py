@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ..aggregate import SETTINGS, Row, mean_ci95, per_seed
+from ..aggregate import SETTINGS, Row, paired_differences
 from ..analysis import Analysis
 
 
@@ -29,13 +29,8 @@ def paired_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, Any]]
         for base in ("xx", "xy"):
             if (b := by.get((r.model, r.langset, r.steps, base))) is None:
                 continue
-            for name, label in gain_metrics(rows):
-                h, o = per_seed(r, name), per_seed(b, name)
-                if diffs := [h[seed] - o[seed] for seed in h if seed in o]:
-                    mean, ci = mean_ci95(diffs)
-                    gains.append({"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm,
-                                  "baseline": base, "metric": name, "label": label, "n_seeds": len(diffs),
-                                  "mean": mean, "ci95": ci})  # fmt: skip
+            gains += [{"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm, "baseline": base,
+                       **d} for d in paired_differences(r, b, gain_metrics(rows))]  # fmt: skip
     return gains
 
 
