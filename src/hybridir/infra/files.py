@@ -73,6 +73,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
 
 
+def as_json(obj: Any) -> Any:
+    """``obj`` as read back from the JSON :func:`atomic_write_json` writes (tuples become lists, numpy values
+    Python ones), so a stored and a current value compare equal."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(obj: Any) -> Any:
     """numpy scalars/arrays and paths appear in results; make them JSON without callers converting."""
     if hasattr(obj, "tolist"):

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..infra.errors import ConfigError, LockError
-from ..infra.files import atomic_dir, atomic_write_json, atomic_write_text, clear_stale_tmp
+from ..infra.files import as_json, atomic_dir, atomic_write_json, atomic_write_text, clear_stale_tmp
 from ..infra.locks import LOCK_NAME, DirLock, lock_holder
 from .config import (
     Cell,
@@ -178,13 +178,15 @@ def _run_cell(
 ) -> dict[str, Any]:
     done = cell_dir / "done.json"
     settings = cell_settings(cfg, cell, cell_dir)
-    _check_trained_as_asked(settings["train"])
-    old_eval, new_eval = _check_same_settings(cell_dir / "cell.json", settings), _as_json(settings["eval"])
+    config = _train_config(settings["train"])
+    _check_trained_as_asked(config)
+    old_eval, new_eval = _check_same_settings(cell_dir / "cell.json", settings, config), as_json(settings["eval"])
     if old_eval is not None and old_eval != new_eval:
         _reopen_evaluations(cell_dir, old_eval, new_eval)
     elif done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
-    atomic_write_json(cell_dir / "cell.json", settings | {"train": _resolved(settings["train"])})
+    resolved = {k: v for k, v in dataclasses.asdict(config).items() if k != "show_progress"} if config else None
+    atomic_write_json(cell_dir / "cell.json", settings | {"train": resolved})  # every default filled in
     timing: dict[str, Any] = {}
     model_ref = cell.model
     train_dir = cell_dir / "train"
@@ -214,49 +216,42 @@ def _run_cell(
     return record
 
 
-def _check_trained_as_asked(train: dict[str, Any] | None) -> None:
+def _train_config(train: dict[str, Any] | None) -> Any:
+    """The cell's :class:`~hybridir.training.config.TrainConfig` (None for zero-shot): cell.json stores it with
+    every default filled in, so a default changed later cannot pass for the one the cell was started with."""
+    from ..training.config import TrainConfig
+
+    return TrainConfig(**train) if train is not None else None
+
+
+def _check_trained_as_asked(config: Any) -> None:
     """A finished training this cell uses must have run with every setting the study now asks, defaults included
     (a default changed since, or a training copied in from another study, would otherwise be reused under the
     wrong label)."""
-    summary = Path(train["out"]) / "train_summary.json" if train else None
+    summary = Path(config.out) / "train_summary.json" if config else None
     saved = json.loads(summary.read_text(encoding="utf-8")).get("config") if summary and summary.is_file() else None
     if saved is None:
         return
-    from ..training.config import TrainConfig
-
-    diff = TrainConfig(**train).trajectory_diff(saved)
-    if diff:
+    if diff := config.trajectory_diff(saved):
         ran = ", ".join(f"{k}={then!r} (asked: {now!r})" for k, (then, now) in diff.items())
         raise ConfigError(f"{summary.parent}: this training ran with {ran}; set those in the YAML's train: section "
                           "to reuse it, or use a new --out directory")  # fmt: skip
 
 
-def _resolved(train: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A cell's training settings with every default filled in, as cell.json stores them: a default changed later
-    cannot pass for the one the cell was started with."""
-    if train is None:
-        return None
-    from ..training.config import TrainConfig
-
-    return {k: v for k, v in dataclasses.asdict(TrainConfig(**train)).items() if k != "show_progress"}
-
-
-def _check_same_settings(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+def _check_same_settings(path: Path, settings: dict[str, Any], config: Any) -> dict[str, Any] | None:
     """A resumed cell must have been started with the same cell and training settings, else its results would be
     mislabelled (a training setting its cell.json does not name counts as the value it had then:
     :meth:`~hybridir.training.config.TrainConfig.trajectory_diff`). Returns the evaluation settings it was started
     with (None for a new cell): those may change."""
     if not path.is_file():
         return None
-    from ..training.config import TrainConfig
-
-    old, new = json.loads(path.read_text(encoding="utf-8")), _as_json(settings)
+    old, new = json.loads(path.read_text(encoding="utf-8")), as_json(settings)
     keys = set(old["cell"]) | set(new["cell"])
     diff = [f"cell.{k}" for k in sorted(keys) if old["cell"].get(k) != new["cell"].get(k)]
     if (old.get("train") is None) != (new["train"] is None):
         diff.append("train")
-    elif new["train"] is not None:
-        diff += [f"train.{k}" for k in TrainConfig(**new["train"]).trajectory_diff(old["train"])]
+    elif config is not None:
+        diff += [f"train.{k}" for k in config.trajectory_diff(old["train"])]
     if diff:
         raise ConfigError(
             f"{path.parent}: this cell was started with different settings ({', '.join(diff)}); "
@@ -273,11 +268,6 @@ def _reopen_evaluations(cell_dir: Path, old: dict[str, Any], new: dict[str, Any]
         if ds in new and new[ds] != opts:
             shutil.rmtree(cell_dir / "eval" / eval_dirname(ds), ignore_errors=True)
     (cell_dir / "done.json").unlink(missing_ok=True)
-
-
-def _as_json(x: Any) -> Any:
-    """As read back from cell.json (tuples become lists), so stored and current settings compare equal."""
-    return json.loads(json.dumps(x))
 
 
 def describe_study(config_path: Path, out_dir: Path | None = None) -> str:

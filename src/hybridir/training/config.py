@@ -9,7 +9,6 @@ so the CLI never drifts from it. The data, languages, source weights and tempera
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from ..data.languages import check_language
 from ..data.training.parallel import data_sources
 from ..data.training.qa import TARGETS
 from ..infra.errors import ConfigError, DataError
+from ..infra.files import as_json
 from ..infra.options import add_arguments, option, values_from_args
 from .losses import LOSSES, uses_teacher
 from .recipes import DEFAULT_RECIPE, RECIPES, recipe
@@ -268,8 +268,8 @@ class TrainConfig:
         saved with configuration ``saved`` (a checkpoint's or ``train_summary.json``'s) differs from this one:
         continuing or reusing that run as this one would mislabel it. A field newer than the saved run counts as
         the value it had then."""
-        then = _as_json({**dataclasses.asdict(TrainConfig(languages=self.languages)), **ABSENT_MEANS, **saved})
-        now = _as_json(dataclasses.asdict(self))
+        then = as_json({**dataclasses.asdict(TrainConfig(languages=self.languages)), **ABSENT_MEANS, **saved})
+        now = as_json(dataclasses.asdict(self))
         return {k: (then.get(k), now[k]) for k in sorted(now) if k not in RESUMABLE_FIELDS and then.get(k) != now[k]}
 
     @property
@@ -291,8 +291,3 @@ def config_from_args(args: Any) -> TrainConfig:
     """TrainConfig from a namespace filled by :func:`add_cli_arguments`: the recipe's options, then those given
     (ConfigError on bad values)."""
     return TrainConfig(**(recipe(args.recipe).options() | values_from_args(TrainConfig, args)))
-
-
-def _as_json(x: Any) -> Any:
-    """As read back from JSON (tuples become lists), so saved and current values compare equal."""
-    return json.loads(json.dumps(x))
