@@ -27,6 +27,7 @@ CASES = [
     ("train", "unknown language code", "--languages en,English --out {tmp}/r"),
     ("train", "one language", "--languages en --out {tmp}/r"),
     ("train", "batch size 1", "--batch-size 1 --out {tmp}/r"),
+    ("train", "negative decorrelation weight", "--decorrelate -1 --out {tmp}/r"),
     ("train", "not a number", "--steps many --out {tmp}/r"),
     ("train", "unknown option", "--stpes 3 --out {tmp}/r"),
     ("train", "--out is an existing file", "--data {data} --languages en,de --out {file}"),
