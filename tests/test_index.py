@@ -166,7 +166,9 @@ def test_approximate_indexes_find_what_exact_search_finds(tiny_model_dir, corpus
 
 
 def test_kill_9_then_rerun_gives_the_same_index_as_an_uninterrupted_build(tiny_model_dir, tmp_path):
-    rows = [{"id": f"p{i}", "text": f"passage number {i} " + "word " * (i % 7)} for i in range(40)]
+    # enough shards that the build cannot finish between a poll and the kill (the CI machine wrote 20 in one poll)
+    n_shards = 500
+    rows = [{"id": f"p{i}", "text": f"passage number {i} " + "word " * (i % 7)} for i in range(2 * n_shards)]
     corpus = write_jsonl(tmp_path / "corpus.jsonl", rows)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
@@ -178,15 +180,15 @@ def test_kill_9_then_rerun_gives_the_same_index_as_an_uninterrupted_build(tiny_m
     proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600  # start-up alone (torch, the model) can take minutes on a busy machine
     while len(list((killed / "shards").glob("0*"))) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the build finished before it could be killed"
     done_before = len(list((killed / "shards").glob("0*")))
-    assert 3 <= done_before < 20 and not (killed / "manifest.json").exists()
+    assert 3 <= done_before < n_shards and not (killed / "manifest.json").exists()
     resumed = subprocess.run(command(killed), env=env, capture_output=True, text=True, check=True)
     fresh = tmp_path / "fresh"
     subprocess.run(command(fresh), env=env, capture_output=True, check=True)
-    assert f"{20 - done_before} shard(s) encoded, {done_before} reused" in resumed.stdout
+    assert f"{n_shards - done_before} shard(s) encoded, {done_before} reused" in resumed.stdout
     # .verified.json records the files' stat (mtime, inode): it differs between any two builds by design
     names = sorted(p.name for p in fresh.iterdir() if p.name != ".verified.json")
     killed_names = sorted(p.name for p in killed.iterdir() if p.name != ".verified.json")
