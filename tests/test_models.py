@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybridir.encoders.models import fingerprint, load_encoder
+from hybridir.encoders.models import embedding_dim, fingerprint, load_encoder
 from hybridir.infra.errors import ModelError
 
 
@@ -71,3 +71,19 @@ def test_merge_weights_refuses_a_model_of_another_shape(tiny_model_dir):
     assert merge_weights(model, {name: p.detach().clone()}, 0.5) == 0  # nothing differs, nothing changes
     with pytest.raises(ModelError, match="cannot merge"):
         merge_weights(model, {name: torch.zeros(3, 3)}, 0.5)
+
+
+def test_embedding_dim_without_the_renamed_method_warning(tiny_model_dir):
+    import warnings
+
+    model = load_encoder(str(tiny_model_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the old name warns on sentence-transformers 5.x: it must not be called there
+        dim = embedding_dim(model)
+    assert dim == model[0].auto_model.config.hidden_size
+
+    class OldModel:  # sentence-transformers before the rename has the old name only
+        def get_sentence_embedding_dimension(self) -> int:
+            return 7
+
+    assert embedding_dim(OldModel()) == 7

@@ -358,7 +358,7 @@ def centering_for(model_ref: str | os.PathLike | None, spec: CenteringSpec, enc:
     means = None
     stored = model_ref is not None and (Path(model_ref) / MEANS_FILE).is_file() and source == "default"
     if spec.centres and not spec.project and stored:  # a folder's means are of its plain vectors
-        means = LanguageMeans.load(model_ref, enc.fingerprint, enc._dim())
+        means = LanguageMeans.load(model_ref, enc.fingerprint, enc.dim())
     return Centering(spec, means, source, data_dir, cache_root() / "means", means_data=means_data)
 
 

@@ -43,10 +43,10 @@ def neutralize(model: Any, rank: int | None = None, recentre: bool | None = None
     strength = chosen.DEFAULT_STRENGTH if strength is None else strength
     enc = Encoder(model, show_progress=show_progress)
     if projection is not None:
-        proj = Projection.load(projection, enc.fingerprint, enc._dim())
+        proj = Projection.load(projection, enc.fingerprint, enc.dim())
     else:
-        check_rank(rank, enc._dim())
-        means = ntrex_means(enc.plain, enc.fingerprint, enc._dim() or 0, enc.path, languages, data_dir)
+        check_rank(rank, enc.dim())
+        means = ntrex_means(enc.plain, enc.fingerprint, enc.dim() or 0, enc.path, languages, data_dir)
         proj = Projection(subspace(means, rank, recentre), enc.fingerprint, recentre, tuple(means.languages),
                           strength=strength)  # fmt: skip
     with_projection(model, proj)

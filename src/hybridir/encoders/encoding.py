@@ -53,6 +53,7 @@ from ..infra.shards import Shard
 from . import PRECISIONS
 from .cache import cached
 from .centering import Centering
+from .models import embedding_dim
 
 #: default token budget of one batch (rows x longest row) for the non-reference paths
 MAX_TOKENS = 4096
@@ -300,10 +301,9 @@ class Encoder:
                 "batch_size": self.batch_size, "max_tokens": budget,
                 "cpu": {"kind": cpu_kind(features), "features": sorted(features)}}  # fmt: skip
 
-    def _dim(self) -> int | None:
-        """The embedding size (sentence-transformers renamed the method in 5.x; older versions have the old name)."""
-        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        return get()
+    def dim(self) -> int | None:
+        """The embedding size."""
+        return embedding_dim(self.model)
 
     def _cache_folder(self, prompt_name: str) -> Path | None:
         if self.cache_dir is None:
@@ -347,7 +347,7 @@ class Encoder:
             self.encoded += len(batch)
             return emb
 
-        vecs, reused = cached(texts, folder, encode, lambda: self._dim() or 0, shard=shard,
+        vecs, reused = cached(texts, folder, encode, lambda: self.dim() or 0, shard=shard,
                               desc=f"encode ({self.path})", progress=self.show_progress, what=prompt_name)  # fmt: skip
         self.from_cache += reused
         return vecs
@@ -364,7 +364,7 @@ class Encoder:
         forward = self._forward or self._build_forward()
         self.model.eval()  # as model.encode does: no dropout
         prompt = (self.model.prompts or {}).get(prompt_name) or None
-        out = np.zeros((len(texts), self._dim()), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim()), dtype=np.float32)
         bar = tqdm(total=len(texts), desc=f"encode ({self.path})", disable=not progress)
         for rows in self._batches(texts, prompt):
             feats = self.model.preprocess([texts[i] for i in rows], prompt=prompt)

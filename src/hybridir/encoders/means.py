@@ -17,7 +17,7 @@ def compute_means(model: Any, languages: Iterable[str], source: str = "default",
     the same inference path evaluation uses; languages no source has are left out."""
     enc = Encoder(model, show_progress=show_progress)
     centering = Centering("center", source=source, data_dir=data_dir)
-    centering.ensure(languages, enc.plain, enc.fingerprint, enc._dim() or 0, enc.path)
+    centering.ensure(languages, enc.plain, enc.fingerprint, enc.dim() or 0, enc.path)
     assert centering.means is not None
     return centering.means
 

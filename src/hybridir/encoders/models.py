@@ -144,6 +144,13 @@ def _truncate_layers(model, layers: int, name: str) -> None:
     auto.config.num_hidden_layers = layers
 
 
+def embedding_dim(model) -> int | None:
+    """A sentence-transformers model's embedding size (renamed in 5.x: older versions have the old name only, and
+    the new one warns when the old is called)."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return get()
+
+
 def fingerprint(model) -> str:
     """A short hex id of the weights and prompts, for caches and results: changes whenever any weight changes.
 

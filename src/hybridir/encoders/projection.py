@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..infra.errors import ConfigError, ModelError
+from .models import embedding_dim
 
 PROJECTION_FILE, PROJECTION_INFO = "language_projection.npz", "language_projection.json"
 #: sentences a language the subspace's means are taken over (fixed before any run, for cost)
@@ -164,7 +165,7 @@ def with_projection(model: Any, projection: Projection) -> Any:
     if any(isinstance(m, dense_cls) for m in model):
         raise ModelError("the model already has a Dense module (a projection applied twice would differ from the "
                          "one chosen): debias its starting model instead")  # fmt: skip
-    dim = model.get_sentence_embedding_dimension()
+    dim = embedding_dim(model)
     if dim != projection.dim:
         raise ModelError(f"language projection of dimension {projection.dim}, the model has {dim}")
     dense = dense_cls(dim, dim, bias=False, activation_function=torch.nn.Identity(),

@@ -54,7 +54,7 @@ def choose_centering(models: list[str], data_dir: str | os.PathLike | None = Non
             for cand in CANDIDATES:
                 centering: Centering = centering_for(ref, Centering(cand).spec, enc, data_dir=data_dir)
                 if centering.active:
-                    centering.ensure(dev.languages, enc.plain, enc.fingerprint, enc._dim() or 0, enc.path)
+                    centering.ensure(dev.languages, enc.plain, enc.fingerprint, enc.dim() or 0, enc.path)
                 m = dev_metrics(model, dev, cache=cache, centering=centering)
                 rows[ref][cand] = {k: m[k] for k in ("mono_map", "cross_map", "multi_map", "rank_distance")}
     return decide(rows)

@@ -77,14 +77,14 @@ def choose_projection(models: list[str], data_dir: str | os.PathLike | None = No
             model = load_encoder(ref)
             enc = Encoder(model, show_progress=show_progress, cache_dir=Path(tmp) / "embeddings")
             cache = functools.partial(frozen_vectors, Path(tmp) / "dev", enc.fingerprint)
-            means = ntrex_means(enc.plain, enc.fingerprint, enc._dim() or 0, enc.path, data_dir=data_dir)
+            means = ntrex_means(enc.plain, enc.fingerprint, enc.dim() or 0, enc.path, data_dir=data_dir)
             rows[ref], centred[ref] = {}, {}
             for cand in CANDIDATES:
                 spec = parse(cand)
                 proj = None if spec is None else Projection(subspace(means, spec[0], spec[1]), enc.fingerprint, spec[1],
                                                             tuple(means.languages), strength=spec[2])  # fmt: skip
                 centering = Centering(ON_TOP, data_dir=data_dir)  # means of projected vectors: never cached
-                centering.ensure(dev.languages, _projected(enc, proj), enc.fingerprint, enc._dim() or 0, enc.path)
+                centering.ensure(dev.languages, _projected(enc, proj), enc.fingerprint, enc.dim() or 0, enc.path)
                 for table, scoring in ((rows, _Scoring(proj) if proj else None), (centred, _Scoring(proj, centering))):
                     m = dev_metrics(model, dev, cache=cache, centering=scoring)
                     table[ref][cand] = {k: m[k] for k in KEYS}

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.training.items import ParallelItem, TrainingData
 from ..encoders.cache import cached
-from ..encoders.models import fingerprint, load_encoder
+from ..encoders.models import embedding_dim, fingerprint, load_encoder
 from ..infra.errors import DataError, ModelError
 from .losses import uses_teacher
 
@@ -47,7 +47,7 @@ def frozen_vectors(root: Path, model_fingerprint: str, texts: Sequence[str], pro
     a call's texts by length, so a vector is the same whichever texts were already cached."""
     folder = Path(root) / model_fingerprint / f"{prompt_name}-{max_length}{'-norm' if normalize else ''}"
     vecs, _ = cached(list(texts), folder, lambda batch: encode(model(), batch, prompt_name, max_length,
-                     normalize=normalize), lambda: model().get_embedding_dimension(), unit=len(texts))  # fmt: skip
+                     normalize=normalize), lambda: embedding_dim(model()), unit=len(texts))  # fmt: skip
     return vecs
 
 
@@ -113,7 +113,7 @@ def teacher_targets(cfg: Any, data: TrainingData, model: Any, state: dict[str, A
               teacher)  # fmt: skip
     p = cache([it.pairs[lang].passage for it, lang in zip(items, pivots, strict=True)], "passage",
               cfg.max_passage_length, teacher)  # fmt: skip
-    dim = model.get_embedding_dimension()
+    dim = embedding_dim(model)
     if q.shape[1] != dim:
         raise ModelError(f"KD teacher {name!r} gives {q.shape[1]}-dim vectors, the student {dim}-dim")
     return np.stack([q, p], axis=1)
