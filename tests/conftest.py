@@ -184,7 +184,8 @@ class Fakes:
             tables["cross"][lang] = {tgt: {"map": q + 0.01 * i} for tgt in languages if tgt != lang}
         pairs = [m["map"] for by_tgt in tables["cross"].values() for m in by_tgt.values()]
         summary = {f"{s}_map": float(np.mean([v["map"] for v in tables[s].values()])) for s in ("mono", "multi")}
-        summary |= {"cross_map": float(np.mean(pairs)), "rank_distance": 1.0 - q, "top10_query_lang_share": 0.5}
+        cross = float(np.mean(pairs)) if pairs else float("nan")  # one language: no cross-lingual pair
+        summary |= {"cross_map": cross, "rank_distance": 1.0 - q, "top10_query_lang_share": 0.5}
         out_dir = Path(out_dir)
         np.savez(out_dir / "per_query.npz", **arrays)
         (out_dir / "results.json").write_text(json.dumps({"summary": summary, **tables}))
