@@ -352,18 +352,23 @@ def test_moved_study_directory_still_resumes_and_describe_shows_status(tmp_path,
     assert all(line.startswith("done") for line in study.describe_study(path, tmp_path / "b").splitlines()[1:])
 
 
-def test_paper_claims_report_a_claim_that_fails():
-    def row(arm, mono, cross, multi, dist):
+def test_paper_claims_report_a_claim_that_fails_and_compare_arms_scored_alike():
+    from hybridir.paper.analyses.paper_claims import paper_claims
+    from hybridir.study.aggregate import Row
+    from hybridir.study.config import Cell
+
+    def row(sampler, mono, cross, multi, dist, centering=None):
+        trained = {} if sampler == "zero-shot" else {"langset": "l", "steps": 5, "alpha": 0.5}
         mean = {"xquad-r/mono_map": mono, "xquad-r/cross_map": cross, "xquad-r/multi_map": multi,
                 "xquad-r/rank_distance": dist}  # fmt: skip
-        return {"model": "m", "languages": "l", "steps": 5, "arm": arm, "mean": mean}
+        return Row(Cell("m", sampler, centering=centering, **trained), records=[], mean=mean)
 
     rows = [row("zero-shot", 0.8, 0.6, 0.3, 900), row("xx", 0.82, 0.66, 0.35, 500),
-            row("xy", 0.79, 0.70, 0.40, 300), row("hybrid-0.5", 0.81, 0.65, 0.38, 400)]  # fmt: skip
+            row("xy", 0.79, 0.70, 0.40, 300), row("hybrid", 0.81, 0.65, 0.38, 400),
+            row("zero-shot", 0.79, 0.69, 0.54, 390, "center:0.75"), row("xx", 0.81, 0.70, 0.55, 280, "center:0.75"),
+            row("hybrid", 0.80, 0.69, 0.54, 290, "center:0.75")]  # fmt: skip
     tests = [{"model": "m", "languages": "l", "steps": 5, "arm": "hybrid-0.5", "baseline": "xx", "setting": "cross",
               "p_value": 0.2}]  # fmt: skip
-    from hybridir.paper.analyses.paper_claims import paper_claims
-
     claims = {(c["claim"], c["arm"]): c for c in paper_claims(rows, tests)}
     cross = claims[("hybrid >= X-X in cross-lingual mAP", "hybrid-0.5")]
     assert not cross["holds"] and cross["p_value"] == 0.2 and cross["baseline_value"] == 0.66
@@ -371,6 +376,13 @@ def test_paper_claims_report_a_claim_that_fails():
     assert claims[("hybrid >= X-Y in monolingual mAP", "hybrid-0.5")]["holds"]
     assert claims[("hybrid has lower language bias (rank distance) than X-X", "hybrid-0.5")]["holds"]
     assert not claims[("fine-tuning beats zero-shot in xquad-r/mono_map", "xy")]["holds"]
+    # a centred hybrid is held against the centred X-X (0.55), not the plain one (0.35), which it would beat
+    centred = claims[("hybrid >= X-X in multilingual mAP", "hybrid-0.5+center:0.75")]
+    assert centred["baseline"] == "xx+center:0.75" and not centred["holds"]
+    assert claims[("fine-tuning beats zero-shot in xquad-r/mono_map", "xx+center:0.75")]["baseline_value"] == 0.79
+    # no X-Y scored centred: that claim is not checked rather than checked against the plain X-Y
+    assert ("hybrid >= X-Y in monolingual mAP", "hybrid-0.5+center:0.75") not in claims
+    assert not any(arm.startswith("zero-shot") for _, arm in claims)  # scoring zero-shot differently is not training
 
 
 ARMS = """

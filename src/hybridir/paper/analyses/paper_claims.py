@@ -6,9 +6,9 @@ Applies to every study with finished rows (a grid without hybrid arms or XQuAD-R
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
+from ...study.aggregate import Row, comparisons
 from ...study.analysis import Analysis
 
 # The hybrid-batch paper's claims: (hybrid arm's metric, baseline arm, "ge" = hybrid at least as good, "le" = lower).
@@ -18,50 +18,37 @@ _CLAIMS = (
     ("xquad-r/mono_map", "xy", "ge", "mono", "hybrid >= X-Y in monolingual mAP"),
     ("xquad-r/rank_distance", "xx", "le", "rank_distance", "hybrid has lower language bias (rank distance) than X-X"),
 )
+_BEATS_ZERO_SHOT = ("xquad-r/mono_map", "xquad-r/cross_map", "xquad-r/multi_map", "monoqa/ndcg@10")
 
 
-def paper_claims(rows: list[dict[str, Any]], tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each claim of the paper checked for every hybrid arm of every group, with both means and the paired p-value;
-    plus whether each trained arm beat the zero-shot encoder per setting. ``holds`` compares the means only; the
-    p-value says whether the difference is more than noise over these queries."""
-    checks = []
-    by_arm = defaultdict(dict)
-    for r in rows:
-        by_arm[(r["model"], r["languages"], r["steps"])][r["arm"]] = r
-    zero = {r["model"]: r for r in rows if r["arm"] == "zero-shot"}
+def paper_claims(rows: list[Row], tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each claim of the paper checked for every hybrid arm against its baseline trained, merged and scored alike
+    (:func:`~hybridir.study.aggregate.comparisons`), with both means and the paired p-value; plus whether each
+    trained arm beat the zero-shot encoder scored the same way, per setting. ``holds`` compares the means only;
+    the p-value says whether the difference is more than noise over these queries."""
     p_of = {
         (t["model"], t["languages"], t["steps"], t["arm"], t["baseline"], t["setting"]): t["p_value"] for t in tests
     }
-    for (model, langs, steps), arms in by_arm.items():
-        for arm, row in arms.items():
-            if arm.startswith("hybrid"):
-                for metric, base, sense, setting, text in _CLAIMS:
-                    b = arms.get(base)
-                    if b is None or metric not in row["mean"] or metric not in b["mean"]:
-                        continue
-                    h_val, b_val = row["mean"][metric], b["mean"][metric]
-                    holds = h_val >= b_val if sense == "ge" else h_val < b_val
-                    checks.append(
-                        {
-                            "group": f"{model} / {langs} / {steps}",
-                            "arm": arm,
-                            "claim": text,
-                            "metric": metric,
-                            "hybrid": h_val,
-                            "baseline": base,
-                            "baseline_value": b_val,
-                            "holds": bool(holds),
-                            "p_value": p_of.get((model, langs, steps, arm, base, setting)),
-                        }
-                    )
-            if arm != "zero-shot" and model in zero:
-                for metric in ("xquad-r/mono_map", "xquad-r/cross_map", "xquad-r/multi_map", "monoqa/ndcg@10"):
-                    if metric in row["mean"] and metric in zero[model]["mean"]:
-                        val, zs = row["mean"][metric], zero[model]["mean"][metric]
-                        checks.append({"group": f"{model} / {langs} / {steps}", "arm": arm,
-                                       "claim": f"fine-tuning beats zero-shot in {metric}", "metric": metric,
-                                       "hybrid": val, "baseline": "zero-shot", "baseline_value": zs,
-                                       "holds": bool(val > zs), "p_value": None})  # fmt: skip
+
+    def check(row: Row, base: Row, metric: str, claim: str, holds: bool, setting: str | None) -> dict[str, Any]:
+        key = (row.model, row.langset, row.steps, row.arm, base.arm, setting)
+        return {"group": f"{row.model} / {row.langset} / {row.steps}", "arm": row.arm, "claim": claim,
+                "metric": metric, "hybrid": row.mean[metric], "baseline": base.arm,
+                "baseline_value": base.mean[metric], "holds": bool(holds), "p_value": p_of.get(key)}  # fmt: skip
+
+    checks = []
+    for h, b in comparisons(rows):
+        for metric, base, sense, setting, text in _CLAIMS:
+            if b.cell.sampler == base and metric in h.mean and metric in b.mean:
+                better = h.mean[metric] >= b.mean[metric] if sense == "ge" else h.mean[metric] < b.mean[metric]
+                checks.append(check(h, b, metric, text, better, setting))
+    zero = {(r.model, r.cell.centering): r for r in rows if r.cell.sampler == "zero-shot"}
+    for row in rows:
+        if row.cell.sampler != "zero-shot" and (zs := zero.get((row.model, row.cell.centering))) is not None:
+            for metric in _BEATS_ZERO_SHOT:
+                if metric in row.mean and metric in zs.mean:
+                    claim = f"fine-tuning beats zero-shot in {metric}"
+                    checks.append(check(row, zs, metric, claim, row.mean[metric] > zs.mean[metric], None))
     return checks
 
 
@@ -84,7 +71,7 @@ ANALYSIS = Analysis(
     "claims",
     10,
     applies=lambda ctx: bool(ctx.rows),
-    compute=lambda ctx: paper_claims([r.as_dict() for r in ctx.rows], ctx.tests),
+    compute=lambda ctx: paper_claims(ctx.rows, ctx.tests),
     section=lambda ctx, claims: _claims_markdown(claims),
     saved=True,
 )
