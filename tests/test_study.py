@@ -603,6 +603,25 @@ def test_seed_pairs_marks_a_difference_only_when_its_seed_interval_excludes_zero
     assert gains_markdown([], "T") == []
 
 
+def test_seed_pairs_hold_a_merged_or_centred_hybrid_against_the_x_x_merged_and_scored_alike():
+    from hybridir.study.aggregate import Row
+    from hybridir.study.analyses.seed_pairs import paired_gains
+
+    def row(sampler, multi, merge=None, centering=None):
+        cell = Cell("m", sampler, 0.5 if sampler == "hybrid" else None, "l", ("en",), 60, merge=merge,
+                    centering=centering)  # fmt: skip
+        return Row(cell, [{"seed": s, "metrics": {"xquad-r/multi_map": multi + 0.01 * s}} for s in (0, 1, 2)])
+
+    rows = [row("xx", 0.40), row("hybrid", 0.42), row("xx", 0.50, 0.5), row("hybrid", 0.49, 0.5),
+            row("xx", 0.55, 0.5, "center:0.75"), row("hybrid", 0.54, 0.5, "center:0.75")]  # fmt: skip
+    multi = {(g["arm"], g["baseline"]): g["mean"] for g in paired_gains(rows, ["m"], centred=True)
+             if g["metric"] == "xquad-r/multi_map"}  # fmt: skip
+    assert multi == pytest.approx({("hybrid-0.5", "xx"): 0.02, ("hybrid-0.5+m0.5", "xx+m0.5"): -0.01,
+                                   ("hybrid-0.5+m0.5+center:0.75", "xx+m0.5+center:0.75"): -0.01})  # fmt: skip
+    plain = {(g["arm"], g["baseline"]) for g in paired_gains(rows, ["m"])}
+    assert plain == {("hybrid-0.5", "xx"), ("hybrid-0.5+m0.5", "xx+m0.5")}  # centred rows: analyses/centering.py
+
+
 def test_targets_judge_the_mean_over_seeds_with_bias_figures_lower_is_better(tmp_path):
     from hybridir.study.aggregate import Row
     from hybridir.study.analyses.targets import check_targets, targets_markdown

@@ -23,7 +23,7 @@ def model_size_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, A
     Empty for a one-model grid."""
     if len({r.model for r in rows if r.arm != "zero-shot"}) < 2:
         return []
-    return paired_gains(rows, models)
+    return paired_gains(rows, models, centred=True)
 
 
 def plot_size_gains(gains: list[dict[str, Any]], plots_dir: Path) -> list[Path]:

@@ -9,6 +9,7 @@ model_size shows the same differences per model of a ladder.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,18 +19,20 @@ from ..aggregate import SETTINGS, Row, paired_differences
 from ..analysis import Analysis
 
 
-def paired_gains(rows: list[Row], models: Sequence[str]) -> list[dict[str, Any]]:
-    """For every hybrid-family row and baseline X-X / X-Y of the same model, language set and steps: the mean and
-    95% interval of the per-seed differences in each metric of :func:`gain_metrics`, rows in ``models`` order."""
-    by = {(r.model, r.langset, r.steps, r.arm): r for r in rows}
+def paired_gains(rows: list[Row], models: Sequence[str], centred: bool = False) -> list[dict[str, Any]]:
+    """For every hybrid-family row and the X-X / X-Y row trained, merged and scored alike (same model, language
+    set, steps and recipe): the mean and 95% interval of the per-seed differences in each metric of
+    :func:`gain_metrics`, rows in ``models`` order. Centred rows only with ``centred`` (a one-model study pairs
+    them in analyses/centering.py)."""
+    by = {r.cell: r for r in rows}
     gains = []
     for r in sorted(rows, key=lambda r: list(models).index(r.model) if r.model in models else len(models)):
-        if not r.cell.sampler.startswith("hybrid") or r.cell.centering:
-            continue  # centred rows are paired with their own kind by analyses/centering.py
+        if not r.cell.sampler.startswith("hybrid") or (r.cell.centering and not centred):
+            continue
         for base in ("xx", "xy"):
-            if (b := by.get((r.model, r.langset, r.steps, base))) is None:
+            if (b := by.get(dataclasses.replace(r.cell, sampler=base, alpha=None, distill_weight=None))) is None:
                 continue
-            gains += [{"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm, "baseline": base,
+            gains += [{"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm, "baseline": b.arm,
                        **d} for d in paired_differences(r, b, gain_metrics(rows))]  # fmt: skip
     return gains
 
