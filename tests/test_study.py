@@ -458,6 +458,20 @@ def test_hybrid_against_mono_ft_per_language_and_on_monolingual_settings_only(tm
     assert "hybrid-0.5 minus mono-ft, mean over" in (out / "study.md").read_text()
 
 
+def test_high_resource_check_holds_a_merged_hybrid_against_the_merged_x_x(monkeypatch, tmp_path):
+    from hybridir.paper.analyses import high_resource
+    from hybridir.study.aggregate import Row
+
+    def row(sampler, mono, merge=None):
+        return Row(Cell("m", sampler, 0.5 if sampler == "hybrid" else None, "l", ("en",), 60, merge=merge), [],
+                   mean={"mono": mono})  # fmt: skip
+
+    monkeypatch.setattr(high_resource, "per_language", lambda r, out, setting: {"en": r.mean["mono"]})
+    rows = [row("xx", 0.70), row("hybrid", 0.69), row("xx", 0.78, 0.5), row("hybrid", 0.77, 0.5)]
+    checks = {(c["arm"], c["baseline"]): c["diff"] for c in high_resource.high_resource_check(rows, tmp_path, ["en"])}
+    assert checks == pytest.approx({("hybrid-0.5", "xx"): -0.01, ("hybrid-0.5+m0.5", "xx+m0.5"): -0.01})
+
+
 def test_hybrid_family_is_tested_against_every_baseline_arm_in_the_grid(tmp_path, fakes):
     out = study.run_study(write_yaml(tmp_path, ARMS.replace(", mono-ft]", "]")), tmp_path / "out", show_progress=False)
     tests = json.loads((out / "study.json").read_text())["significance"]

@@ -24,9 +24,10 @@ def high_resource_check(rows: list[Row], out: Path, high_resource: Sequence[str]
     fine-tuning (mono-ft) of the same group: the paper's worry that mixing in cross-lingual pairs costs
     high-resource languages their monolingual quality."""
     checks = []
-    for h, b in comparisons(rows):
-        if (baseline := b.arm.partition("@")[0]) not in ("xx", "mono-ft"):
+    for h, b in comparisons(rows):  # the baseline trained, merged and scored as the hybrid arm was
+        if b.cell.sampler not in ("xx", "mono-ft"):
             continue
+        baseline = b.arm
         hm, bm = per_language(h, out, "mono"), per_language(b, out, "mono")
         for lang in sorted(set(hm) & set(bm)):
             checks.append({"model": h.model, "languages": h.langset, "steps": h.steps, "arm": h.arm,
@@ -81,15 +82,23 @@ def plot_high_resource(
 
 
 def _plots(ctx: Context) -> list[Path | None]:
-    """The high-resource bars of each group that has X-X and hybrid arms."""
+    """The high-resource bars of each group that has X-X and hybrid arms, one figure per recipe and post-hoc
+    variant (merge, scoring), so the bars side by side were trained, merged and scored alike."""
     made = []
     for key, members in arm_groups(ctx.rows)[1].items():
-        xx, hybrids = [r for r in members if r.arm == "xx"], [r for r in members if r.arm.startswith("hybrid")]
-        if xx and hybrids:
-            mono_ft = [r for r in members if r.arm == "mono-ft"]
-            path = ctx.out / "plots" / f"high_resource_{slug('_'.join(str(k) for k in key))}.png"
-            made.append(plot_high_resource([*xx, *mono_ft], hybrids, ctx.out, ctx.cfg.high_resource, path,
-                                           group_title(key)))  # fmt: skip
+        variants = dict.fromkeys((r.cell.recipe, r.cell.merge, r.cell.centering) for r in members)
+        for variant in variants:
+            alike = [r for r in members if (r.cell.recipe, r.cell.merge, r.cell.centering) == variant]
+            xx = [r for r in alike if r.cell.sampler == "xx"]
+            hybrids = [r for r in alike if r.cell.sampler.startswith("hybrid")]
+            if not (xx and hybrids):
+                continue
+            mono_ft = [r for r in alike if r.cell.sampler == "mono-ft"]
+            suffix = xx[0].arm.removeprefix("xx")  # "" for the plain variant: the file name it always had
+            name = slug("_".join(str(k) for k in key) + suffix)
+            title = group_title(key) + (f" ({suffix.lstrip('@+')})" if suffix else "")
+            made.append(plot_high_resource([*xx, *mono_ft], hybrids, ctx.out, ctx.cfg.high_resource,
+                                           ctx.out / "plots" / f"high_resource_{name}.png", title))  # fmt: skip
     return made
 
 
