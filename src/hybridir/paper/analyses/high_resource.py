@@ -82,13 +82,13 @@ def plot_high_resource(
 
 
 def _plots(ctx: Context) -> list[Path | None]:
-    """The high-resource bars of each group that has X-X and hybrid arms, one figure per recipe and post-hoc
-    variant (merge, scoring), so the bars side by side were trained, merged and scored alike."""
+    """The high-resource bars of each group that has X-X and hybrid arms, one figure per recipe and merge, scored
+    plain (the bars side by side trained and merged alike; the centred scorings are in the table)."""
     made = []
     for key, members in arm_groups(ctx.rows)[1].items():
-        variants = dict.fromkeys((r.cell.recipe, r.cell.merge, r.cell.centering) for r in members)
-        for variant in variants:
-            alike = [r for r in members if (r.cell.recipe, r.cell.merge, r.cell.centering) == variant]
+        plain = [r for r in members if r.cell.centering in (None, "none")]
+        for variant in dict.fromkeys((r.cell.recipe, r.cell.merge) for r in plain):
+            alike = [r for r in plain if (r.cell.recipe, r.cell.merge) == variant]
             xx = [r for r in alike if r.cell.sampler == "xx"]
             hybrids = [r for r in alike if r.cell.sampler.startswith("hybrid")]
             if not (xx and hybrids):
