@@ -836,3 +836,10 @@ def test_the_total_wall_time_counts_a_training_its_variants_share_once():
     assert _total_s(variants, records) == 10.0 + 11.0 + 4 * 1.0
     zero = Cell("e5-small", "zero-shot")
     assert _total_s([zero], [{"cell_id": zero.cell_id, "timing": {"eval_s": {"xquad-r": 2.0}}}]) == 2.0
+
+
+def test_no_alpha_curve_from_one_alpha_scored_several_ways(tmp_path, fakes):
+    path = write_yaml(tmp_path, VARIANTS.replace("  merge: [1, 0.5]\n", ""))
+    out = study.run_study(path, tmp_path / "out", show_progress=False)
+    plots = [p.name for p in (out / "plots").iterdir()]
+    assert plots and not any(p.startswith("alpha_") for p in plots)  # hybrid-0.5 and hybrid-0.5+shift: one alpha

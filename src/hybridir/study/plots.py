@@ -53,9 +53,11 @@ def make_plots(ctx: Context, analyses: Sequence[Analysis]) -> list[Path]:
         tag = slug("_".join(str(k) for k in key))
         made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", group_title(key)))
         made.append(plot_tradeoff(arms, plots_dir / f"tradeoff_{tag}.png", group_title(key)))
-        hybrids = [r for r in members if r.arm.startswith("hybrid")]
-        if len(plain := [r for r in hybrids if r.records[0]["sampler"] == "hybrid" and "@" not in r.arm]) > 1:
-            made.append(_plot_alpha(plain, arms, plots_dir / f"alpha_{tag}.png", group_title(key)))
+        # the alpha curve: hybrid (no distillation) and the baselines trained with the grid's own settings,
+        # unmerged and scored plain, so the points differ in alpha only
+        plain = [r for r in arms if (r.cell.recipe, r.cell.merge, r.cell.centering or "none") == (None, None, "none")]
+        if len(curve := [r for r in plain if r.cell.sampler == "hybrid"]) > 1:
+            made.append(_plot_alpha(curve, plain, plots_dir / f"alpha_{tag}.png", group_title(key)))
         made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", group_title(key)))
     made += _plot_model_size(groups, zero, ctx.cfg.models, plots_dir)
     for a in analyses:
@@ -86,7 +88,7 @@ def _plot_alpha(hybrids: list[Row], arms: list[Row], path: Path, title: str) -> 
         ax.errorbar(alphas, [r.mean.get(name, np.nan) for r in hybrids],
                     yerr=[np.nan_to_num(r.ci95.get(name, np.nan)) for r in hybrids],
                     marker="o", color="C3", label="hybrid")  # fmt: skip
-        for b in (r for r in arms if not r.arm.startswith("hybrid")):
+        for b in (r for r in arms if not r.cell.sampler.startswith("hybrid")):
             ax.axhline(b.mean.get(name, np.nan), ls="--", color=color(b.arm), label=b.arm)
         ax.set_xlabel("alpha")
         ax.set_title(label, fontsize=9)
