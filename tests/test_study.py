@@ -843,3 +843,10 @@ def test_no_alpha_curve_from_one_alpha_scored_several_ways(tmp_path, fakes):
     out = study.run_study(path, tmp_path / "out", show_progress=False)
     plots = [p.name for p in (out / "plots").iterdir()]
     assert plots and not any(p.startswith("alpha_") for p in plots)  # hybrid-0.5 and hybrid-0.5+shift: one alpha
+
+
+def test_an_arm_keeps_its_colour_merged_centred_or_under_a_recipe():
+    from hybridir.study.plotting import color
+
+    assert color("xx") == color("xx+m0.5") == color("xx@dec+m0.5+center:0.75") != color("xy+m0.5")
+    assert color("hybrid-0.5") == color("hybrid-0.5+m0.5+proj") != color("hybrid-0.25")

@@ -207,7 +207,7 @@ def significance(rows: list[Row], out: Path, datasets: Collection[str]) -> list[
     for h, b in tqdm(comparisons(rows), desc="paired tests", unit="pair", leave=False):
         hq, bq = _seed_mean_per_query(h, out, datasets), _seed_mean_per_query(b, out, datasets)
         for setting in sorted(set(hq) & set(bq)):
-            if b.arm.partition("@")[0] == "mono-ft" and setting not in ("mono", *datasets):
+            if b.cell.sampler == "mono-ft" and setting not in ("mono", *datasets):
                 continue  # a one-language model: only its monolingual figures mean anything (not cross / multi)
             a, c = _pair_up(hq[setting], bq[setting])
             if a.size == 0:

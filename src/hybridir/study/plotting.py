@@ -10,10 +10,11 @@ from ..infra.files import atomic_savefig
 
 
 def color(arm: str) -> str:
-    """One colour per arm in every plot: zero-shot grey, X-X blue, X-Y orange, hybrid by alpha."""
+    """One colour per arm in every plot: zero-shot grey, X-X blue, X-Y orange, hybrid by alpha; a recipe, merge or
+    scoring suffix (``xx@dec+m0.5``) keeps its arm's colour."""
     if m := re.match(r"hybrid-([0-9.]+)", arm):
         return f"C{2 + min(4, round(float(m.group(1)) * 4))}"
-    return {"zero-shot": "C7", "xx": "C0", "xy": "C1", "kd": "C8", "mixed": "C4"}.get(arm.partition("@")[0], "C9")
+    return {"zero-shot": "C7", "xx": "C0", "xy": "C1", "kd": "C8", "mixed": "C4"}.get(re.split(r"[@+]", arm)[0], "C9")
 
 
 def figure(n_panels: int, title: str):
