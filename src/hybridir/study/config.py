@@ -104,6 +104,11 @@ class Cell:
         """The cell whose training this one shares: the same without its post-hoc variants (merge, centering)."""
         return dataclasses.replace(self, merge=None, centering=None)
 
+    def baseline(self, sampler: str) -> Cell:
+        """This grid point trained with ``sampler`` instead (no alpha or distillation weight of its own), merged
+        and scored alike: the cell a hybrid cell is paired with."""
+        return dataclasses.replace(self, sampler=sampler, alpha=None, distill_weight=None)
+
     @property
     def group(self) -> tuple[str, str | None, int | None]:
         """Arms are compared within (model, language set, steps); zero-shot joins every group of its model."""

@@ -44,7 +44,7 @@ def budget_gaps(rows: list[Row]) -> list[dict[str, Any]]:
     for r in rows:
         if r.cell.sampler != "hybrid" or r.cell.steps is None:
             continue
-        if (b := by.get(dataclasses.replace(r.cell, sampler="xx", alpha=None))) is None:
+        if (b := by.get(r.cell.baseline("xx"))) is None:
             continue
         gaps += [{"line": line_label(r), "baseline": line_label(b), "steps": r.cell.steps, **d}
                  for d in paired_differences(r, b, gain_metrics(rows))]  # fmt: skip

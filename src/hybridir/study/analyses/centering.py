@@ -41,7 +41,7 @@ def _comparisons(rows: list[Row]) -> list[tuple[str, Row, Row]]:
             out.append((f"merged {c.merge:g} minus unmerged, both {mode}", r, b))
         if c.sampler in ("hybrid", "hybrid-kd"):
             out += [(f"hybrid minus {x}, both {mode}", r, b) for x in ("xx", "xy")
-                    if (b := by.get(dataclasses.replace(c, sampler=x, alpha=None, distill_weight=None)))]  # fmt: skip
+                    if (b := by.get(c.baseline(x)))]  # fmt: skip
         if c.sampler == "hybrid-c":
             out += [(f"trained centred minus post hoc ({mode})", r, b) for b in rows
                     if b.cell.sampler == "hybrid" and b.cell.group == c.group and b.cell.centering == c.centering

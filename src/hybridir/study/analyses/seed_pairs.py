@@ -9,7 +9,6 @@ model_size shows the same differences per model of a ladder.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ def paired_gains(rows: list[Row], models: Sequence[str], centred: bool = False) 
         if not r.cell.sampler.startswith("hybrid") or (r.cell.centering and not centred):
             continue
         for base in ("xx", "xy"):
-            if (b := by.get(dataclasses.replace(r.cell, sampler=base, alpha=None, distill_weight=None))) is None:
+            if (b := by.get(r.cell.baseline(base))) is None:
                 continue
             gains += [{"model": r.model, "languages": r.langset, "steps": r.steps, "arm": r.arm, "baseline": b.arm,
                        **d} for d in paired_differences(r, b, gain_metrics(rows))]  # fmt: skip
