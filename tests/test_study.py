@@ -298,6 +298,34 @@ def test_language_and_model_axes_get_their_curves(tmp_path, fakes):
     assert not any(p.startswith("alpha_") for p in plots)  # one alpha: no alpha curve
 
 
+def test_zero_shot_scored_otherwise_joins_its_models_groups_and_the_size_plot_has_a_row_per_variant(
+    tmp_path, fakes, monkeypatch
+):
+    import matplotlib.image
+
+    from hybridir.study import runner
+
+    def merged(model_ref, start, weight, out):  # the fakes' model has no weights to interpolate
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "quality.json").write_text((Path(model_ref) / "quality.json").read_text())
+        return str(out)
+
+    monkeypatch.setattr(runner, "_merged", merged)
+    text = (
+        BASE.replace("models: [e5-small]", "models: [e5-small-l4, e5-small]")
+        .replace("  steps: [3]\n", "  steps: [3]\n  merge: [1, 0.5]\n  centering: [none, shift]\n")
+        .replace("alpha: [0.25, 0.75]", "alpha: [0.5]")
+        .replace("  hybrid-0.25: [0, 1]\n", "")
+    )
+    out = study.run_study(write_yaml(tmp_path, text), tmp_path / "out", show_progress=False)
+    plots = json.loads((out / "study.json").read_text())["plots"]
+    assert not [p for p in plots if "None" in p]  # zero-shot+shift is not a group of its own
+    assert {"bars_e5-small_2langs_3.png", "bars_e5-small-l4_2langs_3.png", "model_size_2langs_3steps.png"} <= set(plots)
+    height, width = matplotlib.image.imread(out / "plots" / "model_size_2langs_3steps.png").shape[:2]
+    panel_width = width / 3  # mono, cross, multi
+    assert height > 3 * panel_width  # plain, shift, merged 0.5, merged 0.5 + shift: four rows of near-square panels
+
+
 def test_real_train_and_evaluate_end_to_end(tmp_path, tiny_model_dir, data_root):
     """The real training and harness on the tiny encoder: two NTREX steps, an XQuAD-R and a monoqa slice."""
     import torch

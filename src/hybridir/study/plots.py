@@ -7,6 +7,7 @@ its module; this one draws the generic ones and calls those.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,18 +19,24 @@ from .aggregate import SETTINGS, Row, per_language
 from .analyses.tradeoff import plot_tradeoff
 from .analysis import Analysis, Context
 from .config import slug
-from .plotting import color, figure, save_figure
+from .plotting import color, figure, figure_grid, save_figure
 
 
 def arm_groups(rows: list[Row]) -> tuple[dict[str, Row], dict[tuple[Any, ...], list[Row]]]:
-    """The zero-shot row of each model, and the trained rows by (model, language set, steps): the arms a figure
-    puts side by side."""
+    """The plain zero-shot row of each model, and the trained rows by (model, language set, steps): the arms a
+    figure puts side by side. Zero-shot scored otherwise (``zero-shot+center:0.75``) is in no group: it joins
+    every group of its model (:func:`zero_shot_rows`)."""
     zero = {r.model: r for r in rows if r.arm == "zero-shot"}
     groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for r in rows:
-        if r.arm != "zero-shot":
+        if r.cell.sampler != "zero-shot":
             groups[(r.model, r.langset, r.steps)].append(r)
     return zero, groups
+
+
+def zero_shot_rows(rows: list[Row], model: str) -> list[Row]:
+    """Every zero-shot row of ``model``, one per scoring, in the grid's order."""
+    return [r for r in rows if r.cell.sampler == "zero-shot" and r.model == model]
 
 
 def group_title(key: tuple[Any, ...]) -> str:
@@ -47,9 +54,9 @@ def make_plots(ctx: Context, analyses: Sequence[Analysis]) -> list[Path]:
     rows, out = ctx.rows, ctx.out
     plots_dir = out / "plots"
     made: list[Path | None] = []
-    zero, groups = arm_groups(rows)
+    _, groups = arm_groups(rows)
     for key, members in groups.items():
-        arms = ([zero[key[0]]] if key[0] in zero else []) + members
+        arms = zero_shot_rows(rows, key[0]) + members
         tag = slug("_".join(str(k) for k in key))
         made.append(_plot_bars(arms, plots_dir / f"bars_{tag}.png", group_title(key)))
         made.append(plot_tradeoff(arms, plots_dir / f"tradeoff_{tag}.png", group_title(key)))
@@ -59,7 +66,7 @@ def make_plots(ctx: Context, analyses: Sequence[Analysis]) -> list[Path]:
         if len(curve := [r for r in plain if r.cell.sampler == "hybrid"]) > 1:
             made.append(_plot_alpha(curve, plain, plots_dir / f"alpha_{tag}.png", group_title(key)))
         made.append(_plot_heatmap(arms, out, plots_dir / f"heatmap_{tag}.png", group_title(key)))
-    made += _plot_model_size(groups, zero, ctx.cfg.models, plots_dir)
+    made += _plot_model_size(groups, rows, ctx.cfg.models, plots_dir)
     for a in analyses:
         if a.plots is not None:
             made += a.plots(ctx, ctx.found[a.name])
@@ -74,8 +81,11 @@ def _plot_bars(arms: list[Row], path: Path, title: str) -> Path:
         means = [r.mean.get(name, np.nan) for r in arms]
         stds = [0.0 if math.isnan(s := r.ci95.get(name, np.nan)) else s for r in arms]
         ax.bar(range(len(arms)), means, yerr=stds, color=[color(r.arm) for r in arms], capsize=3)
-        ax.set_xticks(range(len(arms)), [r.arm for r in arms], rotation=30, fontsize=8)
+        ax.set_xticks(range(len(arms)), [r.arm for r in arms], rotation=60 if len(arms) > 8 else 30,
+                      ha="right", fontsize=8 if len(arms) <= 8 else 6)  # fmt: skip
         ax.set_title(label, fontsize=9)
+    if len(arms) > 8:  # one bar per arm and scoring: wide enough for every label
+        fig.set_size_inches(0.22 * len(arms) * len(panels) + 1.0, 3.4 + 0.06 * max(len(r.arm) for r in arms))
     return save_figure(fig, path)
 
 
@@ -122,8 +132,9 @@ def _plot_heatmap(arms: list[Row], out: Path, path: Path, title: str) -> Path | 
     return save_figure(fig, path)
 
 
-def _plot_model_size(groups: dict, zero: dict[str, Row], models: list[str], plots_dir: Path) -> list[Path]:
-    """mAP per model of the grid (in the YAML's order, smallest first by convention), one line per arm."""
+def _plot_model_size(groups: dict, rows: list[Row], models: list[str], plots_dir: Path) -> list[Path]:
+    """mAP per model of the grid (in the YAML's order, smallest first by convention), one line per arm; one row
+    of panels per variant (recipe, merge, scoring), zero-shot scored as the row's variant (it has no merge)."""
     made = []
     by_langs_steps: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for (_, langset, steps), members in groups.items():
@@ -132,17 +143,29 @@ def _plot_model_size(groups: dict, zero: dict[str, Row], models: list[str], plot
         present = [m for m in models if any(r.model == m for r in members)]
         if len(present) < 2:
             continue
-        fig, axes = figure(3, f"languages {langset}, {steps} steps: model size")
-        lines = {"zero-shot": [zero.get(m) for m in present]}
-        for arm in dict.fromkeys(r.arm for r in members):
-            lines[arm] = [next((r for r in members if r.arm == arm and r.model == m), None) for m in present]
-        for ax, (name, label) in zip(axes, SETTINGS, strict=True):
-            for arm, arm_rows in lines.items():
-                ax.plot(range(len(present)), [r.mean.get(name, np.nan) if r else np.nan for r in arm_rows],
-                        marker="o", color=color(arm), label=arm)  # fmt: skip
-            ax.set_xticks(range(len(present)), present, rotation=30, fontsize=7)
-            ax.set_title(label, fontsize=9)
-        axes[0].legend(fontsize=6)
+        variants = list(dict.fromkeys((r.cell.recipe, r.cell.merge, r.cell.centering or "none") for r in members))
+        fig, grid = figure_grid(len(variants), len(SETTINGS), f"languages {langset}, {steps} steps: model size")
+        for axes, (recipe, merge, centering) in zip(grid, variants, strict=True):
+            alike = [r for r in members if (r.cell.recipe, r.cell.merge, r.cell.centering or "none")
+                     == (recipe, merge, centering)]  # fmt: skip
+            zero = [r for r in rows if r.cell.sampler == "zero-shot" and (r.cell.centering or "none") == centering]
+            lines: dict[str, list[Row | None]] = {}
+            for base in dict.fromkeys(r.cell.trained.arm for r in [*zero, *alike]):
+                lines[base] = [next((r for r in [*zero, *alike] if r.model == m and r.cell.trained.arm == base), None)
+                               for m in present]  # fmt: skip
+            for ax, (name, label) in zip(axes, SETTINGS, strict=True):
+                for arm, arm_rows in lines.items():
+                    ax.plot(range(len(present)), [r.mean.get(name, np.nan) if r else np.nan for r in arm_rows],
+                            marker="o", color=color(arm), label=re.split(r"[@+]", arm)[0])  # fmt: skip
+                ax.set_xticks(range(len(present)), present, rotation=30, fontsize=7)
+                ax.set_title(label, fontsize=9)
+            named = [
+                recipe or "",
+                f"merged {merge:g}" if merge is not None else "",
+                "" if centering == "none" else centering,
+            ]
+            axes[0].set_ylabel(", ".join(n for n in named if n) or "plain", fontsize=8)
+        grid[0][0].legend(fontsize=6)
         made.append(save_figure(fig, plots_dir / f"model_size_{slug(str(langset))}_{steps}steps.png"))
     return made
 

@@ -18,17 +18,24 @@ def color(arm: str) -> str:
 
 
 def figure(n_panels: int, title: str):
+    """A figure with one row of ``n_panels`` panels."""
+    fig, grid = figure_grid(1, n_panels, title)
+    return fig, grid[0]
+
+
+def figure_grid(n_rows: int, n_cols: int, title: str):
+    """A figure with ``n_rows`` rows of ``n_cols`` panels (``grid[row][col]``)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, n_panels, figsize=(3.6 * n_panels, 3.4), squeeze=False)
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.4 * n_rows), squeeze=False)
     fig.suptitle(title, fontsize=10)
-    return fig, axes[0]
+    return fig, grid
 
 
 def save_figure(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the suptitle
     atomic_savefig(fig, path, dpi=90)
     plt.close(fig)
     return path
